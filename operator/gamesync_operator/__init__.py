@@ -1,0 +1,3 @@
+"""The kopf operator that runs GameSyncCluster resources."""
+
+__all__: list[str] = []
