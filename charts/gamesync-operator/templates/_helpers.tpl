@@ -1,0 +1,139 @@
+{{/*
+The chart name, overridable. Truncated at 63 characters because some Kubernetes name fields are
+limited to that (DNS label, RFC 1123).
+*/}}
+{{- define "gamesync-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+A fully qualified app name: release name plus chart name unless the release name already holds
+it. Truncated at 63 characters for the same DNS reason.
+*/}}
+{{- define "gamesync-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "gamesync-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels for every object. They carry the chart version, so they change on upgrade and must
+never be used as selectors (selectors are immutable): see selectorLabels.
+*/}}
+{{- define "gamesync-operator.labels" -}}
+helm.sh/chart: {{ include "gamesync-operator.chart" . }}
+{{ include "gamesync-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: gamesync
+{{- end }}
+
+{{/*
+Selector labels: name and instance only, stable for the life of the release.
+*/}}
+{{- define "gamesync-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gamesync-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the operator runs as.
+*/}}
+{{- define "gamesync-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "gamesync-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaces the operator watches when it is not cluster-wide: the listed ones, or the
+release namespace.
+*/}}
+{{- define "gamesync-operator.watchNamespaces" -}}
+{{- if .Values.watch.namespaces }}
+{{- join "," (uniq .Values.watch.namespaces) }}
+{{- else }}
+{{- .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference from {repository, tag, digest}: the tag defaults to the chart's appVersion,
+and a digest, when given, pins the image whatever the tag says.
+*/}}
+{{- define "gamesync-operator.image" -}}
+{{- $tag := .image.tag | default .chart.AppVersion | toString }}
+{{- if .image.digest }}
+{{- printf "%s:%s@%s" .image.repository $tag .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules the operator needs in each namespace it manages (docs/operator.md lists them with
+reasons). Shared by the namespaced Role and the cluster-wide ClusterRole, so that both modes
+grant exactly the same.
+*/}}
+{{- define "gamesync-operator.namespacedRules" -}}
+# The custom resource, its status and scale subresources; finalizers so that owner references
+# with blockOwnerDeletion are allowed where OwnerReferencesPermissionEnforcement is on.
+- apiGroups: ["gamesync.nommie.dev"]
+  resources: ["gamesyncclusters"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["gamesync.nommie.dev"]
+  resources: ["gamesyncclusters/status", "gamesyncclusters/scale"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["gamesync.nommie.dev"]
+  resources: ["gamesyncclusters/finalizers"]
+  verbs: ["update"]
+# Children of a GameSyncCluster.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["services", "configmaps", "secrets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Gateway pods: read their /v1/stats addresses and set pod-deletion-cost before a scale-down.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch"]
+# Events for rotations, scaling and failures.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
