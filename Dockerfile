@@ -52,11 +52,16 @@ WORKDIR /tmp
 
 FROM runtime AS gateway
 LABEL org.opencontainers.image.title="GameSync gateway"
+# skaffold builds with DEV_SYNC=true so that file sync may write the package (skaffold.yaml);
+# release images leave everything root-owned.
+ARG DEV_SYNC=false
+ARG SYNC_PACKAGES=/usr/local/lib/python3.11/site-packages/gamesync
 # Installs from the builder's wheelhouse only (bind-mounted, so no wheel stays in a layer);
 # pip compiles the bytecode now, because the running container cannot write it later. pip,
 # setuptools and wheel go afterwards: nothing installs anything at run time.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels gamesync \
+ && if [ "$DEV_SYNC" = "true" ]; then chown -R 65532:65532 $SYNC_PACKAGES; fi \
  && pip uninstall --yes pip setuptools wheel
 USER 65532:65532
 # In a container the gateway listens on every interface (the CLI's default is 127.0.0.1).
@@ -67,8 +72,11 @@ CMD ["gateway"]
 
 FROM runtime AS operator
 LABEL org.opencontainers.image.title="GameSync operator"
+ARG DEV_SYNC=false
+ARG SYNC_PACKAGES="/usr/local/lib/python3.11/site-packages/gamesync /usr/local/lib/python3.11/site-packages/gamesync_operator"
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels "gamesync[operator]" \
+ && if [ "$DEV_SYNC" = "true" ]; then chown -R 65532:65532 $SYNC_PACKAGES; fi \
  && pip uninstall --yes pip setuptools wheel
 USER 65532:65532
 EXPOSE 8080
