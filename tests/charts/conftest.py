@@ -1,0 +1,13 @@
+"""Fixtures for the chart tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from charts.rendering import SCENARIOS
+
+
+@pytest.fixture(params=sorted(SCENARIOS), scope="session")
+def scenario(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
