@@ -1,0 +1,757 @@
+// GameSync browser client: one socket for many games, snapshots in version order, reconnects
+// with full-jitter backoff. Dependency-free ES module; protocol: DESIGN.md §2 (version 1).
+// This file is copied byte-for-byte to gateway/gamesync/static/gamesync-client.js by
+// scripts/sync-client; edit it here.
+
+export const PROTOCOL_VERSION = 1;
+
+/** Connection states, in the order a healthy client goes through them. */
+export const Status = Object.freeze({
+  CONNECTING: "connecting",
+  CONNECTED: "connected",
+  RECONNECTING: "reconnecting",
+  DISCONNECTED: "disconnected",
+});
+
+/** Close codes the client treats as final: retrying with the same inputs cannot help. */
+const FINAL_CLOSE_CODES = new Set([4400, 4403]);
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_IDLE = 4408;
+/** Local codes used when the client itself gives up on a socket (4000-4099: application use). */
+const CLOSE_CLIENT_TIMEOUT = 4000;
+
+const DEFAULTS = Object.freeze({
+  transport: "websocket",
+  pollIntervalMs: 3000,
+  fallbackAfterAttempts: 3,
+  backoffBaseMs: 500,
+  backoffMaxMs: 30000,
+  maxAttempts: Infinity,
+  connectTimeoutMs: 10000,
+  pongTimeoutMs: 10000,
+  heartbeatMs: 20000,
+  renewMarginMs: 30000,
+  renewRetryMs: 5000,
+});
+
+/** An error the client reports: a server `error` frame, a close, or a local failure. */
+export class GameSyncError extends Error {
+  constructor(code, message, details = {}) {
+    super(message || code);
+    this.name = "GameSyncError";
+    this.code = code;
+    if (details.gameId !== undefined) this.gameId = details.gameId;
+    if (details.closeCode !== undefined) this.closeCode = details.closeCode;
+    if (details.status !== undefined) this.status = details.status;
+  }
+}
+
+/**
+ * Full-jitter backoff (AWS Architecture Blog, "Exponential Backoff and Jitter"): a uniform
+ * draw in [0, min(max, base * 2^attempt)], so a fleet of clients that lost the same pod
+ * spreads its reconnects instead of arriving in waves.
+ */
+export function backoffDelay(attempt, { baseMs, maxMs }, random = Math.random) {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt));
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * Default reading of a polled snapshot body. Accepts the gateway's snapshot frame
+ * (`gameVersion`, `data`, `viewer`), a publish envelope (`version`, `snapshot`, `viewers` is
+ * ignored) or a REST body shaped `{version, game, viewer}` like Nommie's.
+ */
+export function parseSnapshotBody(body) {
+  if (body === null || typeof body !== "object") return null;
+  const version = body.gameVersion ?? body.version;
+  const data = body.data ?? body.snapshot ?? body.game;
+  if (!Number.isInteger(version) || data === undefined) return null;
+  return { version, data, viewer: body.viewer };
+}
+
+function browserEnvironment() {
+  const g = globalThis;
+  return {
+    WebSocket: g.WebSocket,
+    fetch: typeof g.fetch === "function" ? g.fetch.bind(g) : undefined,
+    setTimeout: g.setTimeout.bind(g),
+    clearTimeout: g.clearTimeout.bind(g),
+    now: () => Date.now(),
+    random: Math.random,
+    window: typeof g.addEventListener === "function" ? g : undefined,
+    document: g.document,
+  };
+}
+
+const EMPTY_GAME = Object.freeze({
+  snapshot: undefined,
+  viewer: undefined,
+  version: undefined,
+  error: null,
+});
+
+/**
+ * Realtime game snapshots over one websocket (or HTTP polling), as a small event emitter.
+ *
+ * Events (`on(type, fn)` returns a function that removes the listener):
+ * - `status`   {status, previous, error}     every state change
+ * - `snapshot` {gameId, version, snapshot, viewer, source}   a newer snapshot was applied
+ * - `game`     {gameId, state}               the per-game state changed (snapshot or error)
+ * - `error`    GameSyncError                 server error frames and local failures
+ * - `frame`    {direction: "in"|"out", frame}  every protocol message (for consoles and logs)
+ * - `open` {url} / `close` {code, reason, wasClean}   socket lifecycle
+ */
+export class GameSyncClient {
+  #opts;
+  #env;
+  #listeners = new Map();
+  #status = Status.DISCONNECTED;
+  #error = null;
+  #wanted = false;
+  #parked = false;
+  #everConnected = false;
+  #socket = null;
+  #generation = 0;
+  #connectInFlight = false;
+  #attempt = 0;
+  #retryAfterMs = null;
+  #authRetried = false;
+  #tokenReason = "connect";
+  #token = null;
+  #lastServerError = null;
+  #pendingResume = false;
+  #timers = { reconnect: null, welcome: null, heartbeat: null, pong: null, renew: null, poll: null };
+  #subscriptions = new Map();
+  #games = new Map();
+  #etags = new Map();
+  #lifecycleInstalled = false;
+  #onResume;
+  #polling = false;
+
+  /**
+   * @param {object} options  see index.d.ts (GameSyncOptions)
+   */
+  constructor(options = {}) {
+    const env = { ...browserEnvironment(), ...(options.environment || {}) };
+    if (!options.url && options.transport !== "polling") {
+      throw new TypeError("GameSyncClient: `url` (the gateway's ws:// or wss:// /ws URL) is required");
+    }
+    if (options.transport === "polling" && !options.snapshotUrl) {
+      throw new TypeError("GameSyncClient: the polling transport needs `snapshotUrl`");
+    }
+    this.#opts = { ...DEFAULTS, ...options };
+    this.#env = env;
+    this.#onResume = () => this.#resume();
+  }
+
+  // ---- public surface -------------------------------------------------------------------
+
+  /** The current connection state (see Status). */
+  get status() {
+    return this.#status;
+  }
+
+  /** Why the client is reconnecting or disconnected, or null. */
+  get error() {
+    return this.#error;
+  }
+
+  /** Game ids the client is subscribed to. */
+  get subscriptions() {
+    return [...this.#subscriptions.keys()];
+  }
+
+  /** The latest applied state of one game: {snapshot, viewer, version, error}. */
+  getGame(gameId) {
+    return this.#games.get(normaliseGameId(gameId)) || EMPTY_GAME;
+  }
+
+  on(type, listener) {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Start (idempotent). Resolves at once; watch `status` for progress. */
+  connect() {
+    if (this.#wanted && !this.#parked) return;
+    this.#wanted = true;
+    this.#parked = false;
+    this.#installLifecycle();
+    if (this.#opts.transport === "polling") {
+      this.#setStatus(Status.CONNECTING, null);
+      this.#startPolling();
+      return;
+    }
+    this.#open();
+  }
+
+  /** Stop for good: close the socket, cancel every timer, keep the last snapshots. */
+  disconnect() {
+    this.#wanted = false;
+    this.#parked = false;
+    this.#pendingResume = false;
+    this.#removeLifecycle();
+    this.#clearAllTimers();
+    this.#polling = false;
+    this.#dropSocket(1000, "client disconnect");
+    this.#attempt = 0;
+    this.#setStatus(Status.DISCONNECTED, null);
+  }
+
+  /**
+   * Start receiving a game. Reference-counted: each subscribe needs one unsubscribe, so two
+   * components watching the same game do not cancel each other.
+   */
+  subscribe(gameId) {
+    const id = normaliseGameId(gameId);
+    const count = this.#subscriptions.get(id) || 0;
+    this.#subscriptions.set(id, count + 1);
+    if (count > 0) return;
+    if (this.#parked) {
+      this.connect();
+      return;
+    }
+    if (this.#status === Status.CONNECTED) {
+      if (this.#opts.transport === "polling") this.#pollGame(id).catch(() => {});
+      else this.#send({ type: "subscribe", gameId: id });
+    }
+  }
+
+  unsubscribe(gameId) {
+    const id = normaliseGameId(gameId);
+    const count = this.#subscriptions.get(id) || 0;
+    if (count === 0) return;
+    if (count > 1) {
+      this.#subscriptions.set(id, count - 1);
+      return;
+    }
+    this.#subscriptions.delete(id);
+    if (this.#isSocketConnected()) this.#send({ type: "unsubscribe", gameId: id });
+  }
+
+  /**
+   * Fetch the game(s) once through the polling transport (If-None-Match with the last ETag);
+   * the result goes through the same version gate as pushed snapshots.
+   */
+  async refresh(gameId) {
+    if (!this.#opts.snapshotUrl) {
+      throw new GameSyncError("no_snapshot_url", "refresh() needs the `snapshotUrl` option");
+    }
+    const ids = gameId === undefined ? this.subscriptions : [normaliseGameId(gameId)];
+    await Promise.all(ids.map((id) => this.#pollGame(id)));
+  }
+
+  // ---- events ---------------------------------------------------------------------------
+
+  #emit(type, payload) {
+    const set = this.#listeners.get(type);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener(payload);
+      } catch (err) {
+        // A broken listener must not break the connection state machine.
+        if (typeof console !== "undefined") console.error("GameSyncClient listener failed", err);
+      }
+    }
+  }
+
+  #setStatus(status, error) {
+    const previous = this.#status;
+    const errorChanged = error !== this.#error;
+    this.#error = error;
+    if (previous === status && !errorChanged) return;
+    this.#status = status;
+    this.#emit("status", { status, previous, error });
+  }
+
+  #reportError(error) {
+    this.#emit("error", error);
+  }
+
+  // ---- page lifecycle: resume at once, never burn attempts while hidden -------------------
+
+  #isHidden() {
+    const doc = this.#env.document;
+    return Boolean(doc && doc.visibilityState === "hidden");
+  }
+
+  #installLifecycle() {
+    if (this.#lifecycleInstalled) return;
+    const { window: win, document: doc } = this.#env;
+    if (doc && typeof doc.addEventListener === "function") {
+      doc.addEventListener("visibilitychange", this.#onResume);
+    }
+    if (win) {
+      win.addEventListener("pageshow", this.#onResume);
+      win.addEventListener("online", this.#onResume);
+    }
+    this.#lifecycleInstalled = true;
+  }
+
+  #removeLifecycle() {
+    if (!this.#lifecycleInstalled) return;
+    const { window: win, document: doc } = this.#env;
+    if (doc && typeof doc.removeEventListener === "function") {
+      doc.removeEventListener("visibilitychange", this.#onResume);
+    }
+    if (win) {
+      win.removeEventListener("pageshow", this.#onResume);
+      win.removeEventListener("online", this.#onResume);
+    }
+    this.#lifecycleInstalled = false;
+  }
+
+  #resume() {
+    if (!this.#wanted || this.#parked || this.#isHidden()) return;
+    if (this.#opts.transport === "polling") {
+      this.#clearTimer("poll");
+      this.#pollRound();
+      return;
+    }
+    if (this.#socket && this.#socket.readyState === 1) {
+      // A socket that looks open after a background period may be dead (mobile browsers
+      // kill them silently); an application ping proves it within pongTimeoutMs.
+      if (this.#status === Status.CONNECTED) this.#sendPing();
+      return;
+    }
+    if (this.#socket || this.#connectInFlight) return;
+    this.#clearTimer("reconnect");
+    this.#pendingResume = false;
+    this.#attempt = 0;
+    this.#retryAfterMs = null;
+    this.#open();
+  }
+
+  // ---- websocket transport --------------------------------------------------------------
+
+  #isSocketConnected() {
+    return this.#socket !== null && this.#socket.readyState === 1 && this.#status === Status.CONNECTED;
+  }
+
+  async #open() {
+    if (!this.#wanted || this.#socket || this.#connectInFlight) return;
+    if (this.#isHidden()) {
+      this.#pendingResume = true;
+      this.#setStatus(Status.RECONNECTING, this.#error);
+      return;
+    }
+    const generation = ++this.#generation;
+    this.#connectInFlight = true;
+    this.#setStatus(this.#everConnected || this.#attempt > 0 ? Status.RECONNECTING : Status.CONNECTING, this.#error);
+    let token;
+    try {
+      token = await this.#getToken(this.#tokenReason);
+    } catch (err) {
+      this.#connectInFlight = false;
+      if (generation !== this.#generation) return;
+      const error = err instanceof GameSyncError ? err : new GameSyncError("token_unavailable", errorMessage(err));
+      this.#reportError(error);
+      this.#scheduleReconnect(error);
+      return;
+    }
+    this.#connectInFlight = false;
+    if (generation !== this.#generation || !this.#wanted) return;
+    this.#token = token;
+    this.#tokenReason = "connect";
+    this.#lastServerError = null;
+
+    let socket;
+    try {
+      socket = new this.#env.WebSocket(this.#opts.url);
+    } catch (err) {
+      const error = new GameSyncError("connect_failed", errorMessage(err));
+      this.#reportError(error);
+      this.#scheduleReconnect(error);
+      return;
+    }
+    this.#socket = socket;
+    this.#armTimer("welcome", this.#opts.connectTimeoutMs, () =>
+      this.#abandonSocket(CLOSE_CLIENT_TIMEOUT, "no welcome from the server in time"),
+    );
+    socket.onopen = () => {
+      if (generation !== this.#generation) return;
+      this.#emit("open", { url: this.#opts.url });
+      // First-message auth keeps the token out of URLs (and so out of proxy access logs).
+      this.#send({ type: "auth", token });
+    };
+    socket.onmessage = (event) => {
+      if (generation !== this.#generation) return;
+      this.#onMessage(event.data);
+    };
+    socket.onclose = (event) => {
+      if (generation !== this.#generation) return;
+      this.#onClose(event.code, event.reason || "", Boolean(event.wasClean));
+    };
+    socket.onerror = () => {
+      // Always followed by a close event, which carries the code.
+    };
+  }
+
+  #send(message) {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== 1) return false;
+    socket.send(JSON.stringify(message));
+    this.#emit("frame", { direction: "out", frame: redactToken(message) });
+    return true;
+  }
+
+  #onMessage(raw) {
+    let frame;
+    try {
+      frame = JSON.parse(typeof raw === "string" ? raw : String(raw));
+    } catch {
+      this.#reportError(new GameSyncError("bad_frame", "the server sent a frame that is not JSON"));
+      return;
+    }
+    if (frame === null || typeof frame !== "object") return;
+    this.#emit("frame", { direction: "in", frame });
+    // Any frame is a sign of life.
+    this.#clearTimer("pong");
+    switch (frame.type) {
+      case "welcome":
+        this.#onWelcome(frame);
+        break;
+      case "snapshot":
+        this.#applySnapshot(frame.gameId, frame.gameVersion, frame.data, frame, "websocket");
+        break;
+      case "error":
+        this.#onServerError(frame);
+        break;
+      case "reconnect":
+        if (Number.isFinite(frame.retryAfterMs) && frame.retryAfterMs >= 0) {
+          this.#retryAfterMs = frame.retryAfterMs;
+        }
+        break;
+      default:
+        // subscribed / unsubscribed / pong and later additions need no action.
+        break;
+    }
+  }
+
+  #onWelcome(frame) {
+    this.#clearTimer("welcome");
+    const first = this.#status !== Status.CONNECTED;
+    this.#attempt = 0;
+    this.#authRetried = false;
+    this.#retryAfterMs = null;
+    this.#everConnected = true;
+    this.#pendingResume = false;
+    this.#stopFallbackPolling();
+    this.#scheduleRenewal(frame.expiresAt);
+    const heartbeatMs = Number.isFinite(frame.heartbeatMs) && frame.heartbeatMs > 0 ? frame.heartbeatMs : this.#opts.heartbeatMs;
+    this.#armHeartbeat(heartbeatMs);
+    if (first) {
+      this.#setStatus(Status.CONNECTED, null);
+      // The server sends the latest snapshot after each subscribe, so resubscribing is all the
+      // recovery a reconnect needs.
+      for (const id of this.#subscriptions.keys()) this.#send({ type: "subscribe", gameId: id });
+    }
+  }
+
+  #onServerError(frame) {
+    const error = new GameSyncError(frame.code || "error", frame.message || frame.code, { gameId: frame.gameId });
+    this.#lastServerError = error;
+    if (frame.gameId !== undefined && frame.gameId !== null) {
+      const id = normaliseGameId(frame.gameId);
+      const state = this.getGame(id);
+      this.#setGame(id, { ...state, error });
+    }
+    this.#reportError(error);
+  }
+
+  #onClose(code, reason, wasClean) {
+    this.#socket = null;
+    this.#clearSocketTimers();
+    this.#emit("close", { code, reason, wasClean });
+    if (!this.#wanted) return;
+    const serverError = this.#lastServerError;
+    this.#lastServerError = null;
+
+    if (code === CLOSE_UNAUTHORIZED) {
+      const error = new GameSyncError(serverError ? serverError.code : "unauthorized", serverError ? serverError.message : reason || "unauthorized", { closeCode: code });
+      // A token provider may have a fresher token: ask it once, then report.
+      if (typeof this.#opts.token === "function" && !this.#authRetried) {
+        this.#authRetried = true;
+        this.#tokenReason = "unauthorized";
+        this.#retryAfterMs = 0;
+        this.#scheduleReconnect(error);
+        return;
+      }
+      this.#stop(error);
+      return;
+    }
+    if (FINAL_CLOSE_CODES.has(code)) {
+      this.#stop(new GameSyncError(serverError ? serverError.code : "closed", serverError ? serverError.message : reason || `closed with ${code}`, { closeCode: code }));
+      return;
+    }
+    if (code === CLOSE_IDLE && this.#subscriptions.size === 0) {
+      // Closed for having no subscriptions: reconnecting would only idle again. The next
+      // subscribe() reconnects.
+      this.#parked = true;
+      this.#attempt = 0;
+      this.#setStatus(Status.DISCONNECTED, new GameSyncError("idle", reason || "closed while idle", { closeCode: code }));
+      return;
+    }
+    this.#scheduleReconnect(new GameSyncError("connection_lost", reason ? `${reason} (${code})` : `connection closed (${code})`, { closeCode: code }));
+  }
+
+  /** Give up on the current socket without waiting for the close handshake of a dead peer. */
+  #abandonSocket(code, reason) {
+    if (!this.#socket) return;
+    this.#dropSocket(code, reason);
+    this.#onClose(code, reason, false);
+  }
+
+  #dropSocket(code, reason) {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#generation += 1; // makes every handler of the old socket a no-op
+    this.#connectInFlight = false;
+    this.#clearSocketTimers();
+    if (!socket) return;
+    try {
+      socket.close(code, reason);
+    } catch {
+      // Already closing or closed.
+    }
+  }
+
+  #stop(error) {
+    this.#clearTimer("reconnect");
+    this.#stopFallbackPolling();
+    this.#attempt = 0;
+    this.#pendingResume = false;
+    this.#parked = true;
+    this.#reportError(error);
+    this.#setStatus(Status.DISCONNECTED, error);
+  }
+
+  #scheduleReconnect(error) {
+    if (!this.#wanted) return;
+    if (this.#isHidden()) {
+      // Mobile browsers kill background sockets; showing `reconnecting` (not `connected`)
+      // makes the resume pass through `connected` again. No attempt is spent while hidden.
+      this.#pendingResume = true;
+      this.#setStatus(Status.RECONNECTING, error);
+      return;
+    }
+    this.#attempt += 1;
+    if (this.#attempt > this.#opts.maxAttempts) {
+      this.#stop(new GameSyncError("gave_up", `failed to reconnect after ${this.#opts.maxAttempts} attempts`));
+      return;
+    }
+    let delay;
+    if (this.#retryAfterMs !== null) {
+      delay = this.#retryAfterMs; // the server already jittered it
+      this.#retryAfterMs = null;
+    } else {
+      delay = backoffDelay(this.#attempt - 1, { baseMs: this.#opts.backoffBaseMs, maxMs: this.#opts.backoffMaxMs }, this.#env.random);
+    }
+    this.#setStatus(Status.RECONNECTING, error);
+    this.#armTimer("reconnect", delay, () => this.#open());
+    if (this.#attempt >= this.#opts.fallbackAfterAttempts && this.#opts.snapshotUrl) this.#startFallbackPolling();
+  }
+
+  // ---- token lifecycle ------------------------------------------------------------------
+
+  async #getToken(reason) {
+    const source = this.#opts.token;
+    if (typeof source === "function") {
+      const token = await source({ reason });
+      if (typeof token !== "string" || token === "") {
+        throw new GameSyncError("token_unavailable", "the token provider returned no token");
+      }
+      return token;
+    }
+    if (typeof source === "string" && source !== "") return source;
+    throw new GameSyncError("token_unavailable", "no token configured");
+  }
+
+  #scheduleRenewal(expiresAt) {
+    this.#clearTimer("renew");
+    if (typeof this.#opts.token !== "function" || !Number.isFinite(expiresAt)) return;
+    const remaining = expiresAt * 1000 - this.#env.now();
+    // Renew renewMarginMs before expiry, or half-way for tokens shorter than twice the margin.
+    const delay = Math.max(0, remaining - Math.min(this.#opts.renewMarginMs, remaining / 2));
+    this.#armTimer("renew", delay, () => this.#renew(expiresAt));
+  }
+
+  async #renew(expiresAt) {
+    const generation = this.#generation;
+    let token;
+    try {
+      token = await this.#getToken("renew");
+    } catch (err) {
+      if (generation !== this.#generation) return;
+      this.#reportError(err instanceof GameSyncError ? err : new GameSyncError("token_unavailable", errorMessage(err)));
+      const remaining = expiresAt * 1000 - this.#env.now();
+      if (remaining > 0) this.#armTimer("renew", Math.min(this.#opts.renewRetryMs, remaining / 2), () => this.#renew(expiresAt));
+      return;
+    }
+    if (generation !== this.#generation) return;
+    this.#token = token;
+    this.#send({ type: "auth", token }); // the server answers with a new welcome
+  }
+
+  // ---- heartbeat ------------------------------------------------------------------------
+
+  #armHeartbeat(intervalMs) {
+    this.#armTimer("heartbeat", intervalMs, () => {
+      this.#sendPing();
+      this.#armHeartbeat(intervalMs);
+    });
+  }
+
+  #sendPing() {
+    if (!this.#send({ type: "ping" })) return;
+    if (this.#timers.pong === null) {
+      this.#armTimer("pong", this.#opts.pongTimeoutMs, () => this.#abandonSocket(CLOSE_CLIENT_TIMEOUT, "no pong from the server in time"));
+    }
+  }
+
+  // ---- polling transport (forced, fallback, refresh) ------------------------------------
+
+  #startPolling() {
+    this.#polling = true;
+    this.#pollRound();
+  }
+
+  #startFallbackPolling() {
+    if (this.#polling) return;
+    this.#polling = true;
+    this.#armTimer("poll", 0, () => this.#pollRound());
+  }
+
+  #stopFallbackPolling() {
+    if (this.#opts.transport === "polling") return;
+    this.#polling = false;
+    this.#clearTimer("poll");
+  }
+
+  async #pollRound() {
+    if (!this.#polling || !this.#wanted) return;
+    const forced = this.#opts.transport === "polling";
+    let failure = null;
+    await Promise.all(
+      this.subscriptions.map((id) =>
+        this.#pollGame(id).catch((err) => {
+          failure = err;
+        }),
+      ),
+    );
+    if (!this.#polling || !this.#wanted) return;
+    let delay = this.#opts.pollIntervalMs;
+    if (forced) {
+      if (failure) {
+        this.#attempt += 1;
+        delay = Math.max(delay, backoffDelay(this.#attempt - 1, { baseMs: this.#opts.backoffBaseMs, maxMs: this.#opts.backoffMaxMs }, this.#env.random));
+        this.#setStatus(Status.RECONNECTING, failure);
+      } else {
+        this.#attempt = 0;
+        this.#everConnected = true;
+        this.#setStatus(Status.CONNECTED, null);
+      }
+    }
+    if (this.#isHidden()) {
+      // Hidden pages wait for the resume event instead of polling in the background.
+      if (forced) this.#setStatus(Status.RECONNECTING, this.#error);
+      return;
+    }
+    this.#armTimer("poll", delay, () => this.#pollRound());
+  }
+
+  async #pollGame(id) {
+    const { snapshotUrl, fetchInit, parseSnapshot } = this.#opts;
+    const fetchImpl = this.#env.fetch;
+    if (!fetchImpl) throw new GameSyncError("no_fetch", "no fetch() available for polling");
+    const url = typeof snapshotUrl === "function" ? snapshotUrl(id) : String(snapshotUrl).replace("{gameId}", encodeURIComponent(String(id)));
+    const headers = { Accept: "application/json", ...(fetchInit && fetchInit.headers) };
+    let token = this.#token;
+    if (!token && this.#opts.token) {
+      token = await this.#getToken("poll");
+      this.#token = token;
+    }
+    if (token) headers.Authorization = `Bearer ${token}`;
+    // The ETag is HTTP-only and never derived from a websocket version (Nommie 1327ef4).
+    const etag = this.#etags.get(id);
+    if (etag) headers["If-None-Match"] = etag;
+    let response;
+    try {
+      response = await fetchImpl(url, { ...fetchInit, method: "GET", headers });
+    } catch (err) {
+      throw new GameSyncError("poll_failed", errorMessage(err), { gameId: id });
+    }
+    if (response.status === 304) return;
+    if (!response.ok) {
+      const error = new GameSyncError(response.status === 401 ? "unauthorized" : response.status === 403 ? "forbidden" : "poll_failed", `GET ${url} answered ${response.status}`, { gameId: id, status: response.status });
+      throw error;
+    }
+    const body = await response.json();
+    const parsed = (parseSnapshot || parseSnapshotBody)(body, id);
+    if (!parsed) throw new GameSyncError("bad_snapshot", `GET ${url} returned no snapshot with a version`, { gameId: id });
+    const newEtag = response.headers && typeof response.headers.get === "function" ? response.headers.get("ETag") : null;
+    if (newEtag) this.#etags.set(id, newEtag);
+    this.#applySnapshot(id, parsed.version, parsed.data, parsed, "polling");
+  }
+
+  // ---- per-game state -------------------------------------------------------------------
+
+  #applySnapshot(gameId, version, data, carrier, source) {
+    if (gameId === undefined || gameId === null || !Number.isInteger(version)) return;
+    const id = normaliseGameId(gameId);
+    const current = this.#games.get(id);
+    // Monotonic gate across transports and reconnects: equal or older versions are dropped.
+    if (current && current.version !== undefined && version <= current.version) return;
+    const viewer = Object.prototype.hasOwnProperty.call(carrier, "viewer") ? carrier.viewer : undefined;
+    this.#setGame(id, { snapshot: data, viewer, version, error: null });
+    this.#emit("snapshot", { gameId: id, version, snapshot: data, viewer, source });
+  }
+
+  #setGame(id, state) {
+    const frozen = Object.freeze(state);
+    this.#games.set(id, frozen);
+    this.#emit("game", { gameId: id, state: frozen });
+  }
+
+  // ---- timers ---------------------------------------------------------------------------
+
+  #armTimer(name, delay, fn) {
+    this.#clearTimer(name);
+    this.#timers[name] = this.#env.setTimeout(() => {
+      this.#timers[name] = null;
+      fn();
+    }, delay);
+  }
+
+  #clearTimer(name) {
+    if (this.#timers[name] !== null) {
+      this.#env.clearTimeout(this.#timers[name]);
+      this.#timers[name] = null;
+    }
+  }
+
+  #clearSocketTimers() {
+    for (const name of ["welcome", "heartbeat", "pong", "renew"]) this.#clearTimer(name);
+  }
+
+  #clearAllTimers() {
+    for (const name of Object.keys(this.#timers)) this.#clearTimer(name);
+  }
+}
+
+function normaliseGameId(gameId) {
+  if (typeof gameId === "number" && Number.isInteger(gameId)) return gameId;
+  if (typeof gameId === "string" && /^\d+$/.test(gameId)) return Number(gameId);
+  throw new TypeError(`GameSyncClient: game id must be an integer, got ${JSON.stringify(gameId)}`);
+}
+
+function redactToken(message) {
+  return message.type === "auth" ? { ...message, token: "…" } : message;
+}
+
+function errorMessage(err) {
+  return err && err.message ? err.message : String(err);
+}
