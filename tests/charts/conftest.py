@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from charts.rendering import SCENARIOS
+from chart_rendering import SCENARIOS
 
 
 @pytest.fixture(params=sorted(SCENARIOS), scope="session")

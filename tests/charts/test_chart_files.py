@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
-
-from charts.rendering import CHART, only, render, scenario_values
+from chart_rendering import CHART, only, render, scenario_values
 
 
 def test_dashboard_configmap_holds_the_dashboard_json() -> None:
@@ -36,4 +35,5 @@ def test_every_alert_rule_is_well_formed() -> None:
         assert isinstance(group["rules"], list)
         for rule in group["rules"]:
             assert ("alert" in rule) != ("record" in rule), rule
-            assert isinstance(rule["expr"], str) and rule["expr"].strip(), rule
+            assert isinstance(rule["expr"], str), rule
+            assert rule["expr"].strip(), rule

@@ -8,8 +8,7 @@ from typing import Any
 import helm_python as helm
 import kubernetes_validate
 import pytest
-
-from charts.rendering import (
+from chart_rendering import (
     CHART,
     NAMESPACE,
     RELEASE,
@@ -31,7 +30,9 @@ FULLNAME = f"{RELEASE}-gamesync-operator"
 def test_every_scenario_lints_without_warnings(scenario: str) -> None:
     """`helm lint --strict` finds nothing above info level (the only info: no icon)."""
     for kube_version in KUBE_VERSIONS:
-        report = helm.lint(CHART, scenario_values(scenario), strict=True, kube_version=f"v{kube_version}")
+        report = helm.lint(
+            CHART, scenario_values(scenario), strict=True, kube_version=f"v{kube_version}"
+        )
         assert report["errors"] == []
         assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
@@ -59,7 +60,7 @@ def test_strict_validation_refuses_a_misspelt_field() -> None:
 
 
 def test_defaults_render_only_the_operator_and_its_rbac() -> None:
-    """Optional parts (example cluster, dev Redis, dashboard, rules, test hook) are off by default."""
+    """Optional parts (example cluster, dev Redis, dashboards, test hook) are off by default."""
     kinds = sorted(o["kind"] for o in render())
     assert kinds == [
         "ClusterRole",
@@ -150,9 +151,23 @@ OPERATOR_NEEDS: dict[tuple[str, str], set[str]] = {
     ("", "pods"): {"get", "list", "watch", "patch"},
     ("", "events"): {"create", "patch"},
     ("policy", "poddisruptionbudgets"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("gateway.networking.k8s.io", "httproutes"): {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
+    },
     ("networking.k8s.io", "ingresses"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("autoscaling", "horizontalpodautoscalers"): {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
+    },
     ("keda.sh", "scaledobjects"): {"get", "list", "watch", "create", "patch", "delete"},
 }
 
@@ -169,7 +184,12 @@ def _grants(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
 @pytest.mark.parametrize("scenario_name", ["defaults", "03-cluster-wide"])
 def test_rbac_grants_what_the_operator_needs_and_no_wildcards(scenario_name: str) -> None:
     objects = render(scenario_values(scenario_name))
-    rules = [rule for kind in ("Role", "ClusterRole") for o in of_kind(objects, kind) for rule in o["rules"]]
+    rules = [
+        rule
+        for kind in ("Role", "ClusterRole")
+        for o in of_kind(objects, kind)
+        for rule in o["rules"]
+    ]
     granted = _grants(rules)
     for need, verbs in OPERATOR_NEEDS.items():
         assert verbs <= granted.get(need, set()), f"{need} lacks {verbs - granted.get(need, set())}"
@@ -183,7 +203,7 @@ def test_rbac_grants_what_the_operator_needs_and_no_wildcards(scenario_name: str
 
 
 def test_every_pod_runs_with_restricted_security_defaults(scenario: str) -> None:
-    """Non-root, RuntimeDefault seccomp, no privilege escalation, no capabilities, read-only root."""
+    """Non-root, RuntimeDefault seccomp, no escalation, no capabilities, read-only root."""
     checked = 0
     for name, spec in pod_specs(render(scenario_values(scenario))):
         pod = spec.get("securityContext", {})
@@ -209,7 +229,9 @@ def test_selectors_use_stable_labels_only() -> None:
         template_labels = workload["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= template_labels.items()
     for service in of_kind(objects, "Service"):
-        assert not {"helm.sh/chart", "app.kubernetes.io/version"} & service["spec"]["selector"].keys()
+        assert (
+            not {"helm.sh/chart", "app.kubernetes.io/version"} & service["spec"]["selector"].keys()
+        )
 
 
 def test_every_object_carries_the_common_labels(scenario: str) -> None:
@@ -247,13 +269,19 @@ def test_dev_redis_backs_the_example_cluster() -> None:
     pod_labels = redis["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     # ...and the operator's own pods are not selected by the Redis Service.
-    operator_labels = only(objects, "Deployment", FULLNAME)["spec"]["template"]["metadata"]["labels"]
+    operator_labels = only(objects, "Deployment", FULLNAME)["spec"]["template"]["metadata"][
+        "labels"
+    ]
     assert not service["spec"]["selector"].items() <= operator_labels.items()
 
 
 def test_example_cluster_gets_the_gateway_image_when_its_spec_names_none() -> None:
     values = scenario_values("04-kind-dev")
-    values["gatewayImage"] = {"repository": "gamesync-gateway", "tag": "abc123", "pullPolicy": "Never"}
+    values["gatewayImage"] = {
+        "repository": "gamesync-gateway",
+        "tag": "abc123",
+        "pullPolicy": "Never",
+    }
     gateway = only(render(values), "GameSyncCluster")["spec"]["gateway"]
     assert gateway["image"] == "gamesync-gateway:abc123"
     assert gateway["imagePullPolicy"] == "Never"

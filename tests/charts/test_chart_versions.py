@@ -6,8 +6,7 @@ import re
 import tomllib
 
 import yaml
-
-from charts.rendering import CHART, ROOT
+from chart_rendering import CHART, ROOT
 
 VERSION: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 

@@ -10,8 +10,7 @@ import helm_python as helm
 import jsonschema
 import pytest
 import yaml
-
-from charts.rendering import CHART, render, scenario_values
+from chart_rendering import CHART, render, scenario_values
 
 SCHEMA: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
