@@ -1,4 +1,4 @@
-"""JWT signing keys: generation, JWKS and signer files, token signing and verification (DESIGN §4)."""
+"""JWT keys: generation, JWKS and signer files, signing and verification (DESIGN §4)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,136 @@
+"""The two Starlette apps: public (websockets, probes, dev console) and internal (ops, publish)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from gamesync.envelope import parse_envelope
+from gamesync.errors import BrokerUnavailable, EnvelopeError
+from gamesync.gateway import Gateway
+from gamesync.keys import sign_token
+from gamesync.session import WebSocketEndpoint
+
+__all__ = ["internal_app", "public_app"]
+
+STATIC = Path(str(resources.files("gamesync") / "static"))
+
+
+def _probes(gw: Gateway) -> list[Route]:
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        reasons = []
+        if not gw.started:
+            reasons.append("not started")
+        if gw.draining:
+            reasons.append("draining")
+        if not gw.keys.keyset:
+            reasons.append("no keys loaded")
+        if not gw.broker.ready:
+            reasons.append("broker unavailable")
+        status = 200 if not reasons else 503
+        return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=status)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz)]
+
+
+def public_app(
+    gw: Gateway, *, seat_tokens: dict[str, str] | None = None, demo_game_id: int | None = None
+) -> Starlette:
+    """Websocket endpoints and probes; the console page too in dev mode (DESIGN §2, §6)."""
+    endpoint = WebSocketEndpoint(gw)
+    routes: list[Any] = [
+        WebSocketRoute("/ws", endpoint),
+        WebSocketRoute("/ws/games/{game_id:int}", endpoint),
+        *_probes(gw),
+    ]
+    if gw.settings.dev_mode and gw.signer is not None:
+        signer = gw.signer
+
+        async def console(request: Request) -> Response:
+            return FileResponse(STATIC / "index.html")
+
+        async def console_config(request: Request) -> Response:
+            host = request.headers.get("host", f"{gw.settings.host}:{gw.settings.port}")
+            scheme = "wss" if request.url.scheme == "https" else "ws"
+            return JSONResponse(
+                {
+                    "wsUrl": f"{scheme}://{host}/ws",
+                    "token": sign_token(signer, "dev", ttl=24 * 3600),
+                    "seatTokens": seat_tokens or {},
+                    "demoGameId": demo_game_id,
+                },
+                headers={"cache-control": "no-store"},
+            )
+
+        routes += [
+            Route("/", console),
+            Route("/console-config.json", console_config),
+            Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"),
+        ]
+    return Starlette(routes=routes)
+
+
+def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
+    """Metrics, stats and the publish endpoint; never routed by the ingress (DESIGN §3)."""
+    limit = gw.settings.max_publish_bytes
+    expected = publish_token.encode() if publish_token else None
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(gw.stats())
+
+    async def publish(request: Request) -> Response:
+        if expected is None:
+            return JSONResponse({"error": "publishing over HTTP is disabled"}, status_code=404)
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            return JSONResponse({"error": "missing or wrong publish token"}, status_code=401)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return JSONResponse({"error": f"envelope larger than {limit} bytes"}, status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return JSONResponse(
+                    {"error": f"envelope larger than {limit} bytes"}, status_code=413
+                )
+        try:
+            envelope = parse_envelope(bytes(body), expected_game_id=request.path_params["game_id"])
+        except EnvelopeError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if envelope.published_at is None:
+            envelope = dataclasses.replace(envelope, published_at=time.time())
+        try:
+            published = await gw.publish(envelope)
+        except BrokerUnavailable:
+            return JSONResponse(
+                {"error": "broker unavailable; retry"},
+                status_code=503,
+                headers={"retry-after": "1"},
+            )
+        return JSONResponse({"published": published})
+
+    routes = [
+        Route("/metrics", metrics),
+        Route("/v1/stats", stats),
+        Route("/v1/games/{game_id:int}/snapshots", publish, methods=["POST"]),
+        *_probes(gw),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,101 @@
+"""Subscription authorization policies (DESIGN §4): open, claim, members, backend."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from enum import Enum
+
+import httpx
+
+from gamesync.envelope import Envelope
+from gamesync.keys import Identity
+from gamesync.settings import AuthzPolicy
+
+__all__ = ["Authorizer", "Decision"]
+
+log = logging.getLogger("gamesync.authz")
+
+LatestReader = Callable[[int], Awaitable[Envelope | None]]
+
+
+class Decision(Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    UNAVAILABLE = "unavailable"  # could not decide now: never treated as allowed
+
+
+class Authorizer:
+    """Decides whether a user may watch a game under the configured policy."""
+
+    def __init__(
+        self,
+        policy: AuthzPolicy,
+        *,
+        latest: LatestReader,
+        url: str | None = None,
+        cache_seconds: float = 5.0,
+        timeout_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self._latest = latest
+        self._url = url
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[tuple[str, int], tuple[float, Decision]] = {}
+        self._client: httpx.AsyncClient | None = None
+        if policy is AuthzPolicy.BACKEND:
+            self._client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
+
+    async def decide(self, identity: Identity, token: str, game_id: int) -> Decision:
+        """ALLOW, DENY, or UNAVAILABLE when the policy's source cannot answer."""
+        if self.policy is AuthzPolicy.OPEN:
+            return Decision.ALLOW
+        if self.policy is AuthzPolicy.CLAIM:
+            allowed = identity.games is not None and game_id in identity.games
+            return Decision.ALLOW if allowed else Decision.DENY
+        if self.policy is AuthzPolicy.MEMBERS:
+            return await self._members(identity, game_id)
+        return await self._backend(identity, token, game_id)
+
+    async def _members(self, identity: Identity, game_id: int) -> Decision:
+        try:
+            envelope = await self._latest(game_id)
+        except Exception:
+            log.warning("members check for game %s could not read the latest envelope", game_id)
+            return Decision.UNAVAILABLE
+        if envelope is None or envelope.members is None:
+            return Decision.DENY
+        return Decision.ALLOW if identity.user_id in envelope.members else Decision.DENY
+
+    async def _backend(self, identity: Identity, token: str, game_id: int) -> Decision:
+        key = (identity.user_id, game_id)
+        now = self._clock()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        assert self._client is not None  # set in __init__ for this policy
+        assert self._url is not None
+        url = self._url.replace("{gameId}", str(game_id))
+        try:
+            response = await self._client.get(url, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            log.warning("backend authorization unreachable: %s", type(exc).__name__)
+            return Decision.UNAVAILABLE
+        if response.is_success:
+            decision = Decision.ALLOW
+        elif response.status_code in (401, 403, 404):
+            decision = Decision.DENY
+        else:
+            log.warning("backend authorization answered %s", response.status_code)
+            return Decision.UNAVAILABLE
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[key] = (now + self._cache_seconds, decision)
+        return decision
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()

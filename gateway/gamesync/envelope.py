@@ -1,0 +1,87 @@
+"""The publish envelope (DESIGN §3): one JSON object per state commit, validated once."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gamesync.errors import EnvelopeError
+
+__all__ = ["Envelope", "parse_envelope"]
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A validated envelope. `raw` is the JSON exactly as published (what Redis stores)."""
+
+    game_id: int
+    version: int
+    snapshot: Any
+    viewers: Mapping[str, Any] | None = None
+    members: frozenset[str] | None = None
+    traceparent: str | None = None
+    published_at: float | None = None
+    raw: bytes = field(default=b"", repr=False, compare=False)
+
+
+def _int_field(doc: Mapping[str, Any], name: str) -> int:
+    value = doc.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EnvelopeError(f"'{name}' must be an integer")
+    if not 0 <= value <= _MAX_ID:
+        raise EnvelopeError(f"'{name}' must be between 0 and 2^63-1")
+    return value
+
+
+def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> Envelope:
+    """Parse and validate an envelope; raise EnvelopeError with a reason a publisher can act on."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError("body is not valid JSON") from exc
+    if not isinstance(doc, dict):
+        raise EnvelopeError("an envelope must be a JSON object")
+    game_id = _int_field(doc, "gameId")
+    if expected_game_id is not None and game_id != expected_game_id:
+        raise EnvelopeError(f"gameId {game_id} differs from the path's {expected_game_id}")
+    version = _int_field(doc, "version")
+    if "snapshot" not in doc or not isinstance(doc["snapshot"], dict):
+        raise EnvelopeError("'snapshot' must be a JSON object")
+    viewers = doc.get("viewers")
+    if viewers is not None and not isinstance(viewers, dict):
+        raise EnvelopeError("'viewers' must be an object keyed by user id")
+    members_raw = doc.get("members")
+    members: frozenset[str] | None = None
+    if members_raw is not None:
+        if not isinstance(members_raw, list) or not all(
+            isinstance(m, str | int) and not isinstance(m, bool) for m in members_raw
+        ):
+            raise EnvelopeError("'members' must be a list of user ids")
+        members = frozenset(str(m) for m in members_raw)
+    traceparent = doc.get("traceparent")
+    if traceparent is not None and (
+        not isinstance(traceparent, str) or not _TRACEPARENT.match(traceparent)
+    ):
+        raise EnvelopeError("'traceparent' must be a W3C traceparent header value")
+    published_at = doc.get("publishedAt")
+    if published_at is not None and (
+        isinstance(published_at, bool) or not isinstance(published_at, int | float)
+    ):
+        raise EnvelopeError("'publishedAt' must be a number (Unix seconds)")
+    return Envelope(
+        game_id=game_id,
+        version=version,
+        snapshot=doc["snapshot"],
+        viewers=viewers,
+        members=members,
+        traceparent=traceparent,
+        published_at=float(published_at) if published_at is not None else None,
+        raw=data,
+    )

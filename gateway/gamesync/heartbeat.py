@@ -1,0 +1,65 @@
+"""Heartbeats, idle and slow-client checks: one pure decision per connection per tick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from gamesync.connection import ConnectionState
+from gamesync.protocol import Close
+
+__all__ = ["Action", "Limits", "Verdict", "decide"]
+
+
+class Action(Enum):
+    NONE = "none"
+    PING = "ping"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    ping_interval: float
+    ping_timeout: float
+    idle_timeout: float
+    slow_client_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: Action
+    code: int = 0
+    reason: str = ""
+
+
+NOTHING = Verdict(Action.NONE)
+PING = Verdict(Action.PING)
+
+
+def decide(
+    *,
+    now: float,
+    state: ConnectionState,
+    last_seen: float,
+    ping_sent_at: float | None,
+    idle_since: float | None,
+    unwritable_since: float | None,
+    limits: Limits,
+) -> Verdict:
+    """What the sweeper does with one connection now (all times on the loop's clock)."""
+    if state is not ConnectionState.OPEN:
+        return NOTHING
+    if unwritable_since is not None and now - unwritable_since >= limits.slow_client_seconds:
+        return Verdict(Action.CLOSE, Close.TRY_AGAIN_LATER, "client too slow")
+    outstanding = ping_sent_at is not None and last_seen < ping_sent_at
+    if outstanding:
+        assert ping_sent_at is not None
+        if now - ping_sent_at >= limits.ping_timeout:
+            return Verdict(Action.CLOSE, Close.TIMEOUT, "heartbeat timeout")
+    if idle_since is not None and now - idle_since >= limits.idle_timeout:
+        return Verdict(Action.CLOSE, Close.TIMEOUT, "idle: no subscription")
+    if not outstanding:
+        quiet_since = last_seen if ping_sent_at is None else max(last_seen, ping_sent_at)
+        if now - quiet_since >= limits.ping_interval:
+            return PING
+    return NOTHING

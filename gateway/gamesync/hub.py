@@ -1,0 +1,218 @@
+"""The hub: per-game topics on this pod, version order, frames encoded once, fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+from gamesync.broker.base import Broker
+from gamesync.connection import Connection, DeliveryStats
+from gamesync.envelope import Envelope
+from gamesync.protocol import snapshot_frame
+
+__all__ = ["Hub", "Topic"]
+
+log = logging.getLogger("gamesync.hub")
+
+#: Called once per fan-out: (envelope, recipients written now, payload bytes written now).
+FanoutObserver = Callable[[Envelope, int, int], None]
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Topic:
+    """One game on this pod: its local subscribers and its newest envelope's frames."""
+
+    __slots__ = (
+        "_data_json",
+        "_public",
+        "_viewers",
+        "envelope",
+        "game_id",
+        "linger",
+        "ready",
+        "subscribers",
+    )
+
+    def __init__(self, game_id: int) -> None:
+        self.game_id = game_id
+        self.subscribers: set[Connection] = set()
+        self.envelope: Envelope | None = None
+        self.ready = asyncio.Event()
+        self.linger: asyncio.TimerHandle | None = None
+        self._data_json = ""
+        self._public = b""
+        self._viewers: dict[str, bytes] = {}
+
+    def accept(self, envelope: Envelope) -> bool:
+        """Make `envelope` current if it is newer; frames are then built on demand, once."""
+        if self.envelope is not None and envelope.version <= self.envelope.version:
+            return False
+        self.envelope = envelope
+        self._data_json = _json(envelope.snapshot)
+        self._public = snapshot_frame(envelope.game_id, envelope.version, self._data_json, None)
+        self._viewers = {}
+        return True
+
+    def frame_for(self, user_id: str | None) -> bytes:
+        """The current frame for a user: with its own `viewer` part only, or the public one."""
+        envelope = self.envelope
+        assert envelope is not None  # callers check; internal invariant
+        viewers = envelope.viewers
+        if not viewers or user_id is None or user_id not in viewers:
+            return self._public
+        frame = self._viewers.get(user_id)
+        if frame is None:
+            frame = snapshot_frame(
+                envelope.game_id, envelope.version, self._data_json, _json(viewers[user_id])
+            )
+            self._viewers[user_id] = frame
+        return frame
+
+
+class Hub:
+    """Routes envelopes from the broker to local connections, never awaiting a client."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        linger_seconds: float = 2.0,
+        on_fanout: FanoutObserver | None = None,
+    ) -> None:
+        self.broker = broker
+        self.topics: dict[int, Topic] = {}
+        self.stats = DeliveryStats()
+        self._linger = linger_seconds
+        self._on_fanout = on_fanout
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # from the broker ---------------------------------------------------------------------
+
+    def offer(self, envelope: Envelope) -> None:
+        """Fan out `envelope` to the game's local subscribers if it is newer than the last."""
+        topic = self.topics.get(envelope.game_id)
+        if topic is None:
+            self.stats.unrouted += 1
+            return
+        if not topic.accept(envelope):
+            self.stats.stale += 1
+            return
+        game_id, version = envelope.game_id, envelope.version
+        public = topic.frame_for(None)
+        viewers = envelope.viewers
+        written = 0
+        size = 0
+        for conn in topic.subscribers:
+            if viewers:
+                frame = topic.frame_for(conn.user_id)
+                if conn.deliver(game_id, version, frame):
+                    written += 1
+                    size += len(frame)
+            elif conn.deliver(game_id, version, public):
+                written += 1
+        if not viewers:
+            size = written * len(public)
+        self.stats.deliveries += written
+        self.stats.bytes_out += size
+        self.stats.fanouts += 1
+        if self._on_fanout is not None:
+            self._on_fanout(envelope, written, size)
+
+    # from connections --------------------------------------------------------------------
+
+    async def join(self, conn: Connection, game_id: int) -> None:
+        """Add `conn` to the game, then send it the latest envelope (join before read: no gap).
+
+        Raises BrokerUnavailable when the broker cannot subscribe; `conn` is then not joined.
+        """
+        topic = self.topics.get(game_id)
+        if topic is None:
+            topic = Topic(game_id)
+            self.topics[game_id] = topic
+            topic.subscribers.add(conn)
+            try:
+                await self.broker.subscribe(game_id)
+                latest = await self.broker.latest(game_id)
+            except BaseException:
+                topic.subscribers.discard(conn)
+                if self.topics.get(game_id) is topic:
+                    del self.topics[game_id]
+                topic.ready.set()  # wake waiters; they will find the topic gone
+                raise
+            topic.ready.set()
+            if latest is not None:
+                self.offer(latest)
+            return
+        if topic.linger is not None:
+            topic.linger.cancel()
+            topic.linger = None
+        topic.subscribers.add(conn)
+        if not topic.ready.is_set():
+            await topic.ready.wait()
+            if self.topics.get(game_id) is not topic:
+                topic.subscribers.discard(conn)
+                await self.join(conn, game_id)  # the first joiner failed: try once ourselves
+                return
+        self.send_current(conn, topic)
+
+    def send_current(self, conn: Connection, topic: Topic) -> None:
+        """Give one connection the topic's current envelope, if it has not seen it."""
+        envelope = topic.envelope
+        if envelope is not None:
+            frame = topic.frame_for(conn.user_id)
+            if conn.deliver(topic.game_id, envelope.version, frame):
+                self.stats.deliveries += 1
+                self.stats.bytes_out += len(frame)
+
+    def leave(self, conn: Connection, game_id: int) -> None:
+        """Remove `conn` from the game; the last one out unsubscribes after a short linger."""
+        topic = self.topics.get(game_id)
+        if topic is None:
+            return
+        topic.subscribers.discard(conn)
+        if topic.subscribers or topic.linger is not None:
+            return
+        loop = asyncio.get_running_loop()
+        topic.linger = loop.call_later(self._linger, self._expire, topic)
+
+    def _expire(self, topic: Topic) -> None:
+        topic.linger = None
+        if topic.subscribers or self.topics.get(topic.game_id) is not topic:
+            return
+        del self.topics[topic.game_id]
+        task = asyncio.get_running_loop().create_task(self._unsubscribe(topic.game_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unsubscribe(self, game_id: int) -> None:
+        if game_id in self.topics:  # re-joined while we were scheduled
+            return
+        try:
+            await self.broker.unsubscribe(game_id)
+        except Exception:  # the broker re-syncs its subscriptions on reconnect
+            log.warning("unsubscribe from game %s failed", game_id, exc_info=True)
+
+    async def latest(self, game_id: int) -> Envelope | None:
+        """The newest envelope this pod knows for the game (from the topic, else the broker)."""
+        topic = self.topics.get(game_id)
+        if topic is not None and topic.ready.is_set() and topic.envelope is not None:
+            return topic.envelope
+        return await self.broker.latest(game_id)
+
+    @property
+    def subscription_count(self) -> int:
+        return sum(len(t.subscribers) for t in self.topics.values())
+
+    async def close(self) -> None:
+        """Cancel lingering unsubscribes; the broker is stopped by its owner."""
+        for topic in self.topics.values():
+            if topic.linger is not None:
+                topic.linger.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self.topics.clear()

@@ -1,0 +1,163 @@
+"""Prometheus metrics on the internal port. No per-game or per-user label (cardinality)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gamesync.envelope import Envelope
+
+__all__ = ["GatewayMetrics", "Snapshot"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Gateway state read at scrape time (cheap: no hot-path metric updates)."""
+
+    connections_by_state: dict[str, int]
+    subscriptions: int
+    games: int
+    deliveries: int
+    bytes_out: int
+    conflated: int
+    stale: int
+    fanouts: int
+    slow_closes: int
+    kids: list[str]
+    key_reloads: int
+    key_reload_failures: int
+    runtime_reloads: int
+    runtime_failures: int
+    broker_ready: bool
+    draining: bool
+
+
+class _StateCollector(Collector):
+    def __init__(self, read: Callable[[], Snapshot]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._read()
+        conns = GaugeMetricFamily(
+            "gamesync_connections", "Open websocket connections", labels=["state"]
+        )
+        for state, count in sorted(s.connections_by_state.items()):
+            conns.add_metric([state], count)
+        yield conns
+        yield GaugeMetricFamily(
+            "gamesync_subscriptions", "Connection-game subscriptions", value=s.subscriptions
+        )
+        yield GaugeMetricFamily("gamesync_games", "Games with local subscribers", value=s.games)
+        yield CounterMetricFamily(
+            "gamesync_deliveries", "Snapshot frames written to clients", value=s.deliveries
+        )
+        yield CounterMetricFamily(
+            "gamesync_bytes_out", "Snapshot bytes written to clients", value=s.bytes_out
+        )
+        yield CounterMetricFamily(
+            "gamesync_conflated_snapshots",
+            "Pending snapshots replaced by a newer one",
+            value=s.conflated,
+        )
+        yield CounterMetricFamily(
+            "gamesync_stale_envelopes", "Envelopes dropped as not newer", value=s.stale
+        )
+        yield CounterMetricFamily("gamesync_fanouts", "Envelopes fanned out", value=s.fanouts)
+        yield CounterMetricFamily(
+            "gamesync_slow_closes", "Clients closed for not reading", value=s.slow_closes
+        )
+        kids = GaugeMetricFamily("gamesync_keys_loaded", "Verification keys loaded", labels=["kid"])
+        for kid in s.kids:
+            kids.add_metric([kid], 1)
+        yield kids
+        yield CounterMetricFamily(
+            "gamesync_key_reloads", "Key file reloads applied", value=s.key_reloads
+        )
+        yield CounterMetricFamily(
+            "gamesync_key_reload_failures",
+            "Key files refused (last good set kept)",
+            value=s.key_reload_failures,
+        )
+        yield CounterMetricFamily(
+            "gamesync_runtime_config_reloads",
+            "Runtime config files applied",
+            value=s.runtime_reloads,
+        )
+        yield CounterMetricFamily(
+            "gamesync_runtime_config_failures",
+            "Runtime config files refused",
+            value=s.runtime_failures,
+        )
+        yield GaugeMetricFamily(
+            "gamesync_broker_ready", "1 when the broker is usable", value=int(s.broker_ready)
+        )
+        yield GaugeMetricFamily(
+            "gamesync_draining", "1 while the pod drains", value=int(s.draining)
+        )
+
+
+class GatewayMetrics:
+    """The gateway's metrics, in a registry of its own (several gateways may share a process)."""
+
+    def __init__(self, read: Callable[[], Snapshot]) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_StateCollector(read))
+        self._closes = Counter(
+            "gamesync_closes",
+            "Connections closed, by code and reason",
+            ["code", "reason"],
+            registry=self.registry,
+        )
+        self._auth_failures = Counter(
+            "gamesync_auth_failures",
+            "Refused tokens, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._refused = Counter(
+            "gamesync_handshakes_refused",
+            "Upgrades refused before accept",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._forbidden = Counter(
+            "gamesync_subscriptions_forbidden",
+            "Subscriptions the policy refused",
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gamesync_publish_to_send_seconds",
+            "From the envelope's publishedAt to its frames being written on this pod",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.published = Counter(
+            "gamesync_published",
+            "Envelopes published through this pod",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def closed(self, code: int, reason: str) -> None:
+        self._closes.labels(str(code), reason).inc()
+
+    def auth_failed(self, reason: str) -> None:
+        self._auth_failures.labels(reason).inc()
+
+    def handshake_refused(self, reason: str) -> None:
+        self._refused.labels(reason).inc()
+
+    def forbidden(self) -> None:
+        self._forbidden.inc()
+
+    def fanned_out(self, envelope: Envelope, recipients: int, size: int) -> None:
+        """Observe publish→send latency once per fan-out (never per delivery)."""
+        if envelope.published_at is not None and recipients:
+            self.latency.observe(max(0.0, time.time() - envelope.published_at))

@@ -1,0 +1,193 @@
+"""Run a gateway: two uvicorn servers on one loop, signals, the ready line, drain and exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from gamesync.app import internal_app, public_app
+from gamesync.demo_feed import DemoFeed
+from gamesync.errors import GameSyncError
+from gamesync.gateway import Gateway
+from gamesync.keys import sign_token
+from gamesync.settings import GatewaySettings
+from gamesync.transport import GatewaySocket
+
+__all__ = ["GatewayServer", "serve"]
+
+log = logging.getLogger("gamesync.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn.Server without its own signal handling (the gateway drains first)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        self.up.set()
+
+    @property
+    def port(self) -> int:
+        return int(self.servers[0].sockets[0].getsockname()[1])
+
+
+def _config(
+    app: Any, host: str, port: int, settings: GatewaySettings, *, public: bool
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        ws=GatewaySocket if public else "none",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,  # 4.5x the CPU and 2x the memory (research/perf_probe.md)
+        ws_ping_interval=None,  # the gateway's sweeper pings and closes 4408 itself
+        ws_ping_timeout=None,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        timeout_graceful_shutdown=max(1, int(settings.drain_seconds * 0.1)),
+        server_header=False,
+    )
+
+
+def _banner(gw: Gateway, publish_token: str, public: str, internal: str) -> None:
+    assert gw.signer is not None
+    token = sign_token(gw.signer, "dev", ttl=24 * 3600)
+    lines = [
+        "",
+        "=" * 78,
+        "  GameSync gateway in DEV MODE: generated keys, open authorization, console page.",
+        "  Never run it like this in production (pass --keys and --publish-token).",
+        f"  console:        {public}/",
+        f"  websocket:      {public.replace('http', 'ws', 1)}/ws?token=<token>",
+        f"  token (dev):    {token}",
+        f"  publish token:  {publish_token}",
+        f"  publish:        curl -X POST -H 'Authorization: Bearer {publish_token}' \\",
+        f"                    --data @envelope.json {internal}/v1/games/1/snapshots",
+        "=" * 78,
+        "",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+class GatewayServer:
+    """A gateway with its two listeners, started and stopped on the running loop."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.gateway = Gateway.create(settings)
+        self.publish_token = settings.publish_token
+        if self.publish_token is None and settings.dev_mode:
+            self.publish_token = secrets.token_urlsafe(24)
+        self.demo: DemoFeed | None = None
+        self.seat_tokens: dict[str, str] = {}
+        if settings.demo:
+            self.demo = DemoFeed(self.gateway, game_id=1)
+            signer = self.gateway.signer
+            if signer is not None:
+                self.seat_tokens = {
+                    s: sign_token(signer, s, ttl=24 * 3600) for s in self.demo.seats
+                }
+        self.servers: list[_Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.settings.host}:{self.servers[0].port}"
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://{self.settings.host}:{self.servers[1].port}"
+
+    async def start(self) -> None:
+        """Start the gateway and both listeners; raise GameSyncError if one cannot bind."""
+        gw, settings = self.gateway, self.settings
+        await gw.start()
+        public = public_app(
+            gw,
+            seat_tokens=self.seat_tokens,
+            demo_game_id=self.demo.game_id if self.demo else None,
+        )
+        internal = internal_app(gw, self.publish_token)
+        self.servers = [
+            _Server(_config(public, settings.host, settings.port, settings, public=True)),
+            _Server(
+                _config(internal, settings.host, settings.internal_port, settings, public=False)
+            ),
+        ]
+        self._tasks = [asyncio.create_task(s.serve(), name="uvicorn") for s in self.servers]
+        started: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(s.up.wait() for s in self.servers))
+        )
+        done, _ = await asyncio.wait([started, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        if started not in done:
+            started.cancel()
+            await self.stop()
+            raise GameSyncError("a listener failed to start (port in use?)")
+        if self.demo is not None:
+            self.demo.start()
+
+    async def drain_and_stop(self) -> None:
+        """Drain (reconnect hints, paced closes), then stop the listeners and the gateway."""
+        if self.demo is not None:
+            await self.demo.stop()
+        await self.gateway.drain()
+        # Give closing handshakes a moment before uvicorn drops what is left.
+        await self.gateway.wait_empty(self.settings.drain_seconds * 0.1 + 1.0)
+        await self.stop()
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.demo is not None:
+            await self.demo.stop()
+        await self.gateway.stop()
+
+    def force_exit(self) -> None:
+        for server in self.servers:
+            server.force_exit = True
+            server.should_exit = True
+
+
+async def serve(settings: GatewaySettings) -> int:
+    """Serve until SIGTERM/SIGINT, then drain; returns the process exit code."""
+    server = GatewayServer(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        if settings.dev_mode and server.publish_token is not None:
+            _banner(server.gateway, server.publish_token, server.public_url, server.internal_url)
+        print(
+            f"GAMESYNC_READY public={server.public_url} internal={server.internal_url}", flush=True
+        )
+        await stop.wait()
+        for sig in signals:  # a second signal while draining exits at once
+            loop.add_signal_handler(sig, server.force_exit)
+        await server.drain_and_stop()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    return 0

@@ -1,0 +1,386 @@
+"""The websocket endpoint: handshake checks, authentication, and one client's message loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+
+from gamesync.authz import Decision
+from gamesync.connection import Connection, ConnectionState
+from gamesync.errors import AuthError, BrokerUnavailable, ProtocolError
+from gamesync.keys import Identity
+from gamesync.protocol import (
+    Auth,
+    Close,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    encode,
+    parse_client_message,
+)
+from gamesync.ratelimit import TokenBucket, WindowCounter
+from gamesync.settings import AuthzPolicy
+from gamesync.transport import SCOPE_KEY, GatewaySocket
+
+if TYPE_CHECKING:
+    from gamesync.gateway import Gateway
+
+__all__ = ["WebSocketEndpoint"]
+
+log = logging.getLogger("gamesync.session")
+
+
+async def _refuse(send: Send, status: int, reason: str) -> None:
+    """Refuse the upgrade with a plain HTTP response (ASGI websocket.http.response)."""
+    body = reason.encode()
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"1")],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _token_from_handshake(headers: Headers, query_string: bytes) -> str | None:
+    """Bearer header first, then the `token` query parameter (DESIGN §2)."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    values = parse_qs(query_string.decode("latin-1")).get("token")
+    if values and values[0]:
+        return values[0]
+    return None
+
+
+class WebSocketEndpoint:
+    """ASGI app for `/ws` and `/ws/games/{gameId}`."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gw = self.gateway
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        allowed = gw.settings.allowed_origins
+        if allowed and origin is not None and origin.rstrip("/") not in allowed:
+            gw.metrics.handshake_refused("origin")
+            await _refuse(send, 403, "origin not allowed")
+            return
+        if gw.draining:
+            gw.metrics.handshake_refused("draining")
+            await _refuse(send, 503, "draining: reconnect to another instance")
+            return
+        socket = scope.get("extensions", {}).get(SCOPE_KEY)
+        if not isinstance(socket, GatewaySocket):
+            log.error("websocket served without gamesync.transport.GatewaySocket; refusing")
+            await _refuse(send, 500, "misconfigured server")
+            return
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        game_id = scope.get("path_params", {}).get("game_id")
+        session = Session(gw, socket, scope, receive)
+        await session.run(game_id)
+
+
+class Session:
+    """One connection's life, from accept to close. Messages are handled in order."""
+
+    def __init__(
+        self, gateway: Gateway, socket: GatewaySocket, scope: Scope, receive: Receive
+    ) -> None:
+        self.gw = gateway
+        self.socket = socket
+        self.scope = scope
+        self.receive = receive
+        settings = gateway.settings
+        self.conn = Connection(socket, socket.loop.time(), gateway.hub.stats)
+        self.token: str | None = None
+        self.bucket = TokenBucket(settings.message_rate, settings.message_burst, socket.loop.time)
+        self.bad = WindowCounter(settings.bad_message_window, socket.loop.time)
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed_by_server = False
+        self.final_games: list[int] = []
+
+    # closing -----------------------------------------------------------------------------
+
+    def close(
+        self,
+        code: int,
+        reason: str,
+        *,
+        error: str | None = None,
+        game_id: int | None = None,
+        abort_after: float | None = None,
+    ) -> None:
+        """Send an optional error frame, then the close; the message loop then ends."""
+        if self.close_code is not None:
+            return
+        if error is not None:
+            self.send_error(error, reason, game_id)
+        self.close_code = code
+        self.close_reason = reason
+        self.closed_by_server = True
+        self.socket.close_now(code, reason, abort_after=abort_after)
+
+    def send(self, payload: bytes) -> None:
+        if not self.conn.send_message(payload):
+            self.close(Close.TRY_AGAIN_LATER, "client too slow", abort_after=1.0)
+
+    def send_error(self, code: str, message: str, game_id: int | None = None) -> None:
+        fields: dict[str, Any] = {"code": code, "message": message}
+        if game_id is not None:
+            fields["gameId"] = game_id
+        self.send(encode("error", **fields))
+
+    # the life of a connection ------------------------------------------------------------
+
+    async def run(self, implied_game: int | None) -> None:
+        gw = self.gw
+        conn = self.conn
+        conn.socket.on_writable = self._on_writable
+        gw.attach(self)
+        try:
+            if gw.at_capacity():
+                self.close(Close.TRY_AGAIN_LATER, "pod full, try another")
+                return
+            identity = await self._authenticate()
+            if identity is None:
+                return
+            if not gw.admit_user(self, identity.user_id):
+                self.close(Close.TOO_MANY_CONNECTIONS, "too many connections for this user")
+                return
+            conn.identity = identity
+            conn.transition(ConnectionState.OPEN)
+            self._welcome()
+            if implied_game is not None:
+                await self._subscribe(implied_game, implied=True)
+            await self._loop()
+        finally:
+            self.final_games = sorted(conn.subscriptions)
+            for game_id in list(conn.subscriptions):
+                gw.hub.leave(conn, game_id)
+            conn.subscriptions.clear()
+            conn.socket.on_writable = None
+            if conn.state is not ConnectionState.CLOSED:
+                conn.transition(ConnectionState.CLOSED)
+            gw.detach(self)
+
+    def _on_writable(self) -> None:
+        self.conn.flush()
+
+    async def _next_message(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next ASGI message, or None once the socket is closing or closed."""
+        if self.close_code is not None:
+            return None
+        if timeout is None:
+            message = await self.receive()
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await self.receive()
+            except TimeoutError:
+                return None
+        if message["type"] == "websocket.disconnect":
+            if self.close_code is None:
+                self.close_code = int(message.get("code", Close.NORMAL))
+                self.close_reason = str(message.get("reason") or "client closed")
+            return None
+        self.conn.frames_in += 1
+        return dict(message)
+
+    async def _authenticate(self) -> Identity | None:
+        token = _token_from_handshake(
+            Headers(scope=self.scope), self.scope.get("query_string", b"")
+        )
+        if token is None:
+            message = await self._next_message(self.gw.settings.auth_timeout)
+            if message is None:
+                if self.close_code is None:
+                    self.gw.metrics.auth_failed("missing")
+                    self.close(Close.UNAUTHORIZED, "missing token", error="unauthorized")
+                return None
+            text = message.get("text")
+            try:
+                parsed = parse_client_message(text) if isinstance(text, str) else None
+            except ProtocolError:
+                parsed = None
+            if not isinstance(parsed, Auth):
+                self.gw.metrics.auth_failed("missing")
+                self.close(
+                    Close.UNAUTHORIZED, "missing token: authenticate first", error="unauthorized"
+                )
+                return None
+            token = parsed.token
+        try:
+            identity = self.gw.keys.verify(token)
+        except AuthError as exc:
+            self.gw.metrics.auth_failed(exc.message)
+            self.close(Close.UNAUTHORIZED, exc.message, error=exc.code)
+            return None
+        self.token = token
+        return identity
+
+    def _welcome(self) -> None:
+        identity = self.conn.identity
+        assert identity is not None  # only called once authenticated
+        self.send(
+            encode(
+                "welcome",
+                userId=identity.user_id,
+                heartbeatMs=int(self.gw.settings.ping_interval * 1000),
+                expiresAt=identity.expires_at,
+            )
+        )
+
+    async def _loop(self) -> None:
+        while True:
+            message = await self._next_message()
+            if message is None:
+                return
+            text = message.get("text")
+            if text is None:
+                self.close(
+                    Close.UNSUPPORTED_DATA, "binary frames are not supported", error="bad_request"
+                )
+                return
+            if not self.bucket.take():
+                self.send_error("rate_limited", "too many messages; slow down")
+                if self._count_bad():
+                    return
+                continue
+            try:
+                parsed = parse_client_message(text)
+            except ProtocolError as exc:
+                self.send_error("bad_request", exc.message)
+                if self._count_bad():
+                    return
+                continue
+            await self._dispatch(parsed)
+
+    def _count_bad(self) -> bool:
+        """Count a bad message; True (and closed 1008) once the client keeps at it."""
+        if self.bad.add() > self.gw.settings.bad_message_limit:
+            self.close(Close.POLICY, "too many bad messages")
+            return True
+        return False
+
+    async def _dispatch(self, message: Subscribe | Unsubscribe | Ping | Auth) -> None:
+        if isinstance(message, Subscribe):
+            await self._subscribe(message.game_id, implied=False)
+        elif isinstance(message, Unsubscribe):
+            self._unsubscribe(message.game_id)
+        elif isinstance(message, Ping):
+            self.send(encode("pong"))
+        else:
+            self._renew(message.token)
+
+    async def _subscribe(self, game_id: int, *, implied: bool) -> None:
+        conn = self.conn
+        if game_id in conn.subscriptions:
+            self.send(encode("subscribed", gameId=game_id))
+            return
+        if len(conn.subscriptions) >= self.gw.settings.max_subscriptions:
+            self.send_error(
+                "too_many_subscriptions",
+                f"at most {self.gw.settings.max_subscriptions} games per connection",
+                game_id,
+            )
+            return
+        identity = conn.identity
+        assert identity is not None  # authenticated before any subscribe
+        assert self.token is not None
+        decision = await self.gw.authorizer.decide(identity, self.token, game_id)
+        if self.close_code is not None:
+            return
+        if decision is Decision.UNAVAILABLE:
+            if implied:
+                self.close(
+                    Close.TRY_AGAIN_LATER,
+                    "authorization unavailable",
+                    error="service_unavailable",
+                    game_id=game_id,
+                )
+            else:
+                self.send_error("service_unavailable", "cannot authorize now; retry later", game_id)
+            return
+        if decision is Decision.DENY:
+            self.gw.metrics.forbidden()
+            if implied:
+                self.close(Close.FORBIDDEN, "forbidden", error="forbidden", game_id=game_id)
+            else:
+                self.send_error("forbidden", "not allowed to watch this game", game_id)
+            return
+        conn.subscriptions[game_id] = -1
+        conn.idle_since = None
+        self.send(encode("subscribed", gameId=game_id))
+        try:
+            await self.gw.hub.join(conn, game_id)
+        except BrokerUnavailable:
+            conn.forget(game_id)
+            self._mark_idle_if_empty()
+            self.send_error("service_unavailable", "broker unavailable; retry later", game_id)
+            return
+        if self.close_code is not None or conn.state is ConnectionState.CLOSED:
+            self.gw.hub.leave(conn, game_id)
+
+    def _unsubscribe(self, game_id: int) -> None:
+        if game_id in self.conn.subscriptions:
+            self.conn.forget(game_id)
+            self.gw.hub.leave(self.conn, game_id)
+            self._mark_idle_if_empty()
+        self.send(encode("unsubscribed", gameId=game_id))
+
+    def _mark_idle_if_empty(self) -> None:
+        if not self.conn.subscriptions:
+            self.conn.idle_since = self.socket.loop.time()
+
+    def _renew(self, token: str) -> None:
+        conn = self.conn
+        assert conn.identity is not None
+        try:
+            identity = self.gw.keys.verify(token)
+        except AuthError as exc:
+            self.gw.metrics.auth_failed(exc.message)
+            self.close(Close.UNAUTHORIZED, exc.message, error=exc.code)
+            return
+        if identity.user_id != conn.identity.user_id:
+            self.gw.metrics.auth_failed("user changed")
+            self.close(
+                Close.UNAUTHORIZED,
+                "a renewed token must be for the same user",
+                error="unauthorized",
+            )
+            return
+        conn.identity = identity
+        conn.token_expired_notified = False
+        self.token = token
+        self._welcome()
+        if identity.games is not None and self.gw.authorizer.policy is AuthzPolicy.CLAIM:
+            for game_id in [g for g in conn.subscriptions if g not in identity.games]:
+                self.conn.forget(game_id)
+                self.gw.hub.leave(conn, game_id)
+                self.send_error("forbidden", "the renewed token does not cover this game", game_id)
+            self._mark_idle_if_empty()
+
+    # called by the gateway's sweeper -----------------------------------------------------
+
+    def expire_token_if_due(self, wall_now: float) -> bool:
+        identity = self.conn.identity
+        if identity is None or identity.expires_at + self.gw.settings.leeway_seconds > wall_now:
+            return False
+        self.gw.metrics.auth_failed("token expired on a live connection")
+        self.close(Close.UNAUTHORIZED, "token expired", error="token_expired")
+        return True
