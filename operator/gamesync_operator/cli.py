@@ -1,0 +1,86 @@
+"""`gamesync operator`: run the GameSyncCluster operator (kopf, standalone by default)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from gamesync_operator.config import OperatorConfig
+from gamesync_operator.handlers import register
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gamesync operator", description=__doc__)
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch this namespace (repeatable; globs like team-* allowed)",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="use the KopfPeering object NAME for HA (default: standalone, one replica)",
+    )
+    parser.add_argument("--priority", type=int, default=0, help="peering priority")
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve liveness at this URL, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=30.0,
+        help="seconds between level-based resyncs (drift repair, scaling, rotation)",
+    )
+    parser.add_argument(
+        "--stats-timeout", type=float, default=2.0, help="seconds per /v1/stats read"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run until interrupted; returns the process exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on errors
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = OperatorConfig(interval=args.interval, stats_timeout=args.stats_timeout)
+    registry = kopf.OperatorRegistry()
+    register(registry, config)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_via_client(**kwargs)
+
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                standalone=args.peering is None,
+                peering_name=args.peering,
+                priority=args.priority,
+                liveness_endpoint=args.liveness,
+                clusterwide=bool(args.all_namespaces),
+                namespaces=args.namespaces or (),
+            )
+        )
+    except KeyboardInterrupt:
+        return 130
+    return 0

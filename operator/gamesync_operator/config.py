@@ -1,0 +1,42 @@
+"""Operator settings and injectable dependencies, fixed once at start-up and passed down."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gamesync.keys import generate_key
+from gamesync_operator.kube import ConnectionFactory, login
+from gamesync_operator.stats import StatsResolver, pod_base_url
+
+__all__ = ["PREFIX", "ROTATE_ANNOTATION", "OperatorConfig", "utcnow"]
+
+PREFIX = "gamesync.nommie.dev"
+ROTATE_ANNOTATION = f"{PREFIX}/rotate-keys"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """How the operator runs; tests swap the clock, the stats resolver and the credentials."""
+
+    # Level-based resync: the timer compares actual children with desired ones this often.
+    interval: float = 30.0
+    # Delay before a failed reconciliation is retried.
+    retry_delay: float = 15.0
+    # Per-request timeout for a gateway's /v1/stats; a slow pod must not stall the fleet.
+    stats_timeout: float = 2.0
+    # Per-request timeout for the Kubernetes API.
+    api_timeout: float = 10.0
+    resolve_stats: StatsResolver = pod_base_url
+    clock: Callable[[], dt.datetime] = utcnow
+    generate_key: Callable[[str], tuple[dict[str, Any], dict[str, Any]]] = field(
+        default=lambda alg: generate_key(alg)
+    )
+    connect: ConnectionFactory = login

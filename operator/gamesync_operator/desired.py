@@ -1,0 +1,471 @@
+"""Desired state, pure: a ClusterSpec in, the children it should own out (DESIGN §5, §7).
+
+Nothing here talks to the API; `handlers` compares these objects with what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from gamesync_operator.crd import GROUP, KIND, VERSION
+from gamesync_operator.spec import ClusterSpec
+
+__all__ = [
+    "INTERNAL_PORT",
+    "KEYS_DIR",
+    "PUBLIC_PORT",
+    "RUNTIME_DIR",
+    "Owner",
+    "children",
+    "configmap",
+    "deployment",
+    "hpa",
+    "http_route",
+    "ingress",
+    "label_selector",
+    "pdb",
+    "runtime_config",
+    "runtime_config_hash",
+    "scaled_object",
+    "selector_labels",
+    "service",
+]
+
+PUBLIC_PORT = 8000
+INTERNAL_PORT = 9000
+KEYS_DIR = "/etc/gamesync/keys"
+RUNTIME_DIR = "/etc/gamesync/runtime"
+RUNTIME_KEY = "runtime.json"
+MANAGED_BY = "gamesync-operator"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The GameSyncCluster that owns the children (ownerReferences need its uid)."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+        }
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """Labels that select this cluster's gateway pods (immutable in a Deployment)."""
+    return {"app.kubernetes.io/name": "gamesync-gateway", "app.kubernetes.io/instance": name}
+
+
+def label_selector(name: str) -> str:
+    """selector_labels as a selector string (status.labelSelector, for the scale subresource)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(name).items()))
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {
+        **selector_labels(name),
+        "app.kubernetes.io/component": "gateway",
+        "app.kubernetes.io/part-of": "gamesync",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def _meta(spec: ClusterSpec, name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": spec.namespace, "labels": _labels(spec.name)}
+
+
+def runtime_config(spec: ClusterSpec) -> bytes:
+    """The runtime config file (DESIGN §7), canonical JSON so that its hash is stable."""
+    tracing: dict[str, Any] = {"enabled": spec.tracing.enabled}
+    if spec.tracing.enabled:
+        tracing.update(
+            {
+                "endpoint": spec.tracing.endpoint,
+                "protocol": spec.tracing.protocol,
+                "sampler": spec.tracing.sampler,
+                "ratio": spec.tracing.ratio,
+                "resourceAttributes": {
+                    "service.namespace": spec.namespace,
+                    "gamesync.cluster": spec.name,
+                    **spec.tracing.resource_attributes,
+                },
+            }
+        )
+    document = {"tracing": tracing, "logLevel": spec.gateway.log_level}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def runtime_config_hash(spec: ClusterSpec) -> str:
+    """The hash a gateway reports in /v1/stats once it applied this runtime config."""
+    return "sha256:" + hashlib.sha256(runtime_config(spec)).hexdigest()
+
+
+def configmap(spec: ClusterSpec) -> dict[str, Any]:
+    """The runtime ConfigMap, mounted as a directory so gateways see changes live."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(spec, f"{spec.name}-runtime"),
+        "data": {RUNTIME_KEY: runtime_config(spec).decode()},
+    }
+
+
+def _env(spec: ClusterSpec) -> list[dict[str, Any]]:
+    gw, auth = spec.gateway, spec.auth
+    env: list[dict[str, Any]] = [
+        {"name": "GAMESYNC_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "GAMESYNC_HOST", "value": "0.0.0.0"},  # noqa: S104 - a pod listens on its own IP
+        {"name": "GAMESYNC_PORT", "value": str(PUBLIC_PORT)},
+        {"name": "GAMESYNC_INTERNAL_PORT", "value": str(INTERNAL_PORT)},
+        {
+            "name": "GAMESYNC_BROKER",
+            "valueFrom": {"secretKeyRef": {"name": spec.redis.url.name, "key": spec.redis.url.key}},
+        },
+        {"name": "GAMESYNC_KEYS", "value": f"{KEYS_DIR}/jwks.json"},
+        {"name": "GAMESYNC_RUNTIME_CONFIG", "value": f"{RUNTIME_DIR}/{RUNTIME_KEY}"},
+        {"name": "GAMESYNC_AUTHZ", "value": auth.policy},
+        {"name": "GAMESYNC_DRAIN_SECONDS", "value": str(gw.drain_seconds)},
+        {"name": "GAMESYNC_PING_INTERVAL", "value": str(gw.ping_interval_seconds)},
+        {"name": "GAMESYNC_IDLE_TIMEOUT", "value": str(gw.idle_timeout_seconds)},
+    ]
+    optional = {
+        "GAMESYNC_AUTHZ_URL": auth.backend_url,
+        "GAMESYNC_AUDIENCE": auth.audience,
+        "GAMESYNC_ISSUER": auth.issuer,
+        "GAMESYNC_ALLOWED_ORIGINS": ",".join(auth.allowed_origins) or None,
+    }
+    env.extend({"name": k, "value": v} for k, v in optional.items() if v)
+    if gw.publish_token is not None:
+        ref = {"name": gw.publish_token.name, "key": gw.publish_token.key}
+        env.append({"name": "GAMESYNC_PUBLISH_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
+    """The gateway Deployment; `replicas` None leaves them to an HPA or KEDA."""
+    gw = spec.gateway
+    container: dict[str, Any] = {
+        "name": "gateway",
+        "image": gw.image,
+        "imagePullPolicy": gw.image_pull_policy,
+        "args": ["gateway"],
+        "ports": [
+            {"name": "http", "containerPort": PUBLIC_PORT, "protocol": "TCP"},
+            {"name": "internal", "containerPort": INTERNAL_PORT, "protocol": "TCP"},
+        ],
+        "env": _env(spec),
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "internal"},
+            "periodSeconds": 5,
+            "failureThreshold": 1,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "internal"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        # The endpoints controller removes the pod concurrently with preStop; the sleep gives it
+        # time before SIGTERM starts the drain (native sleep action: no binary in the image).
+        "lifecycle": {"preStop": {"sleep": {"seconds": gw.pre_stop_seconds}}},
+        "resources": {
+            k: {q: str(v) for q, v in qs.items()} for k, qs in gw.resources.items() if qs
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            # Directories, never subPath: the kubelet swaps a symlink and subPath would pin the
+            # old file (kubernetes#50345).
+            {"name": "keys", "mountPath": KEYS_DIR, "readOnly": True},
+            {"name": "runtime", "mountPath": RUNTIME_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not the host's /tmp
+        ],
+    }
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": gw.termination_grace_period_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": "keys", "secret": {"secretName": spec.signing_keys.jwks_secret_name}},
+            {"name": "runtime", "configMap": {"name": f"{spec.name}-runtime"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        ],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(spec.name)},
+            }
+        ],
+    }
+    if gw.service_account_name:
+        pod_spec["serviceAccountName"] = gw.service_account_name
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(spec, spec.name),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(spec.name)},
+            "minReadySeconds": gw.min_ready_seconds,
+            "revisionHistoryLimit": 5,
+            # A new pod must be ready before an old one drains: never fewer sockets' worth of pods.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
+            },
+            "template": {
+                "metadata": {
+                    "labels": _labels(spec.name),
+                    "annotations": {
+                        **gw.pod_annotations,
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(INTERNAL_PORT),
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+    if replicas is not None:
+        body["spec"]["replicas"] = replicas
+    return body
+
+
+def service(spec: ClusterSpec) -> dict[str, Any]:
+    """ClusterIP Service; appProtocol tells Gateway API implementations it speaks websocket."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec, spec.name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(spec.name),
+            "ports": [
+                {
+                    "name": "http",
+                    "port": PUBLIC_PORT,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/ws",
+                },
+                {
+                    "name": "internal",
+                    "port": INTERNAL_PORT,
+                    "targetPort": "internal",
+                    "protocol": "TCP",
+                },
+            ],
+        },
+    }
+
+
+def http_route(spec: ClusterSpec) -> dict[str, Any]:
+    """Gateway API HTTPRoute; request timeout 0s (disabled) so sockets are not cut (GEP-1742)."""
+    ex = spec.exposure
+    parent_refs = []
+    for ref in ex.parent_refs:
+        entry: dict[str, Any] = {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": ref.name,
+        }
+        if ref.namespace:
+            entry["namespace"] = ref.namespace
+        if ref.section_name:
+            entry["sectionName"] = ref.section_name
+        parent_refs.append(entry)
+    route_spec: dict[str, Any] = {
+        "parentRefs": parent_refs,
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": ex.path}}],
+                "backendRefs": [{"name": spec.name, "port": PUBLIC_PORT}],
+                "timeouts": {"request": "0s"},
+            }
+        ],
+    }
+    if ex.host:
+        route_spec["hostnames"] = [ex.host]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": _meta(spec, spec.name),
+        "spec": route_spec,
+    }
+
+
+def ingress(spec: ClusterSpec) -> dict[str, Any]:
+    """networking.k8s.io Ingress with proxy timeouts above the websocket idle time."""
+    ex = spec.exposure
+    timeout = str(ex.idle_timeout_seconds)
+    annotations = {
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
+        **ex.ingress_annotations,
+    }
+    rule: dict[str, Any] = {
+        "http": {
+            "paths": [
+                {
+                    "path": ex.path,
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
+                }
+            ]
+        }
+    }
+    if ex.host:
+        rule["host"] = ex.host
+    ingress_spec: dict[str, Any] = {"rules": [rule]}
+    if ex.ingress_class_name:
+        ingress_spec["ingressClassName"] = ex.ingress_class_name
+    if ex.tls_secret_name and ex.host:
+        ingress_spec["tls"] = [{"hosts": [ex.host], "secretName": ex.tls_secret_name}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {**_meta(spec, spec.name), "annotations": annotations},
+        "spec": ingress_spec,
+    }
+
+
+def pdb(spec: ClusterSpec) -> dict[str, Any]:
+    """PodDisruptionBudget for evictions (node drains); rollouts and scale-in bypass it."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(spec, spec.name),
+        "spec": {
+            "maxUnavailable": spec.gateway.max_unavailable,
+            "selector": {"matchLabels": selector_labels(spec.name)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def _behavior(spec: ClusterSpec) -> dict[str, Any]:
+    au = spec.autoscaling
+    # Scale up fast, scale down one pod per period: every removed pod is a reconnect wave.
+    return {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+            ],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": au.scale_down_stabilization_seconds,
+            "selectPolicy": "Min",
+            "policies": [
+                {"type": "Pods", "value": 1, "periodSeconds": au.scale_down_period_seconds}
+            ],
+        },
+    }
+
+
+def hpa(spec: ClusterSpec) -> dict[str, Any]:
+    """autoscaling/v2 HPA on the per-pod connections metric (needs a custom-metrics adapter)."""
+    au = spec.autoscaling
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(spec, spec.name),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "minReplicas": au.min_replicas,
+            "maxReplicas": au.max_replicas,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": au.metric_name},
+                        "target": {
+                            "type": "AverageValue",
+                            "averageValue": str(au.target_connections_per_pod),
+                        },
+                    },
+                }
+            ],
+            "behavior": _behavior(spec),
+        },
+    }
+
+
+def scaled_object(spec: ClusterSpec) -> dict[str, Any]:
+    """KEDA ScaledObject with a Prometheus trigger on total connections."""
+    au = spec.autoscaling
+    selector = f'namespace="{spec.namespace}",pod=~"{spec.name}-.*"'
+    query = au.keda_query or f"sum({au.metric_name}{{{selector}}})"
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _meta(spec, spec.name),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "minReplicaCount": au.min_replicas,
+            "maxReplicaCount": au.max_replicas,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior(spec)}},
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metadata": {
+                        "serverAddress": au.keda_server_address,
+                        "query": query,
+                        "threshold": str(au.target_connections_per_pod),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def children(spec: ClusterSpec, owner: Owner, replicas: int | None) -> list[dict[str, Any]]:
+    """Every child the cluster should own right now, adopted (ownerReferences, labels).
+
+    The key Secrets are not here: their content is decided by `rotation`, not by the spec.
+    """
+    objs = [configmap(spec), deployment(spec, replicas), service(spec), pdb(spec)]
+    if spec.exposure.mode == "HTTPRoute":
+        objs.append(http_route(spec))
+    elif spec.exposure.mode == "Ingress":
+        objs.append(ingress(spec))
+    if spec.autoscaling.mode == "HPA":
+        objs.append(hpa(spec))
+    elif spec.autoscaling.mode == "KEDA":
+        objs.append(scaled_object(spec))
+    adopt(objs, owner)
+    return objs
+
+
+def adopt(objs: list[dict[str, Any]], owner: Owner) -> None:
+    """Set the owner reference (controller, blockOwnerDeletion) on each object, in place."""
+    body: Any = owner.body()  # kopf accepts any mapping-like body
+    kopf.adopt(objs, owner=body, strict=True)
+
+
+def identity(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(apiVersion, kind, name) of an object, for logs and lookups."""
+    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
