@@ -17,7 +17,6 @@ ARG PYTHON_IMAGE=docker.io/library/python:3.11.14-slim-trixie
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -25,7 +24,9 @@ COPY gateway/gamesync gateway/gamesync
 COPY operator/gamesync_operator operator/gamesync_operator
 # The wheel first (built in isolation with the build backend pinned in pyproject.toml), then
 # wheels for its dependencies, which pyproject.toml pins exactly (==).
-RUN pip wheel --no-deps --wheel-dir /dist . \
+# pip's cache lives in a BuildKit cache mount, so a source edit re-downloads nothing.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip wheel --no-deps --wheel-dir /dist . \
  && pip wheel --wheel-dir /wheels "$(ls /dist/gamesync-*.whl)[operator]"
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -52,16 +53,11 @@ WORKDIR /tmp
 
 FROM runtime AS gateway
 LABEL org.opencontainers.image.title="GameSync gateway"
-# skaffold builds with DEV_SYNC=true so that file sync may write the package (skaffold.yaml);
-# release images leave everything root-owned.
-ARG DEV_SYNC=false
-ARG SYNC_PACKAGES=/usr/local/lib/python3.11/site-packages/gamesync
 # Installs from the builder's wheelhouse only (bind-mounted, so no wheel stays in a layer);
 # pip compiles the bytecode now, because the running container cannot write it later. pip,
 # setuptools and wheel go afterwards: nothing installs anything at run time.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels gamesync \
- && if [ "$DEV_SYNC" = "true" ]; then chown -R 65532:65532 $SYNC_PACKAGES; fi \
  && pip uninstall --yes pip setuptools wheel
 USER 65532:65532
 # In a container the gateway listens on every interface (the CLI's default is 127.0.0.1).
@@ -72,11 +68,8 @@ CMD ["gateway"]
 
 FROM runtime AS operator
 LABEL org.opencontainers.image.title="GameSync operator"
-ARG DEV_SYNC=false
-ARG SYNC_PACKAGES="/usr/local/lib/python3.11/site-packages/gamesync /usr/local/lib/python3.11/site-packages/gamesync_operator"
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels "gamesync[operator]" \
- && if [ "$DEV_SYNC" = "true" ]; then chown -R 65532:65532 $SYNC_PACKAGES; fi \
  && pip uninstall --yes pip setuptools wheel
 USER 65532:65532
 EXPOSE 8080
