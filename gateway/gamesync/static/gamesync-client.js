@@ -495,7 +495,7 @@ export class GameSyncClient {
       this.#setStatus(Status.DISCONNECTED, new GameSyncError("idle", reason || "closed while idle", { closeCode: code }));
       return;
     }
-    this.#scheduleReconnect(new GameSyncError("connection_lost", reason ? `${reason} (${code})` : `connection closed (${code})`, { closeCode: code }));
+    this.#scheduleReconnect(new GameSyncError("connection_lost", reason || "connection closed", { closeCode: code }));
   }
 
   /** Give up on the current socket without waiting for the close handshake of a dead peer. */

@@ -1,0 +1,190 @@
+"""The dev console in a real Chromium against a real `gamesync gateway --demo` process."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+from browser_harness import Browser, GatewayProcess
+
+pytestmark = pytest.mark.browser
+
+DEMO_GAME = 1
+
+STATUS = "() => document.getElementById('status').dataset.status"
+CONNECTED = "() => document.getElementById('status').dataset.status === 'connected'"
+VERSION_ABOVE = """(floor) => {
+  const version = Number(document.getElementById('version').textContent);
+  return Number.isInteger(version) && version > floor ? version : false;
+}"""
+SHOWN = """() => ({
+  version: Number(document.getElementById('version').textContent),
+  snapshot: JSON.parse(document.getElementById('snapshot').textContent),
+  viewerText: document.getElementById('viewer').textContent,
+  cards: [...document.querySelectorAll('#hand .card')].map((el) => el.dataset.card),
+})"""
+LOG = """(kind) => [...document.querySelectorAll('#log li')]
+  .filter((li) => li.dataset.kind === kind).map((li) => li.textContent)"""
+# Records every applied snapshot's private view, keyed by version, from the console's client.
+RECORD_VIEWERS = """() => {
+  const client = window.gamesyncConsole.client;
+  window.__viewers = {};
+  const keep = (state, version) => { window.__viewers[version] = state.viewer ?? null; };
+  const now = client.getGame(1);
+  if (now.version !== undefined) keep(now, now.version);
+  client.on('snapshot', (e) => { window.__viewers[e.version] = e.viewer ?? null; });
+  return true;
+}"""
+
+
+def wait_connected_with_snapshot(browser: Browser, page: str, timeout: float = 15.0) -> int:
+    browser.wait_for(page, CONNECTED, timeout=timeout)
+    version: int = browser.wait_for(page, VERSION_ABOVE, 0, timeout=timeout)
+    return version
+
+
+def test_console_connects_and_shows_demo_snapshots_with_rising_versions(
+    browser: Browser, gateway: GatewayProcess
+) -> None:
+    browser.open("live", f"{gateway.public_url}/")
+    try:
+        first = wait_connected_with_snapshot(browser, "live")
+        later: int = browser.wait_for("live", VERSION_ABOVE, first, timeout=10)
+        even_later: int = browser.wait_for("live", VERSION_ABOVE, later, timeout=10)
+        assert first < later < even_later
+
+        shown: dict[str, Any] = browser.evaluate("live", SHOWN)
+        assert shown["version"] >= even_later
+        snapshot = shown["snapshot"]
+        assert [seat["user_id"] for seat in snapshot["game"]["seating"]] == ["1", "2", "3", "4"]
+        assert snapshot["phase"]["phase"] in {"Bidding", "TrumpSelect", "Trick", "Scoring"}
+        # The default dev token holds no seat, so it gets no private view.
+        assert shown["viewerText"] == "—"
+        assert shown["cards"] == []
+
+        frames_out = browser.evaluate("live", LOG, "out")
+        assert any('"type":"subscribe"' in line and '"gameId":1' in line for line in frames_out)
+        assert any('"type":"auth"' in line for line in frames_out)
+        assert not any("eyJ" in line for line in frames_out), "the log must not show the token"
+        frames_in = browser.evaluate("live", LOG, "in")
+        assert any("welcome" in line for line in frames_in)
+        assert any(f"snapshot game {DEMO_GAME} v{later}" in line for line in frames_in)
+
+        stats = gateway.stats()
+        assert stats["connections"] == 1
+        assert stats["subscriptions"] == 1
+        browser.screenshot("live", "console-live-demo")
+    finally:
+        browser.close_page("live")
+
+
+def test_each_seat_token_shows_only_its_own_hand(browser: Browser, gateway: GatewayProcess) -> None:
+    seats = ["1", "2", "3", "4"]
+    try:
+        for seat in seats:
+            browser.open(f"seat{seat}", f"{gateway.public_url}/?seat={seat}")
+        for seat in seats:
+            wait_connected_with_snapshot(browser, f"seat{seat}")
+            browser.evaluate(f"seat{seat}", RECORD_VIEWERS)
+
+        # Find a version all four pages hold, with cards in hand, and compare the views.
+        common = None
+        for _ in range(30):
+            floor = max(browser.wait_for(f"seat{s}", VERSION_ABOVE, 0) for s in seats)
+            held = [
+                browser.wait_for(
+                    f"seat{s}",
+                    "(v) => window.__viewers[v] !== undefined ? window.__viewers : false",
+                    floor,
+                    timeout=10,
+                )
+                for s in seats
+            ]
+            candidates = [
+                v
+                for v in held[0]
+                if all(v in h for h in held) and held[0][v] and held[0][v].get("hand")
+            ]
+            if candidates:
+                common = max(candidates, key=int)
+                views = [h[common] for h in held]
+                break
+            # The round is between deals (no cards): wait for the next published version.
+            browser.wait_for("seat1", VERSION_ABOVE, floor, timeout=10)
+        assert common is not None, "the four pages never shared a version with cards dealt"
+
+        hands = [set(view["hand"]) for view in views]
+        for index, (seat, view) in enumerate(zip(seats, views, strict=True)):
+            assert view["seat"] == index, f"seat {seat} was shown seat {view['seat']}"
+            for other in range(4):
+                if other != index:
+                    assert not hands[index] & hands[other], "two seats were shown the same card"
+        assert len({len(hand) for hand in hands}) == 1, "every seat holds the same number of cards"
+
+        for seat in seats:
+            page = f"seat{seat}"
+            shown: dict[str, Any] = browser.evaluate(page, SHOWN)
+            latest = browser.evaluate(page, "() => window.gamesyncConsole.client.getGame(1)")
+            assert shown["cards"] == latest["viewer"]["hand"], "the page renders its own hand"
+            browser.screenshot(page, f"console-seat-{seat}")
+    finally:
+        for seat in seats:
+            browser.close_page(f"seat{seat}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["drain", "crash"])
+def test_console_reconnects_and_converges_after_a_gateway_restart(
+    browser: Browser, gateway: GatewayProcess, stop_signal: signal.Signals
+) -> None:
+    page = "restart"
+    browser.open(page, f"{gateway.public_url}/?seat=2")
+    try:
+        before = wait_connected_with_snapshot(browser, page)
+        gateway.stop(stop_signal)
+        browser.wait_for(page, f"() => {STATUS}() === 'reconnecting'", timeout=15)
+
+        gateway.start()
+        # The restarted dev gateway has new keys: the console asks it for a fresh token after
+        # the first 4401, then converges on the new demo's snapshots.
+        browser.wait_for(page, CONNECTED, timeout=40)
+        after: int = browser.wait_for(page, VERSION_ABOVE, before, timeout=15)
+        newer: int = browser.wait_for(page, VERSION_ABOVE, after, timeout=15)
+        assert before < after < newer
+
+        shown: dict[str, Any] = browser.evaluate(page, SHOWN)
+        assert shown["viewerText"] != "—"
+        assert '"seat": 1' in shown["viewerText"]
+        closes = browser.evaluate(page, LOG, "close")
+        assert closes, "the log shows the close"
+        if stop_signal == signal.SIGTERM:
+            frames_in = browser.evaluate(page, LOG, "in")
+            assert any('"type":"reconnect"' in line for line in frames_in)
+        # Never two live sockets: the new gateway sees exactly this page's one connection.
+        gateway.wait_for_stats(lambda s: s["connections"] == 1 and s["subscriptions"] == 1)
+        browser.screenshot(page, f"console-after-restart-{stop_signal.name.lower()}")
+    finally:
+        browser.close_page(page)
+
+
+def test_a_bad_token_ends_disconnected_with_the_reason(
+    browser: Browser, gateway: GatewayProcess
+) -> None:
+    page = "bad-token"
+    browser.open(page, f"{gateway.public_url}/?token=not-a-valid-jwt")
+    try:
+        browser.wait_for(page, f"() => {STATUS}() === 'disconnected'", timeout=15)
+        reason: str = browser.wait_for(
+            page, "() => document.getElementById('status-reason').textContent", timeout=5
+        )
+        assert "unauthorized" in reason
+        assert "4401" in reason
+        closes = browser.evaluate(page, LOG, "close")
+        # One retry after asking the token provider, then no loop.
+        assert len(closes) == 2
+        assert all("4401" in line for line in closes)
+        assert browser.evaluate(page, "() => document.getElementById('version').textContent") == "—"
+        gateway.wait_for_stats(lambda s: s["connections"] == 0)
+        browser.screenshot(page, "console-bad-token")
+    finally:
+        browser.close_page(page)
