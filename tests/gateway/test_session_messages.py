@@ -1,0 +1,256 @@
+"""Messages and limits over the wire: subscribe, snapshots, errors, close codes (DESIGN §2)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from conftest import GatewayFactory, Keys
+from wire import close_code, connect, envelope, publish, recv_json, recv_until
+
+from gamesync.server import GatewayServer
+
+
+async def test_subscribe_answers_subscribed_then_the_latest_snapshot(
+    gateway: GatewayServer, keys: Keys
+) -> None:
+    assert (await publish(gateway, envelope(42, 17))).json() == {"published": True}
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        await ws.send(json.dumps({"type": "subscribe", "gameId": 42}))
+        assert await recv_json(ws) == {"type": "subscribed", "version": 1, "gameId": 42}
+        assert await recv_json(ws) == {
+            "type": "snapshot",
+            "version": 1,
+            "gameId": 42,
+            "gameVersion": 17,
+            "data": {"v": 17},
+        }
+
+
+async def test_game_path_implies_the_subscription(gateway: GatewayServer, keys: Keys) -> None:
+    await publish(gateway, envelope(5, 3))
+    async with await connect(gateway, "/ws/games/5", token=keys.token()) as ws:
+        assert (await recv_json(ws))["type"] == "welcome"
+        assert (await recv_json(ws))["type"] == "subscribed"
+        assert (await recv_json(ws))["gameVersion"] == 3
+        await publish(gateway, envelope(5, 4))
+        assert (await recv_json(ws))["gameVersion"] == 4
+
+
+async def test_forbidden_implied_game_closes_4403(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(authz="members")
+    await publish(server, envelope(5, 1, members=["8"]))
+    async with await connect(server, "/ws/games/5", token=keys.token("7")) as ws:
+        await recv_json(ws)
+        error = await recv_json(ws)
+        assert error == {
+            "type": "error",
+            "version": 1,
+            "code": "forbidden",
+            "message": "forbidden",
+            "gameId": 5,
+        }
+        assert await close_code(ws) == 4403
+
+
+async def test_forbidden_explicit_subscribe_keeps_the_socket(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(authz="members")
+    await publish(server, envelope(5, 1, members=["8"]))
+    await publish(server, envelope(6, 1, members=["7"]))
+    async with await connect(server, token=keys.token("7")) as ws:
+        await recv_json(ws)
+        await ws.send(json.dumps({"type": "subscribe", "gameId": 5}))
+        error = await recv_json(ws)
+        assert (error["code"], error["gameId"]) == ("forbidden", 5)
+        await ws.send(json.dumps({"type": "subscribe", "gameId": 404}))
+        assert (await recv_json(ws))["code"] == "forbidden"  # no envelope yet: forbidden
+        await ws.send(json.dumps({"type": "subscribe", "gameId": 6}))
+        assert (await recv_json(ws))["type"] == "subscribed"
+        assert (await recv_json(ws))["gameVersion"] == 1
+
+
+async def test_claim_policy_uses_the_games_claim(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(authz="claim")
+    async with await connect(server, token=keys.token("7", games=[1, 2])) as ws:
+        await recv_json(ws)
+        await ws.send(json.dumps({"type": "subscribe", "gameId": 2}))
+        assert (await recv_json(ws))["type"] == "subscribed"
+        await ws.send(json.dumps({"type": "subscribe", "gameId": 3}))
+        assert (await recv_json(ws))["code"] == "forbidden"
+
+
+async def test_unsubscribe_is_acked_and_stops_delivery(gateway: GatewayServer, keys: Keys) -> None:
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        for game in (1, 2):
+            await ws.send(json.dumps({"type": "subscribe", "gameId": game}))
+            assert (await recv_json(ws))["type"] == "subscribed"
+        await ws.send(json.dumps({"type": "unsubscribe", "gameId": 1}))
+        assert await recv_json(ws) == {"type": "unsubscribed", "version": 1, "gameId": 1}
+        await publish(gateway, envelope(1, 10))
+        await publish(gateway, envelope(2, 11))
+        snapshot = await recv_json(ws)
+        assert (snapshot["gameId"], snapshot["gameVersion"]) == (2, 11)
+
+
+async def test_ping_message_is_answered_with_pong(gateway: GatewayServer, keys: Keys) -> None:
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        await ws.send(json.dumps({"type": "ping"}))
+        assert await recv_json(ws) == {"type": "pong", "version": 1}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "{not json",
+        "[1,2]",
+        '{"type":"dance"}',
+        '{"type":"subscribe"}',
+        '{"type":"subscribe","gameId":"42"}',
+        '{"type":"subscribe","gameId":-1}',
+        '{"type":"subscribe","gameId":true}',
+        '{"type":"auth","token":""}',
+    ],
+)
+async def test_malformed_message_gets_bad_request_and_the_socket_stays(
+    gateway: GatewayServer, keys: Keys, frame: str
+) -> None:
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        await ws.send(frame)
+        error = await recv_json(ws)
+        assert (error["type"], error["code"]) == ("error", "bad_request")
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await recv_json(ws))["type"] == "pong"
+
+
+async def test_persistent_garbage_closes_1008(gateway: GatewayServer, keys: Keys) -> None:
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        for _ in range(21):
+            await ws.send("garbage")
+        assert await close_code(ws) == 1008
+
+
+async def test_binary_frame_closes_1003(gateway: GatewayServer, keys: Keys) -> None:
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        await ws.send(b"\x00\x01")
+        assert await close_code(ws) == 1003
+
+
+async def test_frame_over_the_size_limit_closes_1009(gateway: GatewayServer, keys: Keys) -> None:
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        await ws.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
+        assert await close_code(ws) == 1009
+
+
+async def test_too_many_subscriptions_is_refused_per_game(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(max_subscriptions=2)
+    async with await connect(server, token=keys.token()) as ws:
+        await recv_json(ws)
+        for game in (1, 2, 3):
+            await ws.send(json.dumps({"type": "subscribe", "gameId": game}))
+        acks = [await recv_json(ws) for _ in range(3)]
+        assert [a["type"] for a in acks] == ["subscribed", "subscribed", "error"]
+        assert (acks[2]["code"], acks[2]["gameId"]) == ("too_many_subscriptions", 3)
+
+
+async def test_message_flood_is_rate_limited_then_closed_1008(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(message_rate=1, message_burst=3)
+    async with await connect(server, token=keys.token()) as ws:
+        await recv_json(ws)
+        for _ in range(30):
+            await ws.send(json.dumps({"type": "ping"}))
+        codes = []
+        try:
+            while True:
+                message = await recv_json(ws)
+                codes.append(message.get("code", message["type"]))
+        except Exception:  # the close ends the loop
+            pass
+        assert codes[:3] == ["pong", "pong", "pong"]
+        assert "rate_limited" in codes
+        assert ws.close_code == 1008
+
+
+async def test_versions_only_increase_under_out_of_order_publishes(
+    gateway: GatewayServer, keys: Keys
+) -> None:
+    async with await connect(gateway, "/ws/games/9", token=keys.token()) as ws:
+        await recv_until(ws, lambda m: m["type"] == "subscribed")
+        answers = []
+        for version in (5, 3, 5, 8, 7, 9, 1):
+            answers.append((await publish(gateway, envelope(9, version))).json()["published"])
+        assert answers == [True, False, False, True, False, True, False]
+        got = [(await recv_json(ws))["gameVersion"] for _ in range(3)]
+        assert got == [5, 8, 9]
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await recv_json(ws))["type"] == "pong"  # nothing else was queued
+
+
+async def test_private_viewer_state_goes_only_to_its_user(gateway: GatewayServer, keys: Keys) -> None:
+    doc = envelope(3, 1, viewers={"7": {"hand": ["AS"]}, "8": {"hand": ["KD"]}})
+    await publish(gateway, doc)
+    sockets = {user: await connect(gateway, "/ws/games/3", token=keys.token(user)) for user in "789"}
+    try:
+        got = {}
+        for user, ws in sockets.items():
+            got[user] = await recv_until(ws, lambda m: m["type"] == "snapshot")
+        assert got["7"]["viewer"] == {"hand": ["AS"]}
+        assert got["8"]["viewer"] == {"hand": ["KD"]}
+        assert "viewer" not in got["9"]
+        assert got["7"]["data"] == got["9"]["data"] == {"v": 1}
+    finally:
+        for ws in sockets.values():
+            await ws.close()
+
+
+async def test_idle_socket_without_subscription_closes_4408(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(idle_timeout=0.4)
+    async with await connect(server, token=keys.token()) as ws:
+        await recv_json(ws)
+        assert await close_code(ws) == 4408
+
+
+async def test_concurrent_subscribers_race_still_get_the_latest(
+    gateway: GatewayServer, keys: Keys
+) -> None:
+    """Subscribing while publishes stream in: every client ends on the newest version."""
+    clients = [await connect(gateway, "/ws/games/77", token=keys.token(str(i))) for i in range(20)]
+
+    async def publisher() -> None:
+        for version in range(1, 51):
+            await publish(gateway, envelope(77, version))
+
+    async def final_version(ws: object) -> int:
+        last = -1
+        while last < 50:
+            message = await recv_json(ws, timeout=10)  # type: ignore[arg-type]
+            if message["type"] == "snapshot":
+                assert message["gameVersion"] > last
+                last = message["gameVersion"]
+        return last
+
+    try:
+        results = await asyncio.gather(publisher(), *(final_version(ws) for ws in clients))
+        assert results[1:] == [50] * 20
+    finally:
+        for ws in clients:
+            await ws.close()
