@@ -421,6 +421,27 @@ describe("page lifecycle", () => {
     assert.equal(liveSockets(sockets).length, 1);
   });
 
+  test("a superseded connect attempt does not hide the one in flight from resume events", async () => {
+    const pending = [];
+    const { client, sockets, page } = setup({
+      token: () => new Promise((resolve) => pending.push(resolve)),
+    });
+    client.connect();
+    client.disconnect();
+    client.connect(); // StrictMode-style remount while the first token fetch is in flight
+    pending[0]("stale");
+    await settle();
+    page.dispatch("pageshow");
+    page.dispatch("online");
+    await settle();
+    assert.equal(pending.length, 2, "the resume did not start a third attempt beside the live one");
+    pending[1]("fresh");
+    await settle();
+    assert.equal(sockets.length, 1);
+    sockets[0].serverOpen();
+    assert.deepEqual(sockets[0].sent, [{ type: "auth", token: "fresh" }]);
+  });
+
   test("resume on an open socket checks it with a ping and replaces it if no pong comes", async () => {
     const { client, sockets, clock, page } = setup({ pongTimeoutMs: 4000 });
     client.connect();

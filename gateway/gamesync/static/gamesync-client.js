@@ -232,6 +232,14 @@ export class GameSyncClient {
   }
 
   /**
+   * Seed a game with state the page already has (e.g. rendered on the server from the REST
+   * endpoint). It goes through the version gate, so it never replaces anything newer.
+   */
+  prime(gameId, { version, snapshot, viewer }) {
+    this.#applySnapshot(normaliseGameId(gameId), version, snapshot, { viewer }, "initial");
+  }
+
+  /**
    * Fetch the game(s) once through the polling transport (If-None-Match with the last ETag);
    * the result goes through the same version gate as pushed snapshots.
    */
@@ -345,15 +353,16 @@ export class GameSyncClient {
     try {
       token = await this.#getToken(this.#tokenReason);
     } catch (err) {
-      this.#connectInFlight = false;
+      // A superseded attempt must not touch the flag: a newer one may be in flight.
       if (generation !== this.#generation) return;
+      this.#connectInFlight = false;
       const error = err instanceof GameSyncError ? err : new GameSyncError("token_unavailable", errorMessage(err));
       this.#reportError(error);
       this.#scheduleReconnect(error);
       return;
     }
-    this.#connectInFlight = false;
     if (generation !== this.#generation || !this.#wanted) return;
+    this.#connectInFlight = false;
     this.#token = token;
     this.#tokenReason = "connect";
     this.#lastServerError = null;
