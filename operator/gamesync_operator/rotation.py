@@ -8,9 +8,10 @@ Keys are staged previous/active/next (DESIGN §4, §5):
 - the JWKS Secret (public, gateways) holds active + next + the previous keys until they retire;
 - status.signingKeys mirrors the schedule (retire times, when next was published).
 
-A plan is executed as up to four writes, in this order: JWKS additions, signer, JWKS removals,
-status. Verifiers learn a key before any signer holds it; a key leaves the JWKS only after no
-signer holds it. Every step re-derives what to do from what it observes, so a crash between any
+A plan is executed as up to four writes, in this order: JWKS additions, signer, JWKS, status.
+Verifiers learn a key before any signer signs with it (a new active key is always the former
+next key, published long before; the next key itself is never used for signing), and a key
+leaves the JWKS only after no signer holds it. Every step re-derives what to do from what it observes, so a crash between any
 two writes is repaired by the next tick, never by trusting status alone: what status lacks is
 assumed as late as possible (keys are kept longer, never shorter).
 """
@@ -298,11 +299,19 @@ def plan(
     additions: dict[str, Any] | None = None
     jwks_write: dict[str, Any] | None = None
     if observed.jwks is None or _jwks_doc(current_jwks) != jwks_final:
-        union = {**current_jwks, **{k: v for k, v in final_keys.items() if k not in current_jwks}}
-        if union.keys() != current_jwks.keys() or observed.jwks is None:
-            additions = _jwks_doc(union)
-        if additions != jwks_final:
-            jwks_write = jwks_final
+        jwks_write = jwks_final
+    if (
+        jwks_write is not None
+        and observed.jwks is not None
+        and new_signer is not None
+        and new_signer.active not in current_jwks
+    ):
+        # Gateways run on the current JWKS and the signer is about to use a key they lack
+        # (only after the signer Secret was lost): publish first. Otherwise the signer goes
+        # first, so a crash never leaves a public key whose private half was never stored.
+        additions = _jwks_doc({**current_jwks, **final_keys})
+        if additions == jwks_final:
+            jwks_write = None
 
     if status.next_kid == final.next and status.next_published_time is not None:
         next_published = status.next_published_time
