@@ -66,8 +66,10 @@ async def test_silence_past_the_auth_timeout_closes_4401(gateway_factory: Gatewa
         (lambda k: "not-a-jwt", "unauthorized"),
         (lambda k: k.token("7", ttl=-60), "token_expired"),
         (lambda k: k.token("7")[:-4] + "AAAA", "unauthorized"),
-        (lambda k: jwt.encode({"sub": "7", "exp": time.time() + 60}, key=None, algorithm="none"),
-         "unauthorized"),
+        (
+            lambda k: jwt.encode({"sub": "7", "exp": time.time() + 60}, key=None, algorithm="none"),
+            "unauthorized",
+        ),
     ],
     ids=["garbage", "expired", "bad-signature", "alg-none"],
 )

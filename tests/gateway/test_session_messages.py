@@ -203,10 +203,14 @@ async def test_versions_only_increase_under_out_of_order_publishes(
         assert (await recv_json(ws))["type"] == "pong"  # nothing else was queued
 
 
-async def test_private_viewer_state_goes_only_to_its_user(gateway: GatewayServer, keys: Keys) -> None:
+async def test_private_viewer_state_goes_only_to_its_user(
+    gateway: GatewayServer, keys: Keys
+) -> None:
     doc = envelope(3, 1, viewers={"7": {"hand": ["AS"]}, "8": {"hand": ["KD"]}})
     await publish(gateway, doc)
-    sockets = {user: await connect(gateway, "/ws/games/3", token=keys.token(user)) for user in "789"}
+    sockets = {
+        user: await connect(gateway, "/ws/games/3", token=keys.token(user)) for user in "789"
+    }
     try:
         got = {}
         for user, ws in sockets.items():

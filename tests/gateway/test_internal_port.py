@@ -1,0 +1,126 @@
+"""The internal port: publish endpoint answers, stats, metrics; nothing of it on the public port."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from conftest import GatewayFactory, Keys
+from prometheus_client.parser import text_string_to_metric_families
+from wire import PUBLISH_TOKEN, connect, envelope, publish, recv_until
+
+from gamesync.server import GatewayServer
+
+
+async def test_publish_answers_published_then_stale(gateway: GatewayServer) -> None:
+    first = await publish(gateway, envelope(1, 2))
+    again = await publish(gateway, envelope(1, 2))
+    older = await publish(gateway, envelope(1, 1))
+    assert (first.status_code, first.json()) == (200, {"published": True})
+    assert (again.status_code, again.json()) == (200, {"published": False})
+    assert (older.status_code, older.json()) == (200, {"published": False})
+
+
+@pytest.mark.parametrize("token", ["wrong", PUBLISH_TOKEN + "x", PUBLISH_TOKEN[:-1]])
+async def test_publish_without_the_right_token_is_401(gateway: GatewayServer, token: str) -> None:
+    response = await publish(gateway, envelope(1, 1), token=token)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{", "not valid JSON"),
+        (b"[]", "JSON object"),
+        (json.dumps({"gameId": 1, "snapshot": {}}).encode(), "'version'"),
+        (json.dumps({"gameId": 2, "version": 1, "snapshot": {}}).encode(), "differs from the path"),
+        (json.dumps({"gameId": 1, "version": 1, "snapshot": []}).encode(), "'snapshot'"),
+        (
+            json.dumps({"gameId": 1, "version": 1, "snapshot": {}, "viewers": []}).encode(),
+            "viewers",
+        ),
+        (json.dumps({"gameId": 1, "version": True, "snapshot": {}}).encode(), "'version'"),
+        (
+            json.dumps({"gameId": 1, "version": 1, "snapshot": {}, "traceparent": "x"}).encode(),
+            "traceparent",
+        ),
+    ],
+)
+async def test_invalid_envelope_is_400_with_a_reason(
+    gateway: GatewayServer, body: bytes, reason: str
+) -> None:
+    response = await publish(gateway, body, game_id=1)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+
+
+async def test_envelope_over_the_size_limit_is_413(gateway: GatewayServer) -> None:
+    doc = envelope(1, 1, snapshot={"pad": "x" * (1 << 20)})
+    response = await publish(gateway, doc)
+    assert response.status_code == 413
+
+
+async def test_publish_endpoint_is_off_with_keys_and_no_publish_token(
+    gateway_factory: GatewayFactory,
+) -> None:
+    server = await gateway_factory(publish_token=None)
+    response = await publish(server, envelope(1, 1))
+    assert response.status_code == 404
+
+
+async def test_internal_endpoints_are_not_served_on_the_public_port(gateway: GatewayServer) -> None:
+    async with httpx.AsyncClient(base_url=gateway.public_url) as client:
+        for path in ("/metrics", "/v1/stats"):
+            assert (await client.get(path)).status_code == 404
+        post = await client.post("/v1/games/1/snapshots", content=b"{}")
+        assert post.status_code == 404
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).json() == {"ready": True, "reasons": []}
+        assert (await client.get("/")).status_code == 404  # the console is dev mode only
+
+
+async def test_stats_report_connections_subscriptions_and_kids(
+    gateway: GatewayServer, keys: Keys
+) -> None:
+    async with await connect(gateway, "/ws/games/3", token=keys.token()) as ws:
+        await recv_until(ws, lambda m: m["type"] == "subscribed")
+        async with httpx.AsyncClient(base_url=gateway.internal_url) as client:
+            stats = (await client.get("/v1/stats")).json()
+    assert stats["connections"] == 1
+    assert stats["subscriptions"] == 1
+    assert stats["games"] == 1
+    assert stats["kids"] == ["test-1"]
+    assert stats["ready"] is True
+    assert stats["draining"] is False
+    assert stats["runtimeConfig"] == {"hash": None, "valid": True, "error": None}
+
+
+async def test_metrics_parse_and_count_deliveries_and_closes(
+    gateway: GatewayServer, keys: Keys
+) -> None:
+    async with await connect(gateway, "/ws/games/3", token=keys.token()) as ws:
+        await recv_until(ws, lambda m: m["type"] == "subscribed")
+        await publish(gateway, envelope(3, 1))
+        await recv_until(ws, lambda m: m["type"] == "snapshot")
+    async with await connect(gateway, token="bad") as refused:
+        await recv_until(refused, lambda m: m["type"] == "error")
+    async with httpx.AsyncClient(base_url=gateway.internal_url) as client:
+        text = (await client.get("/metrics")).text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("gamesync_deliveries_total", ())] == 1
+    assert samples[("gamesync_fanouts_total", ())] == 1
+    assert samples[("gamesync_auth_failures_total", (("reason", "malformed token"),))] == 1
+    assert (
+        samples[("gamesync_closes_total", (("code", "4401"), ("reason", "malformed token")))] == 1
+    )
+    assert samples[("gamesync_publish_to_send_seconds_count", ())] == 1
+    assert ("gamesync_connections", (("state", "open"),)) not in samples or samples[
+        ("gamesync_connections", (("state", "open"),))
+    ] == 0
+    for (name, labels), _ in samples.items():
+        assert not any(k in ("user", "game", "gameId", "user_id") for k, _ in labels), name

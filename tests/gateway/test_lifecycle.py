@@ -1,0 +1,192 @@
+"""Heartbeats, slow clients and conflation, key reload: the connection lifecycle over the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from conftest import GatewayFactory, Keys
+from rawws import RawClient
+from wire import close_code, connect, envelope, publish, recv_json, recv_until, wait_until
+
+from gamesync.keys import generate_key, sign_token
+from gamesync.server import GatewayServer
+
+
+def _address(server: GatewayServer) -> tuple[str, int]:
+    parts = urlsplit(server.public_url)
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
+async def test_ping_frames_are_sent_and_a_missing_pong_closes_4408(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(ping_interval=0.2, ping_timeout=0.3)
+    client = await RawClient.connect(*_address(server), "/ws/games/1", keys.token())
+    try:
+        seen_ping = False
+        close = None
+        async with asyncio.timeout(5):
+            while close is None:
+                frame = await client.read_frame()
+                seen_ping = seen_ping or frame.opcode == 0x9
+                if frame.opcode == 0x8:
+                    close = frame
+        assert seen_ping
+        assert close.close_code == 4408
+    finally:
+        client.close()
+
+
+async def test_a_client_answering_pings_stays_connected(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(ping_interval=0.1, ping_timeout=0.2)
+    async with await connect(server, "/ws/games/1", token=keys.token()) as ws:
+        await recv_until(ws, lambda m: m["type"] == "subscribed")
+        gw = server.gateway
+        session = next(iter(gw.sessions))
+        # Several ping rounds pass (the websockets client answers them) and we stay open.
+        await wait_until(lambda: session.conn.ping_sent_at is not None, what="a first ping")
+        first_ping = session.conn.ping_sent_at
+        await wait_until(
+            lambda: (session.conn.ping_sent_at or 0) > (first_ping or 0) + 0.3, what="later pings"
+        )
+        await publish(server, envelope(1, 1))
+        assert (await recv_until(ws, lambda m: m["type"] == "snapshot"))["gameVersion"] == 1
+
+
+async def test_slow_client_gets_only_the_newest_snapshot_and_others_are_unaffected(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(slow_client_seconds=30)
+    host, port = _address(server)
+    slow = await RawClient.connect(host, port, "/ws/games/4", keys.token("slow"), rcvbuf=4096)
+    fast = await connect(server, "/ws/games/4", token=keys.token("fast"), max_size=None)
+    try:
+        await recv_until(fast, lambda m: m["type"] == "subscribed")
+        gw = server.gateway
+        await wait_until(lambda: len(gw.hub.topics.get(4, _Empty).subscribers) == 2)
+        slow_session = next(s for s in gw.sessions if s.conn.user_id == "slow")
+        big = "x" * 200_000
+        last = 0
+        for version in range(1, 41):
+            await publish(server, envelope(4, version, snapshot={"pad": big, "v": version}))
+            last = version
+            snap = await recv_until(fast, lambda m: m["type"] == "snapshot", timeout=10)
+            assert snap["gameVersion"] == version  # the fast client keeps up, in order
+        await wait_until(
+            lambda: slow_session.socket.unwritable_since is not None, what="backpressure"
+        )
+        # Parked: at most one pending frame for the one game, however many were published.
+        assert slow_session.conn.backlog <= 1
+        assert gw.hub.stats.conflated > 0
+        # Once the slow client reads, it converges on the newest version, in increasing order.
+        versions = []
+        async with asyncio.timeout(20):
+            while not versions or versions[-1] != last:
+                frame = await slow.read_frame(timeout=10)
+                if frame.opcode == 0x1:
+                    message = json.loads(frame.payload)
+                    if message["type"] == "snapshot":
+                        versions.append(message["gameVersion"])
+        assert versions == sorted(set(versions))
+        assert len(versions) < last  # some were conflated away
+    finally:
+        slow.close()
+        await fast.close()
+
+
+async def test_client_that_cannot_drain_is_closed_1013(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory(slow_client_seconds=0.5)
+    host, port = _address(server)
+    slow = await RawClient.connect(host, port, "/ws/games/4", keys.token("slow"), rcvbuf=4096)
+    try:
+        gw = server.gateway
+        await wait_until(lambda: 4 in gw.hub.topics and gw.hub.topics[4].subscribers, what="join")
+        big = "y" * 300_000
+        version = 0
+        async with asyncio.timeout(15):
+            while gw.sessions:
+                version += 1
+                await publish(server, envelope(4, version, snapshot={"pad": big}))
+                await asyncio.sleep(0.05)  # paces the publisher, not a synchronisation
+        assert gw.hub.stats.slow_closes == 1
+        closes = gw.metrics.registry.get_sample_value(
+            "gamesync_closes_total", {"code": "1013", "reason": "client too slow"}
+        )
+        assert closes == 1.0
+    finally:
+        slow.close()
+
+
+async def test_key_reload_keeps_live_sockets_and_accepts_the_new_key(
+    gateway_factory: GatewayFactory, keys: Keys, tmp_path: Path
+) -> None:
+    # The kubelet layout: jwks.json -> ..data/jwks.json, ..data -> a timestamped directory.
+    mount = tmp_path / "mount"
+    first = mount / "..2026_11_26_1"
+    first.mkdir(parents=True)
+    (first / "jwks.json").write_text(keys.jwks_path.read_text())
+    (mount / "..data").symlink_to(first.name)
+    (mount / "jwks.json").symlink_to("..data/jwks.json")
+    server = await gateway_factory(keys=mount / "jwks.json")
+    gw = server.gateway
+    async with await connect(server, "/ws/games/1", token=keys.token("7")) as old:
+        await recv_until(old, lambda m: m["type"] == "subscribed")
+        private, public = generate_key("ES256", kid="test-2")
+        old_public = json.loads(keys.jwks_path.read_text())["keys"][0]
+        second = mount / "..2026_11_26_2"
+        second.mkdir()
+        (second / "jwks.json").write_text(json.dumps({"keys": [old_public, public]}))
+        tmp_link = mount / "..data_tmp"
+        tmp_link.symlink_to(second.name)
+        os.replace(tmp_link, mount / "..data")
+        await wait_until(lambda: gw.keys.kids == ["test-1", "test-2"], what="reload")
+        new_token = sign_token({"keys": [private], "active": "test-2"}, "8")
+        async with await connect(server, token=new_token) as new:
+            assert (await recv_json(new))["userId"] == "8"
+        # A broken file is refused; the last good set stays and sockets stay.
+        third = mount / "..2026_11_26_3"
+        third.mkdir()
+        (third / "jwks.json").write_text("{not json")
+        tmp_link.symlink_to(third.name)
+        os.replace(tmp_link, mount / "..data")
+        await wait_until(lambda: gw.keys.reload_failures == 1, what="refusal")
+        assert gw.keys.kids == ["test-1", "test-2"]
+        await publish(server, envelope(1, 2))
+        assert (await recv_until(old, lambda m: m["type"] == "snapshot"))["gameVersion"] == 2
+        assert old.close_code is None
+
+
+class _Empty:
+    subscribers: tuple[()] = ()
+
+
+async def test_new_upgrades_are_refused_503_while_draining(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    import websockets
+
+    server = await gateway_factory(drain_seconds=0.5)
+    async with await connect(server, token=keys.token()) as ws:
+        await recv_json(ws)
+        drain = asyncio.create_task(server.gateway.drain())
+        reconnect = await recv_json(ws)
+        assert reconnect["type"] == "reconnect"
+        assert reconnect["reason"] == "draining"
+        assert 0 < reconnect["retryAfterMs"] <= 2000
+        assert await close_code(ws) == 1012
+        await drain
+    try:
+        await connect(server, token=keys.token())
+    except websockets.InvalidStatus as refused:
+        assert refused.response.status_code == 503
+    else:
+        raise AssertionError("upgrade accepted while draining")
