@@ -1,0 +1,196 @@
+"""``gamesync bench SCENARIO [options]``: run a scenario, print a table, write JSON and a PNG."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from gamesync.bench import SCENARIOS
+
+__all__ = ["main"]
+
+# Per-scenario defaults: issue 8's sizes (heavy; use smaller values on a shared machine).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "fanout": {"connections": [1000, 5000], "games": 1, "runs": 3},
+    "latency": {
+        "clients": 5000,
+        "games": 1250,
+        "rate": 2000.0,
+        "seconds": 20.0,
+        "gateways": 2,
+        "runs": 3,
+    },
+    "peer": {
+        "clients": 5000,
+        "games": 1250,
+        "rate": 2000.0,
+        "seconds": 20.0,
+        "gateways": 2,
+        "runs": 3,
+    },
+    "polling": {"players": 1000, "games": 250, "seconds": 60.0, "runs": 1},
+    "idle": {"connections": [5000, 20000], "runs": 3, "games": 1},
+    "slow": {"clients": 1000, "games": 250, "rate": 1000.0, "seconds": 20.0, "runs": 3},
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x.replace("_", "").replace("k", "000")) for x in text.split(",") if x]
+
+
+def _words(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gamesync bench",
+        description="Measure GameSync against its baselines on loopback (see docs/BENCHMARKS.md).",
+    )
+    p.add_argument("scenario", choices=SCENARIOS)
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("bench-results"),
+        help="folder for JSON results, plots and logs (default bench-results/)",
+    )
+    p.add_argument("--runs", type=int, help="repetitions; summaries are medians")
+    p.add_argument("--size", type=int, default=2048, help="snapshot size in bytes (default 2048)")
+    p.add_argument("--connections", type=_ints, help="fanout/idle: comma list, e.g. 1000,5000")
+    p.add_argument("--games", type=int, help="number of games")
+    p.add_argument(
+        "--deliveries",
+        type=int,
+        default=100_000,
+        help="fanout: deliveries per run (rounds = this / connections)",
+    )
+    p.add_argument("--clients", type=int, help="latency/peer/slow: websocket clients")
+    p.add_argument("--rate", type=float, help="publishes per second")
+    p.add_argument("--seconds", type=float, help="length of each publishing window")
+    p.add_argument("--gateways", type=int, help="latency/peer: server processes (default 2)")
+    p.add_argument(
+        "--systems",
+        type=_words,
+        help="which systems to run (fanout: raw,gamesync; peer: gamesync,socketio; "
+        "idle: gamesync[,raw])",
+    )
+    p.add_argument("--players", type=int, help="polling: players")
+    p.add_argument("--poll-interval", type=float, default=3.0, help="polling: seconds (3)")
+    p.add_argument(
+        "--update-interval",
+        type=float,
+        default=5.0,
+        help="polling: seconds between updates of one game (5)",
+    )
+    p.add_argument(
+        "--slow-games",
+        type=int,
+        default=50,
+        help="slow: games the slow client subscribes to (default 50)",
+    )
+    p.add_argument("--hold", type=float, default=5.0, help="idle: seconds to hold connections")
+    p.add_argument("--connect-timeout", type=float, default=120.0)
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``gamesync bench``; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from gamesync.bench.display import Display
+    from gamesync.bench.plots import plot_result
+    from gamesync.bench.procs import BenchError
+    from gamesync.bench.results import machine_info, now_stamp, write_result
+    from gamesync.bench.scenarios import SCENARIO_FUNCS, Ctx, Options
+
+    started, stamp = now_stamp()
+    results_dir: Path = args.results
+    workdir = results_dir / f"{args.scenario}-{stamp}"
+    defaults = DEFAULTS[args.scenario]
+    values = {
+        k: getattr(args, k)
+        for k in (
+            "runs",
+            "connections",
+            "games",
+            "clients",
+            "rate",
+            "seconds",
+            "gateways",
+            "players",
+        )
+    }
+    fields = {
+        k: (v if v is not None else defaults[k])
+        for k, v in values.items()
+        if v is not None or k in defaults
+    }
+    opts = Options(
+        scenario=args.scenario,
+        workdir=workdir.resolve(),
+        size=args.size,
+        deliveries=args.deliveries,
+        systems=args.systems or [],
+        poll_interval=args.poll_interval,
+        update_interval=args.update_interval,
+        slow_games=args.slow_games,
+        hold=args.hold,
+        connect_timeout=args.connect_timeout,
+        **fields,
+    )
+    display = Display(quiet=args.quiet)
+    display.note(f"gamesync bench {args.scenario}: results in {workdir}")
+    try:
+        outcome = await SCENARIO_FUNCS[args.scenario](Ctx(opts, display))
+    except (BenchError, RuntimeError, OSError) as exc:
+        display.console.print(f"[red]bench {args.scenario} failed: {exc}")
+        return 1
+    invariants = {
+        k: sum(int(r.get(k, 0)) for r in outcome.runs)
+        for k in ("lost", "duplicates", "out_of_order")
+    }
+    payload: dict[str, Any] = {
+        "schema": 1,
+        "scenario": args.scenario,
+        "started": started,
+        "stamp": stamp,
+        "machine": machine_info(),
+        "params": outcome.params,
+        "runs": outcome.runs,
+        "summary": outcome.summary,
+        "targets": outcome.targets,
+        "invariants": invariants,
+        "series": outcome.series,
+        "plots": [],
+    }
+    if not args.no_plot:
+        png = plot_result(payload, outcome.series, results_dir / f"{args.scenario}-{stamp}.png")
+        if png is not None:
+            payload["plots"].append(str(png))
+    path = write_result(results_dir, payload)
+    display.table(
+        f"bench {args.scenario}: targets",
+        [
+            {"target": t.name, "wanted": t.target, "measured": t.value, "met": t.met}
+            for t in outcome.targets
+        ],
+        ["target", "wanted", "measured", "met"],
+    )
+    display.note(f"invariants {invariants}; result {path}")
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

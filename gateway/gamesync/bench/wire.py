@@ -1,0 +1,144 @@
+"""Just enough RFC 6455 for a lean load client: handshake, client frames, frame parsing.
+
+Pure functions and a sans-I/O parser; the load client does the I/O. Server frames are
+parsed by slicing, and snapshot fields are read by searching the raw bytes, because a load
+client that JSON-decodes every 2 KB message would saturate before the server does.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+
+__all__ = [
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_CONT",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "FrameParser",
+    "client_frame",
+    "float_field",
+    "handshake_request",
+    "int_field",
+]
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+# A zero masking key is legal (RFC 6455 §5.3 only asks for unpredictability against
+# intermediaries, which loopback has none of) and lets the client skip the XOR.
+_ZERO_MASK = b"\x00\x00\x00\x00"
+
+
+def handshake_request(
+    host: str, port: int, path: str, headers: dict[str, str] | None = None
+) -> bytes:
+    """Bytes of an HTTP/1.1 upgrade request that offers no extension (no permessage-deflate)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One final, masked client frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    return head + _ZERO_MASK + payload
+
+
+class FrameParser:
+    """Incremental parser of unmasked server frames; reassembles fragmented messages."""
+
+    __slots__ = ("_buf", "_frag", "_frag_op")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._frag: list[bytes] = []
+        self._frag_op = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Consume bytes; return the complete (opcode, payload) messages they finish."""
+        buf = self._buf + data if self._buf else data
+        out: list[tuple[int, bytes]] = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= 2:
+            b0 = buf[pos]
+            n = buf[pos + 1] & 0x7F
+            head = 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n = (buf[pos + 2] << 8) | buf[pos + 3]
+                head = 4
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                (n,) = struct.unpack_from("!Q", buf, pos + 2)
+                head = 10
+            if end - pos < head + n:
+                break
+            payload = buf[pos + head : pos + head + n]
+            pos += head + n
+            opcode = b0 & 0x0F
+            if b0 & 0x80:
+                if opcode == OP_CONT:
+                    self._frag.append(payload)
+                    out.append((self._frag_op, b"".join(self._frag)))
+                    self._frag = []
+                else:
+                    out.append((opcode, payload))
+            elif opcode == OP_CONT:
+                self._frag.append(payload)
+            else:
+                self._frag_op = opcode
+                self._frag = [payload]
+        self._buf = buf[pos:] if pos < end else b""
+        return out
+
+
+def _number_after(payload: bytes, key: bytes) -> bytes | None:
+    i = payload.find(key)
+    if i < 0:
+        return None
+    i += len(key)
+    n = len(payload)
+    while i < n and payload[i] in b" :":
+        i += 1
+    j = i
+    while j < n and payload[j] in b"0123456789.-+eE":
+        j += 1
+    return payload[i:j] if j > i else None
+
+
+def int_field(payload: bytes, key: bytes) -> int | None:
+    """The integer after the first occurrence of ``key`` (e.g. ``b'"gameVersion"'``)."""
+    raw = _number_after(payload, key)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def float_field(payload: bytes, key: bytes) -> float | None:
+    """The number after the first occurrence of ``key`` (e.g. ``b'"t"'``)."""
+    raw = _number_after(payload, key)
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
