@@ -1,0 +1,37 @@
+import type { ReactNode } from "react";
+
+import type { ConnectionStatus, GameSyncClient, GameSyncError } from "./index.js";
+
+export interface GameSyncProviderProps {
+  client: GameSyncClient;
+  children?: ReactNode;
+}
+
+/** Provides `client` to useGameSync; connects on mount and disconnects on unmount. */
+export declare function GameSyncProvider(props: GameSyncProviderProps): ReactNode;
+
+export declare function useGameSyncClient(): GameSyncClient | null;
+
+export interface UseGameSyncOptions<S = unknown, V = unknown> {
+  /** Use this client instead of the provider's. */
+  client?: GameSyncClient;
+  /** State rendered by the server (e.g. from the REST endpoint), shown until a newer version. */
+  initial?: { version: number; snapshot: S; viewer?: V };
+  /** Make sure the client is connected (default true). */
+  connect?: boolean;
+}
+
+export interface GameSyncResult<S = unknown, V = unknown> {
+  snapshot: S | undefined;
+  viewer: V | undefined;
+  version: number | undefined;
+  status: ConnectionStatus;
+  error: GameSyncError | null;
+  /** Poll once through the client's `snapshotUrl`. */
+  refresh: () => Promise<void>;
+}
+
+export declare function useGameSync<S = unknown, V = unknown>(
+  gameId: number | string | null | undefined,
+  options?: UseGameSyncOptions<S, V>,
+): GameSyncResult<S, V>;
