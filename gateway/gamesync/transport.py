@@ -60,6 +60,13 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         if self.on_lost is not None:
             self.on_lost()
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # A refusal sent through the websocket.http.response extension is a finished
+            # handshake; without this uvicorn logs "returned without completing handshake".
+            self.handshake_complete = True
+
     # what the gateway uses ---------------------------------------------------------------
 
     @property
