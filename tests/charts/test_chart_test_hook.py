@@ -7,12 +7,17 @@ image ships the same Python and websockets), so what is tested is exactly what t
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
+from pathlib import Path
 
 from chart_rendering import only, render, scenario_values
 from websockets.http11 import Request, Response
@@ -89,3 +94,52 @@ def test_hook_fails_when_a_gateway_lets_a_client_in_without_a_token() -> None:
         result = _run_hook(port)
     assert result.returncode != 0
     assert "unexpected first frame" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the gateway exited before it was ready"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.05)  # polling a condition under a deadline, not waiting for time to pass
+    raise AssertionError(f"{url} never answered 200")
+
+
+def test_hook_passes_against_the_real_gateway(tmp_path: Path) -> None:
+    """The same script against `gamesync gateway` itself (dev mode: in-process broker)."""
+    port, internal = _free_port(), _free_port()
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from gamesync.cli import main; sys.exit(main())",
+        "gateway",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--internal-port",
+        str(internal),
+        "--drain-seconds",
+        "1",
+    ]
+    log = (tmp_path / "gateway.log").open("w")
+    with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True) as gateway:
+        try:
+            _wait_ready(f"http://127.0.0.1:{port}/readyz", gateway, time.monotonic() + 30)
+            result = _run_hook(port)
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=30)
+            log.close()
+    assert result.returncode == 0, result.stderr + (tmp_path / "gateway.log").read_text()
