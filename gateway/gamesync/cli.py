@@ -44,9 +44,11 @@ def _gateway_parser(sub: Any) -> None:
     p.add_argument("--idle-timeout", type=float)
     p.add_argument("--drain-seconds", type=float)
     p.add_argument("--pod-name")
+    p.add_argument("--log-format", choices=["json", "text"], help="default: json, text in dev mode")
 
 
 def _run_gateway(args: argparse.Namespace) -> int:
+    from gamesync.logs import configure_logging
     from gamesync.server import serve
     from gamesync.settings import load_settings
 
@@ -69,8 +71,11 @@ def _run_gateway(args: argparse.Namespace) -> int:
         "idle_timeout",
         "drain_seconds",
         "pod_name",
+        "log_format",
     )
     settings = load_settings(**{f: getattr(args, f) for f in fields})
+    fmt = settings.log_format or ("text" if settings.dev_mode else "json")
+    configure_logging(args.log_level, fmt)
     try:
         import uvloop
 

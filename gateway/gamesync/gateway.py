@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
@@ -25,6 +24,7 @@ from gamesync.metrics import GatewayMetrics, Snapshot
 from gamesync.protocol import Close, encode
 from gamesync.runtime_config import RuntimeConfig, RuntimeConfigStore
 from gamesync.settings import GatewaySettings
+from gamesync.tracing import Tracing
 
 if TYPE_CHECKING:
     from gamesync.session import Session
@@ -63,10 +63,12 @@ class Gateway:
         self.signer = signer
         self.pod = settings.pod_name or _socket.gethostname()
         self.metrics = GatewayMetrics(self._snapshot)
+        self.tracing = Tracing(pod=self.pod)
         self.hub = Hub(
             broker,
             linger_seconds=settings.unsubscribe_linger_seconds,
             on_fanout=self.metrics.fanned_out,
+            tracing=self.tracing,
         )
         self.authorizer = Authorizer(
             settings.effective_authz,
@@ -114,6 +116,7 @@ class Gateway:
         if settings.keys is not None:
             self._watchers.append(self.keys.watch(settings.keys, settings.key_reload_seconds))
         self.runtime.subscribe(self._apply_log_level)
+        self.runtime.subscribe(lambda config: self.tracing.apply(config.tracing))
         if settings.runtime_config is not None:
             watcher = FileWatcher(
                 settings.runtime_config, self.runtime.load, settings.key_reload_seconds
@@ -136,6 +139,7 @@ class Gateway:
         await self.hub.close()
         await self.broker.stop()
         await self.authorizer.close()
+        await asyncio.to_thread(self.tracing.shutdown)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -185,20 +189,31 @@ class Gateway:
                 del self.users[user]
         code = session.close_code if session.close_code is not None else Close.NORMAL
         self.metrics.closed(code, session.close_reason if session.closed_by_server else "client")
+        duration = round(session.socket.loop.time() - conn.opened_at, 3)
+        reason = session.close_reason if session.closed_by_server else "client"
         conn_log.info(
-            json.dumps(
-                {
-                    "event": "connection_end",
+            "connection_end",
+            extra={
+                "fields": {
                     "user": user,
                     "games": session.final_games,
-                    "durationSeconds": round(session.socket.loop.time() - conn.opened_at, 3),
+                    "durationSeconds": duration,
                     "closeCode": code,
                     "reason": session.close_reason,
                     "closedBy": "server" if session.closed_by_server else "client",
                     "framesIn": conn.frames_in,
                     "framesOut": conn.frames_out,
                 }
-            )
+            },
+        )
+        self.tracing.event(
+            "close",
+            {
+                "gamesync.close_code": code,
+                "gamesync.close_reason": reason,
+                "gamesync.duration_s": duration,
+            },
+            error=code not in (1000, 1001, 1005, 1012),
         )
 
     def at_capacity(self) -> bool:

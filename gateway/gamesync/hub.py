@@ -11,6 +11,7 @@ from gamesync.broker.base import Broker
 from gamesync.connection import Connection, DeliveryStats
 from gamesync.envelope import Envelope
 from gamesync.protocol import snapshot_frame
+from gamesync.tracing import Tracing
 
 __all__ = ["Hub", "Topic"]
 
@@ -83,8 +84,10 @@ class Hub:
         *,
         linger_seconds: float = 2.0,
         on_fanout: FanoutObserver | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.broker = broker
+        self.tracing = tracing
         self.topics: dict[int, Topic] = {}
         self.stats = DeliveryStats()
         self._linger = linger_seconds
@@ -102,26 +105,41 @@ class Hub:
         if not topic.accept(envelope):
             self.stats.stale += 1
             return
-        game_id, version = envelope.game_id, envelope.version
-        public = topic.frame_for(None)
-        viewers = envelope.viewers
-        written = 0
-        size = 0
-        for conn in topic.subscribers:
-            if viewers:
-                frame = topic.frame_for(conn.user_id)
-                if conn.deliver(game_id, version, frame):
-                    written += 1
-                    size += len(frame)
-            elif conn.deliver(game_id, version, public):
-                written += 1
-        if not viewers:
-            size = written * len(public)
+        tracing = self.tracing
+        if tracing is not None and tracing.enabled:
+            conflated_before = self.stats.conflated
+            with tracing.fanout(envelope, len(topic.subscribers)) as span:
+                written, size = self._fan_out(topic, envelope)
+                span.set_attribute("gamesync.recipients", written)
+                span.set_attribute("gamesync.bytes", size)
+                span.set_attribute("gamesync.conflated", self.stats.conflated - conflated_before)
+        else:
+            written, size = self._fan_out(topic, envelope)
         self.stats.deliveries += written
         self.stats.bytes_out += size
         self.stats.fanouts += 1
         if self._on_fanout is not None:
             self._on_fanout(envelope, written, size)
+
+    @staticmethod
+    def _fan_out(topic: Topic, envelope: Envelope) -> tuple[int, int]:
+        """Write the newest frame to every local subscriber; (written now, bytes written)."""
+        game_id, version = envelope.game_id, envelope.version
+        public = topic.frame_for(None)
+        viewers = envelope.viewers
+        written = 0
+        if not viewers:
+            # The common case: one frame for everybody.
+            for conn in topic.subscribers:
+                written += conn.deliver(game_id, version, public)
+            return written, written * len(public)
+        size = 0
+        for conn in topic.subscribers:
+            frame = topic.frame_for(conn.user_id)
+            if conn.deliver(game_id, version, frame):
+                written += 1
+                size += len(frame)
+        return written, size
 
     # from connections --------------------------------------------------------------------
 

@@ -165,6 +165,9 @@ class Session:
             conn.identity = identity
             conn.transition(ConnectionState.OPEN)
             self._welcome()
+            gw.tracing.event(
+                "connect", {"gamesync.user_id": identity.user_id, "url.path": self.scope["path"]}
+            )
             if implied_game is not None:
                 await self._subscribe(implied_game, implied=True)
             await self._loop()
@@ -303,6 +306,9 @@ class Session:
         assert identity is not None  # authenticated before any subscribe
         assert self.token is not None
         decision = await self.gw.authorizer.decide(identity, self.token, game_id)
+        self.gw.tracing.event(
+            "subscribe", {"gamesync.game_id": game_id, "gamesync.decision": decision.value}
+        )
         if self.close_code is not None:
             return
         if decision is Decision.UNAVAILABLE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +53,9 @@ class GatewaySettings(BaseSettings):
 
     # Runtime config (operator -> running gateways)
     runtime_config: Path | None = None
+
+    # Logs: JSON lines in production, text in dev mode unless set
+    log_format: Literal["json", "text"] | None = None
 
     # Demo feed (dev)
     demo: bool = False
