@@ -85,7 +85,7 @@ def _infer_alg(jwk: Mapping[str, Any]) -> str:
     kty = jwk.get("kty")
     alg = jwk.get("alg")
     if alg is not None:
-        if alg not in ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
             raise ConfigError(f"key {jwk.get('kid')!r}: algorithm {alg!r} is not allowed")
         if ALGORITHMS[alg] != kty:
             raise ConfigError(f"key {jwk.get('kid')!r}: alg {alg} does not match kty {kty}")
@@ -177,7 +177,7 @@ class KeySet:
         except jwt.PyJWTError as exc:
             raise AuthError("unauthorized", "malformed token") from exc
         alg = header.get("alg")
-        if alg not in ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
             raise AuthError("unauthorized", "token algorithm not allowed")
         kid = header.get("kid")
         if kid is not None:
