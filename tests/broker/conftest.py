@@ -1,0 +1,119 @@
+"""Fixtures for the Redis fan-out tests: real redis-server processes, in-process gateways on
+port 0 (real uvicorn), real websocket clients, and condition waits with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+# tests/ holds helpers shared by several suites (redis_servers.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pods import PUBLISH_TOKEN, Keys, Player, PlayerFactory, PodFactory
+
+from gamesync.keys import generate_key
+from gamesync.server import GatewayServer
+from gamesync.settings import load_settings
+from redis_servers import RedisCluster3, RedisServer, TcpProxy, redis_available
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if redis_available():
+        return
+    skip = pytest.mark.skip(reason="redis-server is not installed (scripts/test installs it)")
+    for item in items:
+        if "redis" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    private, public = generate_key("ES256", kid="broker-test")
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [public]}))
+    return Keys(path, {"keys": [private], "active": "broker-test"})
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster3]:
+    if not redis_available():
+        pytest.skip("redis-server is not installed")
+    cluster = RedisCluster3().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def proxy_factory() -> AsyncIterator[Callable[[int], Awaitable[TcpProxy]]]:
+    proxies: list[TcpProxy] = []
+
+    async def start(target_port: int) -> TcpProxy:
+        proxy = await TcpProxy(target_port).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        await proxy.stop()
+
+
+@pytest.fixture
+async def pod_factory(keys: Keys) -> AsyncIterator[PodFactory]:
+    """Start gateway pods in this process (each its own broker connections); stop them all."""
+    pods: list[GatewayServer] = []
+
+    async def start(broker: str, **overrides: Any) -> GatewayServer:
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "internal_port": 0,
+            "broker": broker,
+            "keys": keys.jwks_path,
+            "publish_token": PUBLISH_TOKEN,
+            "authz": "open",
+            "unsubscribe_linger_seconds": 0.05,
+            "drain_seconds": 0.2,
+        }
+        options.update(overrides)
+        pod = GatewayServer(load_settings(**options))
+        await pod.start()
+        pods.append(pod)
+        return pod
+
+    yield start
+    for pod in pods:
+        await pod.stop()
+
+
+@pytest.fixture
+async def player_factory(keys: Keys) -> AsyncIterator[PlayerFactory]:
+    players: list[Player] = []
+
+    async def connect(pod: GatewayServer, user: str = "7") -> Player:
+        url = pod.public_url.replace("http://", "ws://") + f"/ws?token={keys.token(user)}"
+        ws = await websockets.connect(url, max_size=None)
+        player = Player(ws)
+        player.reader = asyncio.create_task(player.read())
+        await player.wait(lambda: any(f["type"] == "welcome" for f in player.frames))
+        players.append(player)
+        return player
+
+    yield connect
+    for player in players:
+        await player.ws.close()
+        if player.reader is not None:
+            await asyncio.gather(player.reader, return_exceptions=True)

@@ -1,0 +1,301 @@
+"""The standalone Redis broker between real gateway pods, over a real redis-server.
+
+Every pod is a `GatewayServer` (two real uvicorn listeners on port 0) in this process, with
+its own broker connections; players are real websocket clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+
+import pytest
+import redis.asyncio as aioredis
+from pods import FAST, PlayerFactory, PodFactory, envelope, eventually, http_publish, readyz
+
+from gamesync.broker._redis_common import PUBLISH_SCRIPT, PUBLISH_SCRIPT_SHA1
+from gamesync.broker.redis import RedisBroker, create_redis_broker
+from gamesync.envelope import Envelope, parse_envelope
+from redis_servers import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+def broker_of(pod: object) -> RedisBroker:
+    broker = pod.gateway.broker  # type: ignore[attr-defined]
+    assert isinstance(broker, RedisBroker)
+    return broker
+
+
+async def numsub(server: RedisServer, game_id: int) -> int:
+    client = aioredis.Redis(port=server.port, protocol=2)
+    try:
+        [(_, count)] = await client.pubsub_numsub(f"game:{{{game_id}}}")
+        return int(count)
+    finally:
+        await client.aclose()
+
+
+async def test_publish_on_one_pod_reaches_players_on_every_pod(
+    redis_server: RedisServer, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    pods = [await pod_factory(redis_server.url) for _ in range(3)]
+    players = [await player_factory(pod) for pod in pods]
+    for player in players:
+        await player.subscribe(101)
+
+    assert await http_publish(pods[0], 101, 1)
+    assert await http_publish(pods[2], 101, 2)
+
+    for player in players:
+        await player.wait_version(101, 2)
+        assert player.versions[101] == [1, 2]
+
+
+async def test_players_only_get_the_games_they_watch(
+    redis_server: RedisServer, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    a, b = await pod_factory(redis_server.url), await pod_factory(redis_server.url)
+    watches_1, watches_2 = await player_factory(a), await player_factory(b)
+    await watches_1.subscribe(201)
+    await watches_2.subscribe(202)
+
+    await http_publish(a, 202, 5)
+    await http_publish(b, 201, 7)
+    await watches_1.wait_version(201, 7)
+    await watches_2.wait_version(202, 5)
+    # one more publish to each after the fact: still nothing crosses over
+    await http_publish(a, 201, 8)
+    await http_publish(a, 202, 9)
+    await watches_1.wait_version(201, 8)
+    await watches_2.wait_version(202, 9)
+
+    assert set(watches_1.versions) == {201}
+    assert set(watches_2.versions) == {202}
+    # and the pod never subscribed to the game none of its players watches
+    assert broker_of(a).subscribed_games == {201}
+    assert broker_of(b).subscribed_games == {202}
+
+
+async def test_one_redis_subscription_per_game_per_pod_until_the_last_player_leaves(
+    redis_server: RedisServer, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    pod = await pod_factory(redis_server.url)
+    other = await pod_factory(redis_server.url)
+    players = [await player_factory(pod, user=str(i)) for i in range(3)]
+    for player in players:
+        await player.subscribe(301)
+    assert await numsub(redis_server, 301) == 1  # three players, one SUBSCRIBE
+
+    watcher = await player_factory(other)
+    await watcher.subscribe(301)
+    assert await numsub(redis_server, 301) == 2  # one per pod
+
+    await players[0].unsubscribe(301)
+    await players[1].unsubscribe(301)
+    assert await numsub(redis_server, 301) == 2  # still one player on the first pod
+    await players[2].unsubscribe(301)
+    await eventually(lambda: numsub_is(redis_server, 301, 1), what="the first pod to unsubscribe")
+    assert broker_of(pod).subscribed_games == frozenset()
+    assert broker_of(pod).stats.subscriptions == 0
+    client = aioredis.Redis(port=redis_server.port, protocol=2)
+    try:
+        channels = await client.pubsub_channels("game:*")
+    finally:
+        await client.aclose()
+    assert channels == [b"game:{301}"]  # never a pattern, never a global channel
+
+
+async def numsub_is(server: RedisServer, game_id: int, expected: int) -> bool:
+    return await numsub(server, game_id) == expected
+
+
+async def test_new_subscriber_gets_the_latest_snapshot_at_once(
+    redis_server: RedisServer, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    a, b = await pod_factory(redis_server.url), await pod_factory(redis_server.url)
+    assert await http_publish(a, 401, 3)
+    assert not await http_publish(a, 401, 2)  # stale: refused, latest stays 3
+    late = await player_factory(b)
+    await late.subscribe(401)
+    await late.wait_version(401, 3)
+    assert late.versions[401] == [3]
+    stored = json.loads(redis_server.client().get("game:{401}:latest") or b"{}")
+    assert stored["version"] == 3
+    assert 0 < redis_server.client().ttl("game:{401}:latest") <= 86_400
+
+
+async def test_stale_publishes_are_rejected_atomically_under_concurrent_publishers(
+    redis_server: RedisServer,
+) -> None:
+    brokers = [create_redis_broker(redis_server.url, latest_ttl_seconds=60) for _ in range(4)]
+    received: list[Envelope] = []
+    listener = create_redis_broker(redis_server.url, latest_ttl_seconds=60)
+    await listener.start(received.append)
+    for broker in brokers:
+        await broker.start(lambda env: None)
+    try:
+        await eventually(lambda: listener.ready, what="listener ready")
+        await listener.subscribe(501)
+        # every version twice, from different publishers, in scrambled order
+        versions = [*range(1, 201), *range(1, 201)]
+        random.Random(7).shuffle(versions)
+        jobs = [
+            brokers[i % 4].publish(parse_envelope(json.dumps(envelope(501, v))))
+            for i, v in enumerate(versions)
+        ]
+        results = await asyncio.gather(*jobs)
+        await eventually(lambda: any(e.version == 200 for e in received), what="v200 delivered")
+        got = [e.version for e in received]
+        # what went out is strictly increasing: no stale version ever reached the channel
+        assert got == sorted(set(got))
+        assert sum(results) == len(got)
+        assert sum(b.stats.stale_publishes for b in brokers) == len(jobs) - len(got)
+        latest = await listener.latest(501)
+        assert latest is not None
+        assert latest.version == 200
+    finally:
+        for broker in [*brokers, listener]:
+            await broker.stop()
+
+
+async def test_the_script_answers_to_its_documented_sha1(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    assert client.script_load(PUBLISH_SCRIPT.decode()) == PUBLISH_SCRIPT_SHA1
+    raw = json.dumps(envelope(601, 4))
+    args = ("game:{601}:latest", "game:{601}", raw, 4, 60)
+    assert client.evalsha(PUBLISH_SCRIPT_SHA1, 2, *args) == 1
+    assert client.evalsha(PUBLISH_SCRIPT_SHA1, 2, *args) == 0  # same version: stale
+    assert client.evalsha(PUBLISH_SCRIPT_SHA1, 2, *args[:3], 3, 60) == 0
+    assert client.get("game:{601}:latest") == raw.encode()
+
+
+async def test_traceparent_and_fields_go_through_byte_for_byte(
+    redis_server: RedisServer, pod_factory: PodFactory
+) -> None:
+    broker = create_redis_broker(redis_server.url, latest_ttl_seconds=60)
+    received: list[Envelope] = []
+    await broker.start(received.append)
+    try:
+        await eventually(lambda: broker.ready)
+        await broker.subscribe(701)
+        raw = (
+            b'{"gameId": 701,  "version": 1, "snapshot": {"z": 1, "a": [1, 2]},'
+            b' "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",'
+            b' "publishedAt": 1.5}'
+        )
+        assert await broker.publish(parse_envelope(raw))
+        await eventually(lambda: bool(received))
+        assert received[0].raw == raw
+        assert redis_server.client().get("game:{701}:latest") == raw
+    finally:
+        await broker.stop()
+
+
+async def test_redis_killed_and_restarted_every_player_converges_without_reconnecting(
+    redis_server: RedisServer, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    url = f"{redis_server.url}?{FAST}"
+    pods = [await pod_factory(url) for _ in range(2)]
+    players = [await player_factory(pod, user=str(i)) for i, pod in enumerate(pods * 2)]
+    games = [801, 802, 803]
+    for player in players:
+        for game in games:
+            await player.subscribe(game)
+    for game in games:
+        await http_publish(pods[0], game, 1)
+    for player in players:
+        for game in games:
+            await player.wait_version(game, 1)
+
+    redis_server.kill()
+    for pod in pods:
+        await eventually(lambda pod=pod: _not_ready(pod), what="readiness false")
+    redis_server.start()  # same port, empty (no persistence)
+    for pod in pods:
+        await eventually(lambda pod=pod: readyz(pod), what="readiness true again")
+    for game in games:
+        assert await http_publish(pods[1], game, 2)
+
+    for player in players:
+        for game in games:
+            await player.wait_version(game, 2)
+        assert not player.closed  # the socket stayed open throughout
+        for game in games:
+            assert player.versions[game] == [1, 2]
+    assert all(broker_of(pod).stats.reconnects >= 1 for pod in pods)
+
+
+async def _not_ready(pod: object) -> bool:
+    return not await readyz(pod)  # type: ignore[arg-type]
+
+
+async def test_snapshots_published_while_a_pod_was_cut_off_arrive_after_it_resubscribes(
+    redis_server: RedisServer,
+    pod_factory: PodFactory,
+    player_factory: PlayerFactory,
+    proxy_factory: object,
+) -> None:
+    proxy = await proxy_factory(redis_server.port)  # type: ignore[operator]
+    cut_off = await pod_factory(f"{proxy.url}?{FAST}")
+    direct = await pod_factory(redis_server.url)
+    player = await player_factory(cut_off)
+    for game in (901, 902):
+        await player.subscribe(game)
+        await http_publish(direct, game, 1)
+        await player.wait_version(game, 1)
+
+    proxy.cut()
+    await eventually(lambda: not broker_of(cut_off).ready, what="broker unready")
+    assert not await readyz(cut_off)
+    # published while the pod cannot hear: pub/sub loses it, the latest key keeps it
+    assert await http_publish(direct, 901, 2)
+    assert await http_publish(direct, 902, 5)
+    assert await numsub(redis_server, 901) == 0
+    proxy.restore()
+
+    await player.wait_version(901, 2)
+    await player.wait_version(902, 5)
+    await eventually(lambda: readyz(cut_off), what="readiness true again")
+    assert not player.closed
+    assert player.versions == {901: [1, 2], 902: [1, 5]}
+    assert broker_of(cut_off).stats.resyncs >= 2
+
+
+async def test_a_deaf_subscription_is_found_by_the_probe_and_rebuilt(
+    pod_factory: PodFactory, player_factory: PlayerFactory, proxy_factory: object
+) -> None:
+    """Failover seen through a proxy: the pub/sub socket stays on the old server, alive and
+    deaf, while commands (and the new publishes) go to the new one."""
+    old, new = RedisServer().start(), RedisServer().start()
+    try:
+        proxy = await proxy_factory(old.port)  # type: ignore[operator]
+        pod = await pod_factory(f"{proxy.url}?{FAST}")
+        player = await player_factory(pod)
+        await player.subscribe(1001)
+        broker = broker_of(pod)
+        await eventually(lambda: broker.ready)
+
+        proxy.retarget(new.port)
+        with contextlib.closing(old.client()) as admin:
+            admin.client_kill_filter(_type="normal", skipme=True)  # command connections move
+        new.client().evalsha(
+            new.client().script_load(PUBLISH_SCRIPT.decode()),
+            2,
+            "game:{1001}:latest",
+            "game:{1001}",
+            json.dumps(envelope(1001, 9)),
+            9,
+            60,
+        )
+
+        await player.wait_version(1001, 9)
+        assert broker.stats.probe_failures >= 1
+        assert broker.stats.reconnects >= 1
+        assert not player.closed
+        await eventually(lambda: broker.ready)
+    finally:
+        old.stop()
+        new.stop()
