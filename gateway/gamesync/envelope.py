@@ -39,11 +39,24 @@ def _int_field(doc: Mapping[str, Any], name: str) -> int:
     return value
 
 
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259 §6); re-encoded, they would break every client.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _valid_traceparent(value: object) -> bool:
+    # W3C Trace Context §3.2: version ff and all-zero trace or parent ids are invalid.
+    if not isinstance(value, str) or not _TRACEPARENT.fullmatch(value):
+        return False
+    version, trace_id, parent_id, _ = value.split("-")
+    return version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16
+
+
 def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> Envelope:
     """Parse and validate an envelope; raise EnvelopeError with a reason a publisher can act on."""
     data = raw.encode() if isinstance(raw, str) else raw
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError("body is not valid JSON") from exc
     if not isinstance(doc, dict):
@@ -66,9 +79,7 @@ def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> 
             raise EnvelopeError("'members' must be a list of user ids")
         members = frozenset(str(m) for m in members_raw)
     traceparent = doc.get("traceparent")
-    if traceparent is not None and (
-        not isinstance(traceparent, str) or not _TRACEPARENT.match(traceparent)
-    ):
+    if traceparent is not None and not _valid_traceparent(traceparent):
         raise EnvelopeError("'traceparent' must be a W3C traceparent header value")
     published_at = doc.get("publishedAt")
     if published_at is not None and (
