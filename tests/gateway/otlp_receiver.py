@@ -83,7 +83,7 @@ async def otlp_receiver() -> AsyncIterator[Receiver]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(5):
-        while not server.started:
+        while not server.started:  # uvicorn exposes a flag, not an event
             await asyncio.sleep(0.01)
     receiver.url = f"http://127.0.0.1:{port}"
     try:

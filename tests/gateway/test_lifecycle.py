@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from conftest import GatewayFactory, Keys
 from rawws import RawClient
 from wire import close_code, connect, envelope, publish, recv_json, recv_until, wait_until
@@ -18,7 +19,8 @@ from gamesync.server import GatewayServer
 
 def _address(server: GatewayServer) -> tuple[str, int]:
     parts = urlsplit(server.public_url)
-    assert parts.hostname is not None and parts.port is not None
+    assert parts.hostname is not None
+    assert parts.port is not None
     return parts.hostname, parts.port
 
 
@@ -184,9 +186,6 @@ async def test_new_upgrades_are_refused_503_while_draining(
         assert 0 < reconnect["retryAfterMs"] <= 2000
         assert await close_code(ws) == 1012
         await drain
-    try:
+    with pytest.raises(websockets.InvalidStatus) as refused:
         await connect(server, token=keys.token())
-    except websockets.InvalidStatus as refused:
-        assert refused.response.status_code == 503
-    else:
-        raise AssertionError("upgrade accepted while draining")
+    assert refused.value.response.status_code == 503

@@ -94,7 +94,8 @@ async def test_runtime_config_switches_ratio_and_endpoint_live_without_dropping_
             stats = await _stats(server)
             assert stats["runtimeConfig"]["hash"] == hash_after["hash"]  # type: ignore[index]
             assert stats["runtimeConfig"]["valid"] is False  # type: ignore[index]
-            assert gw.tracing.config is not None and gw.tracing.config.ratio == 1.0
+            assert gw.tracing.config is not None
+            assert gw.tracing.config.ratio == 1.0
             await publish(server, envelope(1, 3))
             assert (await recv_until(ws, lambda m: m["type"] == "snapshot"))["gameVersion"] == 3
             # Tracing off: no more spans anywhere.
