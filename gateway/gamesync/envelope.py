@@ -57,7 +57,7 @@ def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> 
     data = raw.encode() if isinstance(raw, str) else raw
     try:
         doc = json.loads(data, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise EnvelopeError("body is not valid JSON") from exc
     if not isinstance(doc, dict):
         raise EnvelopeError("an envelope must be a JSON object")

@@ -79,7 +79,7 @@ def parse_client_message(text: str) -> ClientMessage:
     """Parse one client text frame; raise ProtocolError (answered with bad_request)."""
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ProtocolError("malformed JSON") from exc
     if not isinstance(doc, dict):
         raise ProtocolError("a message must be a JSON object")
