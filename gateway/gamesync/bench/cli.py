@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hold", type=float, default=5.0, help="idle: seconds to hold connections")
     p.add_argument("--connect-timeout", type=float, default=120.0)
+    p.add_argument("--window", type=int, default=1,
+                   help="fanout: publish requests in flight to the gateway (default 1)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -145,6 +147,7 @@ async def _run(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         update_interval=args.update_interval,
         slow_games=args.slow_games,
+        window=args.window,
         hold=args.hold,
         connect_timeout=args.connect_timeout,
         **fields,

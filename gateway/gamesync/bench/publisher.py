@@ -213,12 +213,18 @@ class Publisher:
         await asyncio.wait_for(asyncio.gather(*futures), 30)
         return self._result(first, total, late, started)
 
-    async def burst(self, rounds: int) -> dict[str, Any]:
+    async def burst(self, rounds: int, window: int = 1) -> dict[str, Any]:
+        """Publish ``rounds`` versions per game back to back, ``window`` requests in flight."""
         first = {g: v + 1 for g, v in self.versions.items()}
         started = time.monotonic()
+        inflight: deque[asyncio.Future[list[int]]] = deque()
         for _ in range(rounds):
             for game in self.games:
-                await asyncio.wait_for(asyncio.gather(*self._one(game)), 30)
+                if len(inflight) >= window:
+                    await asyncio.wait_for(inflight.popleft(), 30)
+                inflight.append(asyncio.gather(*self._one(game)))
+        for fut in inflight:
+            await asyncio.wait_for(fut, 30)
         return self._result(first, rounds * len(self.games), 0, started)
 
     def _result(self, first: dict[int, int], n: int, late: int, started: float) -> dict[str, Any]:
@@ -259,7 +265,7 @@ async def _serve(config: dict[str, Any]) -> None:
             if cmd["cmd"] == "run":
                 _emit(await pub.run(float(cmd["rate"]), float(cmd["seconds"])))
             elif cmd["cmd"] == "burst":
-                _emit(await pub.burst(int(cmd["rounds"])))
+                _emit(await pub.burst(int(cmd["rounds"]), int(cmd.get("window", 1))))
             elif cmd["cmd"] == "quit":
                 break
         except (OSError, TimeoutError, RuntimeError) as exc:

@@ -224,8 +224,8 @@ class Rig:
             str(internal),
             "--keys",
             str(self.credentials.jwks_path),
-            "--publish-token",
-            self.credentials.publish_token,
+            # "=" form: a urlsafe token may start with "-", which argparse takes for an option
+            f"--publish-token={self.credentials.publish_token}",
             "--authz",
             "open",
         ]

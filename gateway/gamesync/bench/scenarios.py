@@ -51,6 +51,7 @@ class Options:
     slow_games: int = 50
     hold: float = 5.0
     connect_timeout: float = 120.0
+    window: int = 1
 
 
 @dataclass
@@ -215,7 +216,9 @@ async def _fanout_run(
     if publisher is None:
         reply = await server.proc.call(f"fanout {rounds}", 300)
     else:
-        reply = await publisher.call({"cmd": "burst", "rounds": rounds}, 300)
+        reply = await publisher.call(
+            {"cmd": "burst", "rounds": rounds, "window": ctx.opts.window}, 300
+        )
     if "error" in reply:
         raise BenchError(f"publish failed: {reply['error']}")
     last = {int(g): int(v) for g, v in reply["last"].items()}
@@ -612,7 +615,9 @@ async def polling(ctx: Ctx) -> Outcome:
         pollsrv = await rig.pollserver()
         push = await rig.clients("gamesync", [gateway], opts.players, opts.games)
         await connect(ctx, push, f"push: connecting {opts.players}")
-        poll = await rig.clients("poll", [pollsrv], opts.players, opts.games)
+        poll = await rig.clients(
+            "poll", [pollsrv], opts.players, opts.games, poll_interval=opts.poll_interval
+        )
         await connect(ctx, poll, f"poll: connecting {opts.players}")
         target = rig.http_target(gateway)
         pub = await rig.publisher(

@@ -1,0 +1,142 @@
+"""Smoke tests of `gamesync bench`: every scenario at a tiny size, checked for shape, not speed.
+
+Each test runs the real command (servers, load clients and publisher as separate processes on
+loopback) for a few seconds and checks the JSON result: the schema, the 0 lost / 0 duplicate /
+0 out-of-order invariants, and that the connections it asked for were made.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REQUIRED = ("schema", "scenario", "started", "machine", "params", "runs", "summary", "targets",
+            "invariants", "plots")
+TARGET_KEYS = {"name", "target", "value", "met"}
+
+needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                 reason="needs the redis-server binary")
+needs_socketio = pytest.mark.skipif(importlib.util.find_spec("socketio") is None,
+                                    reason="needs the optional python-socketio extra")
+
+
+def run_bench(tmp_path: Path, *args: str, timeout: float = 50) -> dict[str, Any]:
+    """Run `gamesync bench ARGS` in a child process and load the JSON result it names."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gamesync.bench.cli", *args, "--results", str(tmp_path), "--quiet"],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    assert proc.returncode == 0, f"bench failed:\n{proc.stdout}\n{proc.stderr}\n{_logs(tmp_path)}"
+    result_path = Path(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    return result
+
+
+def _logs(tmp_path: Path) -> str:
+    tails = []
+    for log in sorted(tmp_path.glob("*/logs/*.log")):
+        tails.append(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:]))
+    return "\n".join(tails)
+
+
+def check_shape(result: dict[str, Any], scenario: str) -> None:
+    for key in REQUIRED:
+        assert key in result, f"result has no {key!r}"
+    assert result["schema"] == 1
+    assert result["scenario"] == scenario
+    assert result["machine"]["cores"] >= 1
+    assert result["runs"], "no runs recorded"
+    for target in result["targets"]:
+        assert set(target) == TARGET_KEYS
+        assert isinstance(target["met"], bool)
+
+
+def check_invariants(result: dict[str, Any]) -> None:
+    assert result["invariants"] == {"lost": 0, "duplicates": 0, "out_of_order": 0}
+    for row in result["runs"]:
+        assert (row["lost"], row["duplicates"], row["out_of_order"]) == (0, 0, 0), row
+
+
+def test_fanout_delivers_every_snapshot_to_every_connection_on_both_servers(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "fanout", "--connections", "40", "--deliveries", "2000",
+                       "--runs", "1")
+    check_shape(result, "fanout")
+    check_invariants(result)
+    assert {r["system"] for r in result["runs"]} == {"raw", "gamesync"}
+    for row in result["runs"]:
+        assert row["connected"] == 40
+        assert row["delivered"] == row["expected"] == 40 * 50
+        assert row["deliveries_per_s"] > 0 and row["deliveries_per_cpu_s"] >= 0
+    assert "ratio" in result["summary"]["40"]
+    assert [t["name"] for t in result["targets"]] == ["fanout N=40"]
+    assert all(Path(p).is_file() for p in result["plots"]) and result["plots"]
+
+
+@needs_redis
+@pytest.mark.redis
+def test_latency_through_redis_loses_nothing_and_reports_percentiles(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "latency", "--clients", "40", "--games", "10", "--rate", "50",
+                       "--seconds", "2", "--gateways", "2", "--runs", "1", "--no-plot")
+    check_shape(result, "latency")
+    check_invariants(result)
+    row = result["runs"][0]
+    assert row["connected"] == 40 and row["skipped"] == 0
+    assert row["delivered"] == row["expected"] == 100 * 4
+    assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "p999", "max"}
+    assert len(row["server_cpu_pct_each"]) == 2
+    assert result["series"]["cdf:gamesync"]
+
+
+@needs_redis
+@needs_socketio
+@pytest.mark.redis
+def test_peer_runs_the_same_workload_against_python_socketio(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "peer", "--clients", "30", "--games", "10", "--rate", "40",
+                       "--seconds", "2", "--gateways", "1", "--runs", "1", "--no-plot")
+    check_shape(result, "peer")
+    check_invariants(result)
+    assert {r["system"] for r in result["runs"]} == {"gamesync", "socketio"}
+    for row in result["runs"]:
+        assert row["delivered"] == row["expected"] == 80 * 3
+    assert "ratio_p99" in result["summary"]
+
+
+def test_polling_compares_etag_polling_with_push(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "polling", "--players", "20", "--games", "5", "--seconds", "3",
+                       "--update-interval", "1", "--poll-interval", "1", "--no-plot")
+    check_shape(result, "polling")
+    check_invariants(result)
+    rows = {r["system"]: r for r in result["runs"]}
+    assert rows["push"]["delivered"] == rows["push"]["expected"]
+    assert rows["poll"]["requests_per_player_min"] > 0
+    assert rows["push"]["requests_per_player_min"] == 0
+
+
+def test_idle_holds_connections_and_reports_memory_per_connection(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "idle", "--connections", "60", "--runs", "1", "--hold", "0.5",
+                       "--no-plot")
+    check_shape(result, "idle")
+    check_invariants(result)
+    row = result["runs"][0]
+    assert row["connected"] == row["held"] == 60
+    assert row["kib_per_conn"] > 0
+
+
+def test_slow_client_run_has_a_baseline_and_keeps_others_whole(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "slow", "--clients", "30", "--games", "10", "--rate", "50",
+                       "--seconds", "2", "--slow-games", "5", "--runs", "1", "--no-plot")
+    check_shape(result, "slow")
+    check_invariants(result)
+    variants = {r["variant"]: r for r in result["runs"]}
+    assert set(variants) == {"baseline", "slow"}
+    for row in variants.values():
+        assert row["delivered"] == row["expected"] == 100 * 3
+        assert len(row["slow"]) == 1
+    assert result["series"]["rss:slow:run1"]
