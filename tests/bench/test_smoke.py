@@ -73,10 +73,12 @@ def test_fanout_delivers_every_snapshot_to_every_connection_on_both_servers(tmp_
     for row in result["runs"]:
         assert row["connected"] == 40
         assert row["delivered"] == row["expected"] == 40 * 50
-        assert row["deliveries_per_s"] > 0 and row["deliveries_per_cpu_s"] >= 0
+        assert row["deliveries_per_s"] > 0
+        assert row["deliveries_per_cpu_s"] >= 0
     assert "ratio" in result["summary"]["40"]
     assert [t["name"] for t in result["targets"]] == ["fanout N=40"]
-    assert all(Path(p).is_file() for p in result["plots"]) and result["plots"]
+    assert all(Path(p).is_file() for p in result["plots"])
+    assert result["plots"]
 
 
 @needs_redis
@@ -87,7 +89,8 @@ def test_latency_through_redis_loses_nothing_and_reports_percentiles(tmp_path: P
     check_shape(result, "latency")
     check_invariants(result)
     row = result["runs"][0]
-    assert row["connected"] == 40 and row["skipped"] == 0
+    assert row["connected"] == 40
+    assert row["skipped"] == 0
     assert row["delivered"] == row["expected"] == 100 * 4
     assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "p999", "max"}
     assert len(row["server_cpu_pct_each"]) == 2
