@@ -141,3 +141,8 @@ def test_published_at_must_be_a_number(published_at: Any) -> None:
 
 def test_published_at_integer_becomes_float() -> None:
     assert parse_envelope(json.dumps(doc(publishedAt=1764115200))).published_at == 1764115200.0
+
+
+def test_deeply_nested_body_is_refused_not_crashing() -> None:
+    body = b'{"gameId": 1, "version": 1, "snapshot": ' + b'{"a":' * 5000 + b"1" + b"}" * 5001
+    assert refused(body) == "body is not valid JSON"
