@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from gamesync.ratelimit import TokenBucket, WindowCounter
 
 
