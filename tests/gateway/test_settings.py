@@ -15,7 +15,7 @@ from gamesync.settings import AuthzPolicy, GatewaySettings, load_settings
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No GAMESYNC_* variable of the machine running the tests leaks in."""
-    for name in list(os.environ):  # noqa: TID251 - tests control the environment
+    for name in list(os.environ):
         if name.startswith("GAMESYNC_"):
             monkeypatch.delenv(name)
 
