@@ -166,6 +166,18 @@ class GatewayProcess:
         return stats
 
 
+_DESCRIBE_CONSOLE = """() => {
+  const text = (id) => document.getElementById(id)?.textContent ?? null;
+  return {
+    url: location.href,
+    status: text('status'),
+    reason: text('status-reason'),
+    version: text('version'),
+    log: [...document.querySelectorAll('#log li')].slice(0, 15).map((li) => li.textContent),
+  };
+}"""
+
+
 class BrowserError(AssertionError):
     """A command failed in the browser (a wait ran out, a page threw)."""
 
@@ -222,14 +234,25 @@ class Browser:
 
     def wait_for(self, page: str, fn: str, arg: Any = None, timeout: float = 10.0) -> Any:
         """Run fn(arg) in the page until it returns something truthy, and return that."""
-        return self.call(
-            "waitFor",
-            page=page,
-            fn=fn,
-            arg=arg,
-            timeoutMs=int(timeout * 1000),
-            timeout=timeout + 10,
-        )
+        try:
+            return self.call(
+                "waitFor",
+                page=page,
+                fn=fn,
+                arg=arg,
+                timeoutMs=int(timeout * 1000),
+                timeout=timeout + 10,
+            )
+        except BrowserError as exc:
+            raise BrowserError(f"{exc}\nwhile waiting for {fn}\n{self.describe(page)}") from None
+
+    def describe(self, page: str) -> str:
+        """What the console shows: status, reason, version and the newest log lines."""
+        try:
+            state = self.evaluate(page, _DESCRIBE_CONSOLE)
+        except BrowserError as exc:
+            return f"(could not read the page: {exc})"
+        return json.dumps(state, indent=2)
 
     def screenshot(self, page: str, name: str) -> Path:
         OUTPUT.mkdir(parents=True, exist_ok=True)
