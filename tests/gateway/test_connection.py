@@ -63,7 +63,11 @@ class StandInSocket:
 def connection(*games: int) -> tuple[Connection, StandInSocket]:
     socket = StandInSocket()
     conn = Connection(socket, 0.0, DeliveryStats())
-    socket.on_writable = conn.flush
+
+    def flush() -> None:  # what the session's on_writable does
+        conn.flush()
+
+    socket.on_writable = flush
     for game_id in games:
         conn.subscriptions[game_id] = -1
     return conn, socket
