@@ -319,6 +319,7 @@ class Gateway:
             runtime_failures=self.runtime.failures,
             broker_ready=self.broker.ready,
             draining=self.draining,
+            ready=self.ready,
         )
 
     def stats(self) -> dict[str, Any]:

@@ -37,6 +37,8 @@ class Snapshot:
     runtime_failures: int
     broker_ready: bool
     draining: bool
+    ready: bool
+    ready: bool
 
 
 class _StateCollector(Collector):
@@ -101,6 +103,7 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "gamesync_draining", "1 while the pod drains", value=int(s.draining)
         )
+        yield GaugeMetricFamily("gamesync_ready", "1 when /readyz answers 200", value=int(s.ready))
 
 
 class GatewayMetrics:

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from wire import PUBLISH_TOKEN
+from wire import PUBLISH_TOKEN, GatewayFactory, Keys
 
-from gamesync.keys import generate_key, sign_token
+from gamesync.keys import generate_key
 from gamesync.server import GatewayServer
 from gamesync.settings import load_settings
-
-
-@dataclass
-class Keys:
-    """A signing key pair written as a JWKS file, and a way to mint tokens."""
-
-    jwks_path: Path
-    signer: dict[str, Any]
-    private: dict[str, Any]
-
-    def token(self, sub: str = "7", *, ttl: int = 3600, **claims: Any) -> str:
-        return sign_token(self.signer, sub, ttl=ttl, **claims)
 
 
 @pytest.fixture
@@ -34,9 +21,6 @@ def keys(tmp_path: Path) -> Keys:
     jwks_path = tmp_path / "jwks.json"
     jwks_path.write_text(json.dumps({"keys": [public]}))
     return Keys(jwks_path, {"keys": [private], "active": "test-1"}, private)
-
-
-GatewayFactory = Callable[..., Awaitable[GatewayServer]]
 
 
 @pytest.fixture

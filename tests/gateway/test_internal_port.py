@@ -6,9 +6,8 @@ import json
 
 import httpx
 import pytest
-from conftest import GatewayFactory, Keys
 from prometheus_client.parser import text_string_to_metric_families
-from wire import PUBLISH_TOKEN, connect, envelope, publish, recv_until
+from wire import PUBLISH_TOKEN, GatewayFactory, Keys, connect, envelope, publish, recv_until
 
 from gamesync.server import GatewayServer
 

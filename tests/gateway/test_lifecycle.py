@@ -9,9 +9,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import GatewayFactory, Keys
 from rawws import RawClient
-from wire import close_code, connect, envelope, publish, recv_json, recv_until, wait_until
+from wire import (
+    GatewayFactory,
+    Keys,
+    close_code,
+    connect,
+    envelope,
+    publish,
+    recv_json,
+    recv_until,
+    wait_until,
+)
 
 from gamesync.keys import generate_key, sign_token
 from gamesync.server import GatewayServer

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import websockets
-from conftest import Keys
-from wire import PUBLISH_TOKEN, close_code, recv_json
+from wire import PUBLISH_TOKEN, Keys, close_code, recv_json
 
 
 @dataclass

@@ -9,8 +9,7 @@ import time
 import jwt
 import pytest
 import websockets
-from conftest import GatewayFactory, Keys
-from wire import close_code, connect, recv_json, ws_url
+from wire import GatewayFactory, Keys, close_code, connect, recv_json, ws_url
 
 from gamesync.server import GatewayServer
 

@@ -6,8 +6,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import GatewayFactory, Keys
-from wire import close_code, connect, envelope, publish, recv_json, recv_until
+from wire import GatewayFactory, Keys, close_code, connect, envelope, publish, recv_json, recv_until
 
 from gamesync.server import GatewayServer
 

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from gamesync.keys import sign_token
 from gamesync.server import GatewayServer
 
 PUBLISH_TOKEN = "test-publish-token"
+
+GatewayFactory = Callable[..., Awaitable[GatewayServer]]
+
+
+@dataclass
+class Keys:
+    """A signing key pair written as a JWKS file, and a way to mint tokens."""
+
+    jwks_path: Path
+    signer: dict[str, Any]
+    private: dict[str, Any]
+
+    def token(self, sub: str = "7", *, ttl: int = 3600, **claims: Any) -> str:
+        return sign_token(self.signer, sub, ttl=ttl, **claims)
 
 
 def ws_url(server: GatewayServer, path: str = "/ws") -> str:
