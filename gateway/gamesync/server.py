@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Generator
 from typing import Any
@@ -41,9 +42,18 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         self.up.set()
 
-    @property
-    def port(self) -> int:
-        return int(self.servers[0].sockets[0].getsockname()[1])
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind a listening socket ourselves, so a busy port is one clear error, not a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise GameSyncError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
 
 
 def _config(
@@ -106,19 +116,30 @@ class GatewayServer:
                     s: sign_token(signer, s, ttl=24 * 3600) for s in self.demo.seats
                 }
         self.servers: list[_Server] = []
+        self.sockets: list[socket.socket] = []
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _url(self, index: int) -> str:
+        host, port = self.sockets[index].getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
     def public_url(self) -> str:
-        return f"http://{self.settings.host}:{self.servers[0].port}"
+        return self._url(0)
 
     @property
     def internal_url(self) -> str:
-        return f"http://{self.settings.host}:{self.servers[1].port}"
+        return self._url(1)
 
     async def start(self) -> None:
         """Start the gateway and both listeners; raise GameSyncError if one cannot bind."""
         gw, settings = self.gateway, self.settings
+        self.sockets = [_listen(settings.host, settings.port)]
+        try:
+            self.sockets.append(_listen(settings.host, settings.internal_port))
+        except GameSyncError:
+            self.sockets[0].close()
+            raise
         await gw.start()
         public = public_app(
             gw,
@@ -132,7 +153,10 @@ class GatewayServer:
                 _config(internal, settings.host, settings.internal_port, settings, public=False)
             ),
         ]
-        self._tasks = [asyncio.create_task(s.serve(), name="uvicorn") for s in self.servers]
+        self._tasks = [
+            asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
+            for server, sock in zip(self.servers, self.sockets, strict=True)
+        ]
         started: asyncio.Future[Any] = asyncio.ensure_future(
             asyncio.gather(*(s.up.wait() for s in self.servers))
         )
@@ -158,6 +182,8 @@ class GatewayServer:
             server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        for sock in self.sockets:
+            sock.close()
         if self.demo is not None:
             await self.demo.stop()
         await self.gateway.stop()
