@@ -19,15 +19,16 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY gateway/gamesync gateway/gamesync
 COPY operator/gamesync_operator operator/gamesync_operator
 # The wheel first (built in isolation with the build backend pinned in pyproject.toml), then
-# wheels for its dependencies, which pyproject.toml pins exactly (==).
+# wheels for its dependencies: pyproject.toml pins the direct ones exactly (==) and
+# constraints.txt every transitive one.
 # pip's cache lives in a BuildKit cache mount, so a source edit re-downloads nothing.
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /dist . \
- && pip wheel --wheel-dir /wheels "$(ls /dist/gamesync-*.whl)[operator]"
+ && pip wheel --constraint constraints.txt --wheel-dir /wheels "$(ls /dist/gamesync-*.whl)[operator]"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG VERSION=0.1.0
