@@ -26,6 +26,8 @@ def configure(settings: Any) -> None:
     )
     # Only warnings from logs become Events; rotations and scaling post their own.
     settings.posting.level = logging.WARNING
+    # On exit, let a pass that is half-way through its writes finish rather than orphan it.
+    settings.background.instant_exit_timeout = 5.0
 
 
 def register(registry: Any, config: OperatorConfig) -> None:
@@ -48,8 +50,11 @@ def register(registry: Any, config: OperatorConfig) -> None:
             kopf.event(body, type=type_, reason=reason, message=message)
             logger.info("%s %s: %s", type_, reason, message)
 
+        reconciler = holder.get("reconciler")
+        if reconciler is None:
+            return  # the operator is stopping: nothing to reconcile with
         try:
-            outcome = await holder["reconciler"].reconcile(body, emit)
+            outcome = await reconciler.reconcile(body, emit)
         except ApiError as exc:
             # Conflicts, an unreachable API, missing RBAC: retry soon; the next pass re-reads all.
             raise kopf.TemporaryError(str(exc), delay=config.retry_delay) from exc

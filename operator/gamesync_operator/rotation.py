@@ -11,9 +11,9 @@ Keys are staged previous/active/next (DESIGN §4, §5):
 A plan is executed as up to four writes, in this order: JWKS additions, signer, JWKS, status.
 Verifiers learn a key before any signer signs with it (a new active key is always the former
 next key, published long before; the next key itself is never used for signing), and a key
-leaves the JWKS only after no signer holds it. Every step re-derives what to do from what it observes, so a crash between any
-two writes is repaired by the next tick, never by trusting status alone: what status lacks is
-assumed as late as possible (keys are kept longer, never shorter).
+leaves the JWKS only after no signer holds it. Every step re-derives what to do from what it
+observes, so a crash between any two writes is repaired by the next tick, never by trusting
+status alone: what status lacks is assumed as late as possible (keys kept longer, not shorter).
 """
 
 from __future__ import annotations

@@ -28,7 +28,12 @@ MINUTE = dt.timedelta(minutes=1)
 
 def _spec() -> ClusterSpec:
     return make_spec(
-        signingKeys={"rotationInterval": "2h", "maxTokenLifetime": "30m", "clockSkew": "60s", "publishLead": "5m"}
+        signingKeys={
+            "rotationInterval": "2h",
+            "maxTokenLifetime": "30m",
+            "clockSkew": "60s",
+            "publishLead": "5m",
+        }
     )
 
 
@@ -148,7 +153,11 @@ def run_timeline(
         crash_after = crash(tick, len(step.steps())) if crash else None
         world.execute(step, now, crash_after)
         signer = world.signer_at(now)
-        if signer is not None and world.jwks_versions and signer.active not in world.jwks_kids_at(now):
+        if (
+            signer is not None
+            and world.jwks_versions
+            and signer.active not in world.jwks_kids_at(now)
+        ):
             problems.append(f"{now}: signer's active {signer.active} is not in the JWKS")
         if signer is not None and set(signer.keys) - {signer.active, signer.next}:
             problems.append(f"{now}: signer holds retired private keys {set(signer.keys)}")
@@ -173,14 +182,16 @@ def test_old_keys_leave_the_jwks_after_the_retire_bound() -> None:
     world, _, problems = run_timeline(hours=5)
     assert problems == []
     spec = world.spec.signing_keys
-    (first_at, first_kid), (second_at, _) = world.activations[:2]
+    (_, first_kid), (second_at, _) = world.activations[:2]
     retire = second_at + dt.timedelta(seconds=spec.retire_after)
     assert first_kid in world.jwks_kids_at(retire - MINUTE)
     assert first_kid not in world.jwks_kids_at(retire + MINUTE)
 
 
 @pytest.mark.parametrize("writes_before_crash", [0, 1, 2, 3])
-def test_a_crash_after_any_write_is_repaired_without_refusing_tokens(writes_before_crash: int) -> None:
+def test_a_crash_after_any_write_is_repaired_without_refusing_tokens(
+    writes_before_crash: int,
+) -> None:
     def crash(tick: int, steps: int) -> int | None:
         # Crash on two ticks out of three whenever the plan has a write after that point.
         return writes_before_crash if tick % 3 != 2 and steps > writes_before_crash else None
@@ -202,7 +213,7 @@ def test_random_crashes_between_writes_never_refuse_tokens(seed: int) -> None:
     assert len(world.activations) >= 4
 
 
-def test_activation_waits_for_every_gateway_then_falls_back_to_the_publish_lead_with_a_warning() -> None:
+def test_activation_waits_for_all_gateways_then_falls_back_to_the_lead_with_a_warning() -> None:
     spec = _spec()
     keys = Keys()
     world = World(spec)
@@ -211,7 +222,9 @@ def test_activation_waits_for_every_gateway_then_falls_back_to_the_publish_lead_
     assert signer is not None
     due = T0 + dt.timedelta(hours=2)
     # Due, one of two gateways lacks next, the lead has not passed since publication: wait.
-    world.status = rotation.KeysStatus(**{**world.status.__dict__, "next_published_time": due - MINUTE})
+    world.status = rotation.KeysStatus(
+        **{**world.status.__dict__, "next_published_time": due - MINUTE}
+    )
     lagging = (frozenset({signer.active, signer.next}), frozenset({signer.active}))
     waiting = plan(world.observed(due), spec.signing_keys, Evidence(due, lagging), keys)
     assert waiting.signer is None
@@ -237,7 +250,12 @@ def test_evidence_from_every_gateway_activates_on_schedule() -> None:
     signer = world.signer_at(T0)
     assert signer is not None
     both = (frozenset({signer.active, signer.next}),) * 3
-    early = plan(world.observed(T0 + dt.timedelta(minutes=119)), spec.signing_keys, Evidence(T0 + dt.timedelta(minutes=119), both), keys)
+    early = plan(
+        world.observed(T0 + dt.timedelta(minutes=119)),
+        spec.signing_keys,
+        Evidence(T0 + dt.timedelta(minutes=119), both),
+        keys,
+    )
     assert early.signer is None
     assert early.status.phase == "Steady"
     on_time = T0 + dt.timedelta(hours=2)
@@ -247,7 +265,9 @@ def test_evidence_from_every_gateway_activates_on_schedule() -> None:
     assert step.signer.generation == signer.generation + 1
     assert [e.reason for e in step.events] == ["KeyActivated"]
     assert [r.kid for r in step.status.previous] == [signer.active]
-    assert step.status.previous[0].retire_at == on_time + dt.timedelta(seconds=spec.signing_keys.retire_after)
+    assert step.status.previous[0].retire_at == on_time + dt.timedelta(
+        seconds=spec.signing_keys.retire_after
+    )
 
 
 def test_a_stuck_gateway_delays_activation_to_the_lead_but_rotation_continues() -> None:
@@ -270,29 +290,42 @@ def test_rotate_annotation_forces_one_immediate_rotation() -> None:
     world, signer = _bootstrapped(keys)
     now = T0 + dt.timedelta(minutes=10)
     pods = (frozenset({signer.active}),)  # nobody has loaded next: a force does not wait
-    step = plan(world.observed(now), world.spec.signing_keys, Evidence(now, pods, "2026-11-26T00:10"), keys)
+    step = plan(
+        world.observed(now), world.spec.signing_keys, Evidence(now, pods, "2026-11-26T00:10"), keys
+    )
     assert step.signer is not None
     assert step.signer.active == signer.next
     assert step.signer.handled_request == "2026-11-26T00:10"
     assert [e.reason for e in step.events] == ["KeyRotationForced"]
     assert signer.active in {r.kid for r in step.status.previous}  # not compromised: retires later
     world.execute(step, now)
-    again = plan(world.observed(now + MINUTE), world.spec.signing_keys, Evidence(now + MINUTE, pods, "2026-11-26T00:10"), keys)
+    again = plan(
+        world.observed(now + MINUTE),
+        world.spec.signing_keys,
+        Evidence(now + MINUTE, pods, "2026-11-26T00:10"),
+        keys,
+    )
     assert again.signer is None  # the same request is handled once
 
 
 @pytest.mark.parametrize("writes_before_crash", [None, 1, 2, 3])
-def test_compromised_key_leaves_the_jwks_at_once_even_across_a_crash(writes_before_crash: int | None) -> None:
+def test_compromised_key_leaves_the_jwks_at_once_even_across_a_crash(
+    writes_before_crash: int | None,
+) -> None:
     keys = Keys()
     world, signer = _bootstrapped(keys)
     bad = signer.active
     now = T0 + dt.timedelta(minutes=10)
     pods = (frozenset({signer.active, signer.next}),)
-    step = plan(world.observed(now), world.spec.signing_keys, Evidence(now, pods, "compromised-1"), keys)
+    step = plan(
+        world.observed(now), world.spec.signing_keys, Evidence(now, pods, "compromised-1"), keys
+    )
     assert [e.reason for e in step.events] == ["KeyRevoked", "KeyRotationForced"]
     world.execute(step, now, writes_before_crash)
     later = now + MINUTE
-    repair = plan(world.observed(later), world.spec.signing_keys, Evidence(later, pods, "compromised-1"), keys)
+    repair = plan(
+        world.observed(later), world.spec.signing_keys, Evidence(later, pods, "compromised-1"), keys
+    )
     world.execute(repair, later)
     kids = world.jwks_kids_at(later)
     assert bad not in kids
@@ -339,11 +372,16 @@ def test_keys_ready_reports_gateways_missing_the_active_key() -> None:
     keys = Keys()
     world, signer = _bootstrapped(keys)
     obs = world.observed(T0)
-    lagging = plan(obs, world.spec.signing_keys, Evidence(T0, (frozenset(), frozenset({signer.active}))), keys)
+    lagging = plan(
+        obs, world.spec.signing_keys, Evidence(T0, (frozenset(), frozenset({signer.active}))), keys
+    )
     assert lagging.ready[:2] == ("False", "AwaitingPropagation")
     ok = plan(obs, world.spec.signing_keys, Evidence(T0, (frozenset({signer.active}),)), keys)
     assert ok.ready[:2] == ("True", "KeysLoaded")
-    assert plan(obs, world.spec.signing_keys, Evidence(T0, ()), keys).ready[:2] == ("Unknown", "NoReadyGateways")
+    assert plan(obs, world.spec.signing_keys, Evidence(T0, ()), keys).ready[:2] == (
+        "Unknown",
+        "NoReadyGateways",
+    )
 
 
 def test_a_steady_state_plan_writes_only_nothing_new() -> None:
@@ -351,8 +389,12 @@ def test_a_steady_state_plan_writes_only_nothing_new() -> None:
     world, signer = _bootstrapped(keys)
     pods = (frozenset({signer.active, signer.next}),)
     now = T0 + MINUTE
-    world.execute(plan(world.observed(now), world.spec.signing_keys, Evidence(now, pods), keys), now)
-    step = plan(world.observed(now + MINUTE), world.spec.signing_keys, Evidence(now + MINUTE, pods), keys)
+    world.execute(
+        plan(world.observed(now), world.spec.signing_keys, Evidence(now, pods), keys), now
+    )
+    step = plan(
+        world.observed(now + MINUTE), world.spec.signing_keys, Evidence(now + MINUTE, pods), keys
+    )
     assert step.jwks_additions is None
     assert step.signer is None
     assert step.jwks is None

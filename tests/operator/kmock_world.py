@@ -1,0 +1,416 @@
+"""A small world for running the operator in-process against KMock.
+
+Stand-in controllers replace what a real cluster would do: a "ReplicaSet" that makes and
+removes Pods for each Deployment (least deletion cost first) and reports ready replicas, and a
+"kubelet" that copies the mounted JWKS Secret and runtime ConfigMap into each fake gateway. Fake
+gateways answer `/v1/stats` on a loopback port. Time for the operator's decisions comes from a
+FakeClock that tests move forward, so hours of rotation schedule take milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import itertools
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp.web
+import httpx
+import kopf
+
+from gamesync_operator.config import OperatorConfig
+from gamesync_operator.crd import GROUP, KIND, PLURAL, VERSION
+from gamesync_operator.handlers import register
+
+NS = "games"
+CR = f"{GROUP}/{VERSION}/{PLURAL}"
+DEPLOYMENTS = "apps/v1/deployments"
+PODS = "v1/pods"
+SECRETS = "v1/secrets"
+CONFIGMAPS = "v1/configmaps"
+SERVICES = "v1/services"
+EVENTS = "v1/events"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+class FakeClock:
+    """The operator's notion of now; moved by tests, never by the wall clock."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@dataclass
+class Gateway:
+    """A fake gateway pod's state as /v1/stats reports it."""
+
+    connections: int = 0
+    jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
+    runtime_hash: str | None = None
+
+    @property
+    def kids(self) -> list[str]:
+        return sorted(k["kid"] for k in self.jwks["keys"])
+
+
+def get(kmock: Any, resource: str, name: str, namespace: str = NS) -> dict[str, Any] | None:
+    """The stored object (a copy), or None if absent or deleted."""
+    try:
+        obj = kmock.objects[resource, namespace, name]
+    except KeyError:
+        return None
+    if obj.deleted:
+        return None
+    return json.loads(json.dumps(obj.raw))
+
+
+def items(kmock: Any, resource: str) -> list[dict[str, Any]]:
+    out = []
+    for (res, _, _), obj in list(kmock.objects.items()):
+        if str(res.plural) == resource.rsplit("/", 1)[-1] and not obj.deleted:
+            out.append(json.loads(json.dumps(obj.raw)))
+    return out
+
+
+def secret_json(secret: dict[str, Any] | None, key: str) -> Any:
+    if secret is None or key not in (secret.get("data") or {}):
+        return None
+    return json.loads(base64.b64decode(secret["data"][key]))
+
+
+@dataclass
+class World:
+    kmock: Any
+    api: httpx.AsyncClient
+    clock: FakeClock
+    gateways: dict[str, Gateway]
+    kubelet_frozen: bool = False
+    load: Callable[[str], int] | None = None  # pod name -> connections, when set
+    _names: Any = field(default_factory=lambda: itertools.count(1))
+
+    # -- user actions through the API (so kopf sees watch events) -------------------------------
+
+    async def apply(self, spec: dict[str, Any], name: str = "arena") -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+                "uid": f"uid-{name}",
+                "generation": 1,
+                # KMock stamps no resourceVersion; kopf's JSON patches test it, so give one.
+                "resourceVersion": "1",
+            },
+            "spec": spec,
+        }
+        response = await self.api.post(
+            f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}", json=body
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def patch_cluster(self, patch: dict[str, Any], name: str = "arena") -> None:
+        current = get(self.kmock, CR, name) or {}
+        generation = int(current.get("metadata", {}).get("generation") or 1)
+        if "spec" in patch:  # the API server bumps generation on spec changes; KMock does not
+            patch = {
+                **patch,
+                "metadata": {**patch.get("metadata", {}), "generation": generation + 1},
+            }
+        await self.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/{name}", patch)
+
+    async def patch(self, path: str, body: dict[str, Any]) -> None:
+        response = await self.api.patch(
+            path, json=body, headers={"Content-Type": "application/merge-patch+json"}
+        )
+        response.raise_for_status()
+
+    async def delete(self, path: str) -> None:
+        response = await self.api.delete(path)
+        response.raise_for_status()
+
+    def cluster(self, name: str = "arena") -> dict[str, Any]:
+        return get(self.kmock, CR, name) or {}
+
+    def condition(self, type_: str, name: str = "arena") -> dict[str, Any]:
+        for cond in self.cluster(name).get("status", {}).get("conditions") or []:
+            if cond["type"] == type_:
+                return dict(cond)
+        return {}
+
+    def pods(self, deployment: str = "arena") -> list[dict[str, Any]]:
+        return [
+            p
+            for p in items(self.kmock, PODS)
+            if p["metadata"]["labels"].get("app.kubernetes.io/instance") == deployment
+        ]
+
+    def events(self) -> list[dict[str, Any]]:
+        """Events kopf posted (from the request log: KMock stores no generateName objects)."""
+        return [
+            r.data
+            for r in list(self.kmock)
+            if r.resource is not None
+            and r.resource.plural == "events"
+            and str(r.method).upper().endswith("POST")
+            and isinstance(r.data, dict)
+        ]
+
+    # -- stand-in controllers -------------------------------------------------------------------
+
+    def step(self) -> None:
+        for dep in items(self.kmock, DEPLOYMENTS):
+            self._replicaset(dep)
+        self._kubelet()
+
+    def _replicaset(self, dep: dict[str, Any]) -> None:
+        name = dep["metadata"]["name"]
+        want = int(dep["spec"].get("replicas", 1))
+        pods = self.pods(name)
+        while len(pods) < want:
+            pod_name = f"{name}-{next(self._names)}"
+            labels = dep["spec"]["template"]["metadata"]["labels"]
+            self.kmock.objects[PODS, NS, pod_name] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod_name, "namespace": NS, "labels": dict(labels)},
+                "status": {
+                    "phase": "Running",
+                    "podIP": "127.0.0.1",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+            self.gateways[pod_name] = Gateway()
+            pods = self.pods(name)
+        while len(pods) > want:
+            # The ReplicaSet removes the pod with the lowest pod-deletion-cost first (KEP-2255).
+            def cost(p: dict[str, Any]) -> tuple[int, str]:
+                raw = (p["metadata"].get("annotations") or {}).get(DELETION_COST, "0")
+                return int(raw), p["metadata"]["name"]
+
+            victim = min(pods, key=cost)["metadata"]["name"]
+            self.kmock.objects[PODS, NS, victim].delete()
+            self.gateways.pop(victim, None)
+            pods = self.pods(name)
+        self.kmock.objects[DEPLOYMENTS, NS, name].patch(
+            {
+                "status": {
+                    "replicas": want,
+                    "readyReplicas": want,
+                    "updatedReplicas": want,
+                    "availableReplicas": want,
+                }
+            }
+        )
+
+    def _kubelet(self) -> None:
+        for pod_name, gateway in self.gateways.items():
+            if self.load is not None:
+                gateway.connections = self.load(pod_name)
+            if self.kubelet_frozen:
+                continue
+            pod = get(self.kmock, PODS, pod_name)
+            if pod is None:
+                continue
+            instance = pod["metadata"]["labels"]["app.kubernetes.io/instance"]
+            jwks = secret_json(get(self.kmock, SECRETS, f"{instance}-jwks"), "jwks.json")
+            if jwks is not None:
+                gateway.jwks = jwks
+            cm = get(self.kmock, CONFIGMAPS, f"{instance}-runtime")
+            if cm is not None:
+                data = cm["data"]["runtime.json"].encode()
+                gateway.runtime_hash = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    async def eventually(
+        self, predicate: Callable[[], Any], what: str, timeout: float = 15.0
+    ) -> Any:
+        """Poll `predicate` (stand-ins step in between) until truthy; fail after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self.step()
+            result = predicate()
+            if result:
+                return result
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out waiting for: {what}")
+            await asyncio.sleep(0.02)  # yield to the operator and the servers, then re-check
+
+
+async def _stats_server(gateways: dict[str, Gateway]) -> tuple[aiohttp.web.AppRunner, int]:
+    async def stats(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        gateway = gateways.get(request.match_info["pod"])
+        if gateway is None:
+            return aiohttp.web.json_response({"error": "no such pod"}, status=404)
+        return aiohttp.web.json_response(
+            {
+                "pod": request.match_info["pod"],
+                "version": "0.1.0",
+                "ready": True,
+                "draining": False,
+                "connections": gateway.connections,
+                "subscriptions": 0,
+                "games": 0,
+                "deliveries": 0,
+                "kids": gateway.kids,
+                "runtimeConfig": {"hash": gateway.runtime_hash, "valid": True, "error": None},
+            }
+        )
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/pods/{pod}/v1/stats", stats)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, port
+
+
+def declare_resources(kmock: Any) -> None:
+    kmock.resources.load_bundled()
+    info = kmock.ResourceInfo
+    kmock.resources[CR] = info(
+        kind=KIND,
+        singular="gamesynccluster",
+        shortnames={"gsc"},
+        namespaced=True,
+        verbs={"list", "watch", "get", "patch", "create", "delete"},
+        subresources={"status"},
+    )
+    kmock.resources["gateway.networking.k8s.io/v1/httproutes"] = info(
+        kind="HTTPRoute",
+        singular="httproute",
+        namespaced=True,
+        verbs={"list", "watch", "get", "patch", "create", "delete"},
+    )
+    kmock.resources["keda.sh/v1alpha1/scaledobjects"] = info(
+        kind="ScaledObject",
+        singular="scaledobject",
+        namespaced=True,
+        verbs={"list", "watch", "get", "patch", "create", "delete"},
+    )
+    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = info(
+        kind="CustomResourceDefinition",
+        singular="customresourcedefinition",
+        namespaced=False,
+        verbs={"list", "watch", "get"},
+    )
+
+
+@asynccontextmanager
+async def running_operator(kmock: Any) -> AsyncIterator[World]:
+    """Start the stats server, the operator (in this event loop) and yield the world."""
+    declare_resources(kmock)
+    gateways: dict[str, Gateway] = {}
+    runner, port = await _stats_server(gateways)
+    clock = FakeClock()
+
+    server = str(kmock.url)
+
+    async def connect() -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=server, insecure=True)
+
+    config = OperatorConfig(
+        interval=0.1,
+        retry_delay=0.2,
+        stats_timeout=1.0,
+        api_timeout=5.0,
+        resolve_stats=lambda pod: f"http://127.0.0.1:{port}/pods/{pod['metadata']['name']}",
+        clock=clock,
+        connect=connect,
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, config)
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return await connect()
+
+    settings = kopf.OperatorSettings()
+    settings.peering.standalone = True
+    settings.watching.reconnect_backoff = 0.05
+    settings.persistence.consistency_timeout = 0.2
+    settings.queueing.exit_timeout = 0.5
+    # kopf runs in its own thread and event loop, as in production: on exit it cancels every
+    # task of its loop, which must not include the mock server's or the test's.
+    stop = threading.Event()
+    ready = threading.Event()
+    kopf_loop: dict[str, Any] = {}
+
+    async def operator() -> None:
+        kopf_loop["loop"] = asyncio.get_running_loop()
+        kopf_loop["task"] = asyncio.current_task()
+        await kopf.operator(
+            registry=registry, settings=settings, clusterwide=True, stop_flag=stop, ready_flag=ready
+        )
+
+    def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(operator())
+
+    # kopf runs in its own thread and event loop, as in production: on exit it cancels every
+    # task of its loop, which must not include the mock server's or the test's.
+    thread = threading.Thread(target=run, name="kopf", daemon=True)
+    thread.start()
+    api = httpx.AsyncClient(base_url=str(kmock.url).rstrip("/"), timeout=5.0)
+    world = World(kmock=kmock, api=api, clock=clock, gateways=gateways)
+    try:
+        assert await asyncio.to_thread(ready.wait, 10), "kopf did not start"
+        yield world
+    finally:
+        stop.set()
+        # A graceful stop; if kopf then waits on tasks spawned by late events (KMock replays
+        # them), cancel it: tests need no grace, only a stopped operator.
+        await asyncio.to_thread(thread.join, 1.0)
+        if thread.is_alive():
+            kopf_loop["loop"].call_soon_threadsafe(kopf_loop["task"].cancel)
+        try:
+            # KMock's watch handlers notice a gone client only when they next write: give each
+            # watched resource one event so that they end and the server can stop at once.
+            while thread.is_alive():
+                await asyncio.to_thread(thread.join, 0.2)
+            await api.post(f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}", json=_nudge())
+            await api.post(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=_nudge_crd()
+            )
+        finally:
+            await api.aclose()
+            await runner.cleanup()
+
+
+_nudges = itertools.count()
+
+
+def _nudge() -> dict[str, Any]:
+    name = f"zz-nudge-{next(_nudges)}"
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": NS},
+    }
+
+
+def _nudge_crd() -> dict[str, Any]:
+    name = f"zz-nudge-{next(_nudges)}"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+    }

@@ -1,0 +1,454 @@
+"""The whole operator in-process against KMock, with stand-in controllers and fake gateways."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from gsc_builders import raw_spec
+from kmock_world import (
+    CONFIGMAPS,
+    CR,
+    DEPLOYMENTS,
+    NS,
+    SECRETS,
+    SERVICES,
+    World,
+    get,
+    running_operator,
+    secret_json,
+)
+
+from gamesync.errors import AuthError
+from gamesync.keys import KeySet, sign_token
+
+DEPLOYMENT_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/arena"
+SERVICE_PATH = f"/api/v1/namespaces/{NS}/services/arena"
+CHILDREN = [
+    (DEPLOYMENTS, "arena"),
+    (SERVICES, "arena"),
+    (CONFIGMAPS, "arena-runtime"),
+    ("policy/v1/poddisruptionbudgets", "arena"),
+    ("gateway.networking.k8s.io/v1/httproutes", "arena"),
+    (SECRETS, "arena-jwks"),
+    (SECRETS, "arena-signer"),
+]
+
+
+def _ready(world: World) -> bool:
+    return world.condition("Ready").get("status") == "True"
+
+
+async def test_create_makes_owned_children_and_a_truthful_status(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        world.load = lambda pod: 7
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        for resource, name in CHILDREN:
+            child = get(kmock, resource, name)
+            assert child is not None, (resource, name)
+            (ref,) = child["metadata"]["ownerReferences"]
+            assert ref["uid"] == "uid-arena"
+            assert ref["controller"] is True
+
+        await world.eventually(
+            lambda: world.cluster()["status"].get("connections") == 14, "connections"
+        )
+        status = world.cluster()["status"]
+        assert status["observedGeneration"] == 1
+        assert status["readyReplicas"] == 2
+        assert status["replicas"] == 2
+        assert status["desiredReplicas"] == 2
+        assert (
+            status["labelSelector"]
+            == "app.kubernetes.io/instance=arena,app.kubernetes.io/name=gamesync-gateway"
+        )
+        signer = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
+        assert status["signingKeys"]["activeKid"] == signer["active"]
+        assert status["signingKeys"]["nextKid"] == signer["next"]
+        jwks = secret_json(get(kmock, SECRETS, "arena-jwks"), "jwks.json")
+        assert {k["kid"] for k in jwks["keys"]} == {signer["active"], signer["next"]}
+        assert all("d" not in k for k in jwks["keys"])  # gateways never get private keys
+        types = {c["type"]: c for c in status["conditions"]}
+        assert set(types) == {"Ready", "Progressing", "Degraded", "KeysReady", "Paused"}
+        assert all(c["observedGeneration"] == 1 for c in types.values())
+        assert types["KeysReady"]["status"] == "True"
+        assert types["Degraded"]["status"] == "False"
+        # kopf's own bookkeeping lives under our prefix, not kopf.zalando.org.
+        meta = world.cluster()["metadata"]
+        assert meta["finalizers"] == ["gamesync.nommie.dev/finalizer"]
+        assert not any("kopf.zalando.org" in a for a in meta.get("annotations", {}))
+
+
+async def test_children_edited_or_deleted_by_hand_come_back(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        image = get(kmock, DEPLOYMENTS, "arena")["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+
+        await world.delete(SERVICE_PATH)
+        edited = {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "gateway", "image": "evil:latest"}]}}
+            }
+        }
+        await world.patch(DEPLOYMENT_PATH, edited)
+        await world.patch(
+            f"/api/v1/namespaces/{NS}/configmaps/arena-runtime", {"data": {"runtime.json": "{}"}}
+        )
+
+        def repaired() -> bool:
+            dep = get(kmock, DEPLOYMENTS, "arena")
+            cm = get(kmock, CONFIGMAPS, "arena-runtime")
+            return (
+                get(kmock, SERVICES, "arena") is not None
+                and dep is not None
+                and dep["spec"]["template"]["spec"]["containers"][0]["image"] == image
+                and cm is not None
+                and json.loads(cm["data"]["runtime.json"]).get("tracing") is not None
+            )
+
+        await world.eventually(repaired, "Service, Deployment and ConfigMap repaired")
+        # Repaired in place: the Deployment kept its (operator-set) replicas and probes.
+        container = get(kmock, DEPLOYMENTS, "arena")["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+async def test_scales_up_promptly_and_down_one_pod_at_a_time_after_the_window(kmock: Any) -> None:
+    spec = raw_spec(
+        autoscaling={
+            "minReplicas": 2,
+            "maxReplicas": 6,
+            "targetConnectionsPerPod": 100,
+            "scaleDownStabilizationSeconds": 600,
+            "scaleDownPeriodSeconds": 120,
+        }
+    )
+    async with running_operator(kmock) as world:
+        world.load = lambda pod: 250
+        await world.apply(spec)
+
+        def replicas() -> int:
+            dep = get(kmock, DEPLOYMENTS, "arena")
+            return int(dep["spec"]["replicas"]) if dep else 0
+
+        # 2 pods x 250 = 500 connections -> 5 pods; then 5 x 250 = 1250 -> clamped to 6.
+        await world.eventually(lambda: replicas() == 6, "scale up to the max")
+        assert world.cluster()["status"]["autoscaling"]["reason"] in ("ScaledUp", "Steady")
+
+        # Load drops: 6 pods x 10 = 60 connections -> the minimum would do, but not yet.
+        loads = {}
+
+        def light(pod: str) -> int:
+            return loads.setdefault(pod, 10 + len(loads))  # distinct, so the cheapest is known
+
+        world.load = light
+        await world.eventually(
+            lambda: world.cluster()["status"]["autoscaling"].get("reason") == "Stabilizing",
+            "stabilising",
+        )
+        assert replicas() == 6
+        world.clock.advance(599)
+        await world.eventually(
+            lambda: world.cluster()["status"]["autoscaling"].get("reason") == "Stabilizing",
+            "still stabilising",
+        )
+        assert replicas() == 6
+
+        cheapest = min(
+            (p["metadata"]["name"] for p in world.pods()), key=lambda n: loads.get(n, 10**6)
+        )
+        await world.eventually(
+            lambda: all(
+                "controller.kubernetes.io/pod-deletion-cost"
+                in (p["metadata"].get("annotations") or {})
+                for p in world.pods()
+            ),
+            "pod-deletion-cost on every pod",
+        )
+        world.clock.advance(2)
+        await world.eventually(lambda: replicas() == 5, "one pod removed after the window")
+        await world.eventually(lambda: len(world.pods()) == 5, "the ReplicaSet removed a pod")
+        assert cheapest not in {p["metadata"]["name"] for p in world.pods()}  # least loaded went
+        # One per period: nothing more until 120 s have passed.
+        world.clock.advance(60)
+        await world.eventually(
+            lambda: (
+                world.cluster()["status"]["autoscaling"]
+                .get("message", "")
+                .startswith("one pod per")
+            ),
+            "waiting for the period",
+        )
+        assert replicas() == 5
+        world.clock.advance(61)
+        await world.eventually(lambda: replicas() == 4, "the next pod after one period")
+        await world.eventually(
+            lambda: {"ScaledUp", "ScaledDown"} <= {e.get("reason") for e in world.events()},
+            "scaling events",
+        )
+
+
+async def test_hpa_mode_renders_an_hpa_and_leaves_replicas_alone(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec(autoscaling={"mode": "HPA", "minReplicas": 3, "maxReplicas": 9}))
+        await world.eventually(
+            lambda: get(kmock, "autoscaling/v2/horizontalpodautoscalers", "arena"), "the HPA"
+        )
+        # An HPA scales the Deployment; the operator must not fight it.
+        kmock.objects[DEPLOYMENTS, NS, "arena"].patch({"spec": {"replicas": 7}})
+        await world.eventually(lambda: len(world.pods()) == 7, "seven pods")
+        await world.eventually(
+            lambda: world.cluster()["status"].get("readyReplicas") == 7, "status sees 7 ready"
+        )
+        assert get(kmock, DEPLOYMENTS, "arena")["spec"]["replicas"] == 7
+        assert world.cluster()["status"]["autoscaling"] == {"owner": "HPA"}
+
+
+async def test_a_full_rotation_never_refuses_a_live_token(kmock: Any) -> None:
+    keys = {
+        "rotationInterval": "2h",
+        "maxTokenLifetime": "30m",
+        "clockSkew": "60s",
+        "publishLead": "5m",
+    }
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec(signingKeys=keys))
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        first = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
+
+        refused: list[str] = []
+        issued: list[tuple[str, str, float]] = []  # (kid, token, expiry on the fake clock)
+
+        def backend_signs_and_gateways_verify() -> None:
+            # A backend with no propagation delay signs with whatever the signer Secret says;
+            # every ready gateway must accept every token that is live on the fake clock.
+            signer = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
+            now = world.clock().timestamp()
+            issued.append(
+                (signer["active"], sign_token(signer, "7", ttl=1800, now=now), now + 1800)
+            )
+            for gateway_name, gateway in list(world.gateways.items()):
+                keyset = KeySet.from_jwks(gateway.jwks)
+                for kid, token, expires in issued:
+                    if expires <= now:
+                        continue
+                    try:
+                        # Liveness is judged on the fake clock above; pyjwt would use the wall
+                        # clock, so its time checks are switched off with a wide leeway.
+                        keyset.verify(token, leeway=365 * 86400)
+                    except AuthError as exc:
+                        refused.append(f"{gateway_name} refused {kid}: {exc}")
+
+        async def checker() -> None:
+            while True:
+                backend_signs_and_gateways_verify()
+                await asyncio.sleep(0.01)  # a sampling period, not synchronisation
+
+        task = asyncio.create_task(checker())
+        try:
+            # Gateways stop reloading for a while: activation must still only use a key they have.
+            world.kubelet_frozen = True
+            world.clock.advance(2 * 3600)
+            await world.eventually(
+                lambda: (
+                    secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")["active"]
+                    == first["next"]
+                ),
+                "the next key activated on schedule",
+            )
+            second = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
+            await world.eventually(
+                lambda: world.cluster()["status"]["signingKeys"].get("phase") == "Publishing",
+                "a fresh next key is being published",
+            )
+            jwks_kids = {
+                k["kid"]
+                for k in secret_json(get(kmock, SECRETS, "arena-jwks"), "jwks.json")["keys"]
+            }
+            assert jwks_kids == {first["active"], first["next"], second["next"]}
+            world.kubelet_frozen = False
+            await world.eventually(
+                lambda: world.cluster()["status"]["signingKeys"].get("phase") == "Retiring",
+                "every gateway has the new next key; the old one is retiring",
+            )
+            # The old key leaves the JWKS once every token it signed has expired.
+            world.clock.advance(5 * 60 + 30 * 60 + 60 + 1)
+            await world.eventually(
+                lambda: (
+                    first["active"]
+                    not in {
+                        k["kid"]
+                        for k in secret_json(get(kmock, SECRETS, "arena-jwks"), "jwks.json")["keys"]
+                    }
+                ),
+                "the old key retired",
+            )
+            await world.eventually(
+                lambda: all(first["active"] not in g.kids for g in world.gateways.values()),
+                "gateways dropped the old key",
+            )
+            backend_signs_and_gateways_verify()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert refused == []
+        assert len({kid for kid, _, _ in issued}) == 2  # tokens of both keys were checked
+        assert world.cluster()["status"]["signingKeys"]["keyGeneration"] == 2
+        await world.eventually(
+            lambda: (
+                {"KeysCreated", "KeyActivated", "KeyRetired"}
+                <= {e.get("reason") for e in world.events()}
+            ),
+            "events for each step",
+        )
+
+
+async def test_compromised_rotation_removes_the_old_key_at_once(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        first = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
+        await world.patch_cluster(
+            {
+                "metadata": {
+                    "annotations": {"gamesync.nommie.dev/rotate-keys": "compromised-2026-11-26"}
+                }
+            }
+        )
+
+        def jwks_kids() -> set[str]:
+            return {
+                k["kid"]
+                for k in secret_json(get(kmock, SECRETS, "arena-jwks"), "jwks.json")["keys"]
+            }
+
+        await world.eventually(
+            lambda: first["active"] not in jwks_kids(), "the compromised key is gone"
+        )
+        signer = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
+        assert signer["active"] == first["next"]
+        assert first["active"] not in {k["kid"] for k in signer["keys"]}
+        await world.eventually(
+            lambda: (
+                world.cluster()["status"]["signingKeys"].get("handledRotateRequest")
+                == "compromised-2026-11-26"
+            ),
+            "the request recorded as handled",
+        )
+        await world.eventually(
+            lambda: "KeyRevoked" in {e.get("reason") for e in world.events()}, "a KeyRevoked event"
+        )
+
+
+async def test_pause_freezes_everything_and_says_so(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        await world.patch_cluster({"spec": {"paused": True}})
+        await world.eventually(
+            lambda: world.condition("Paused").get("status") == "True", "Paused=True"
+        )
+        assert world.condition("Paused")["observedGeneration"] == 2
+
+        await world.delete(SERVICE_PATH)
+        await world.patch_cluster({"spec": {"paused": True, "gateway": {"image": "gamesync:2"}}})
+        writes_before = len(kmock.objects[DEPLOYMENTS, NS, "arena"].history)
+        # Several resync passes run while paused (observed through status generation) ...
+        await world.eventually(
+            lambda: world.cluster()["status"].get("observedGeneration") == 3, "gen 3 seen"
+        )
+        await world.eventually(
+            lambda: world.condition("Paused").get("observedGeneration") == 3, "paused at 3"
+        )
+        # ... and none of them repaired or changed a child.
+        assert get(kmock, SERVICES, "arena") is None
+        deployment = get(kmock, DEPLOYMENTS, "arena")
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] != "gamesync:2"
+        history = kmock.objects[DEPLOYMENTS, NS, "arena"].history
+        assert all(
+            v is None or v["spec"]["template"]["spec"]["containers"][0]["image"] != "gamesync:2"
+            for v in history[writes_before - 1 :]
+        )
+
+        await world.patch_cluster({"spec": {"paused": False}})
+        await world.eventually(
+            lambda: (
+                get(kmock, SERVICES, "arena") is not None
+                and get(kmock, DEPLOYMENTS, "arena")["spec"]["template"]["spec"]["containers"][0][
+                    "image"
+                ]
+                == "gamesync:2"
+            ),
+            "unpaused: repaired and updated",
+        )
+        await world.eventually(
+            lambda: world.condition("Paused").get("status") == "False", "Paused=False"
+        )
+
+
+async def test_a_bad_spec_gets_a_condition_with_a_reason_and_no_children(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec(autoscaling={"minReplicas": 5, "maxReplicas": 3}))
+        await world.eventually(
+            lambda: world.condition("Ready").get("reason") == "InvalidReplicaBounds",
+            "a reasoned condition",
+        )
+        assert world.condition("Degraded")["status"] == "True"
+        assert "minReplicas 5 exceeds maxReplicas 3" in world.condition("Degraded")["message"]
+        assert get(kmock, DEPLOYMENTS, "arena") is None
+        # Fixing the spec is all it takes; the operator never crash-looped.
+        await world.patch_cluster({"spec": {"autoscaling": {"minReplicas": 2, "maxReplicas": 3}}})
+        await world.eventually(lambda: _ready(world), "Ready=True after the fix")
+
+
+async def test_tracing_changes_reach_gateways_through_the_configmap_without_a_rollout(
+    kmock: Any,
+) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        template = get(kmock, DEPLOYMENTS, "arena")["spec"]["template"]
+        old_hash = world.cluster()["status"]["runtimeConfigHash"]
+        world.kubelet_frozen = True
+        tracing = {"enabled": True, "endpoint": "http://otel:4318", "ratio": 0.5}
+        await world.patch_cluster({"spec": {"tracing": tracing}})
+
+        await world.eventually(
+            lambda: world.cluster()["status"].get("runtimeConfigHash") not in (None, old_hash),
+            "a new hash",
+        )
+        await world.eventually(
+            lambda: "RuntimeConfigPropagating" in world.condition("Progressing").get("reason", ""),
+            "Progressing while gateways apply it",
+        )
+        cm = get(kmock, CONFIGMAPS, "arena-runtime")
+        assert json.loads(cm["data"]["runtime.json"])["tracing"]["ratio"] == 0.5
+        world.kubelet_frozen = False
+        await world.eventually(
+            lambda: world.condition("Progressing").get("status") == "False", "applied everywhere"
+        )
+        assert get(kmock, DEPLOYMENTS, "arena")["spec"]["template"] == template  # no restart
+
+
+async def test_handlers_are_idempotent_under_replayed_events(kmock: Any) -> None:
+    # KMock replays every object on each watch: creation is handled more than once.
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        creates = [
+            r
+            for r in list(kmock)
+            if str(r.method).upper().endswith("POST")
+            and r.resource is not None
+            and r.resource.plural == "deployments"
+        ]
+        assert len(creates) == 1
+        signer_versions = kmock.objects[SECRETS, NS, "arena-signer"].history
+        assert len(signer_versions) == 1  # keys were generated once, never overwritten
+        assert get(kmock, CR, "arena")["status"]["signingKeys"]["keyGeneration"] == 1
