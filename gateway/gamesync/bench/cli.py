@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hold", type=float, default=5.0, help="idle: seconds to hold connections")
     p.add_argument("--connect-timeout", type=float, default=120.0)
+    p.add_argument("--profile", type=float, default=0.0,
+                   help="latency/peer/slow: py-spy the first server for this many seconds "
+                        "during the first run (needs py-spy)")
     p.add_argument("--window", type=int, default=1,
                    help="fanout: publish requests in flight to the gateway (default 1)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
@@ -148,6 +151,7 @@ async def _run(args: argparse.Namespace) -> int:
         update_interval=args.update_interval,
         slow_games=args.slow_games,
         window=args.window,
+        profile=args.profile,
         hold=args.hold,
         connect_timeout=args.connect_timeout,
         **fields,

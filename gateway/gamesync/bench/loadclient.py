@@ -324,7 +324,10 @@ class LoadClient:
         async def one(i: int) -> None:
             nonlocal done
             index = self.config.offset + i
-            host, port = self.config.targets[index % len(self.config.targets)]
+            # Connection i watches game i % games; spreading by i // games puts each game's
+            # watchers on every server, so every server receives every game's messages.
+            targets = self.config.targets
+            host, port = targets[(index // self.config.games) % len(targets)]
             async with sem:
                 remaining = deadline - time.monotonic()
                 try:

@@ -20,6 +20,7 @@ import numpy as np
 
 from gamesync.bench.display import Display
 from gamesync.bench.procs import BenchError, Proc
+from gamesync.bench.profile import record, summarize
 from gamesync.bench.results import Target, cdf_points, latency_summary, median
 from gamesync.bench.rig import ClientGroup, Rig, Server
 from gamesync.bench.tokens import Credentials, make_credentials
@@ -52,6 +53,7 @@ class Options:
     hold: float = 5.0
     connect_timeout: float = 120.0
     window: int = 1
+    profile: float = 0.0
 
 
 @dataclass
@@ -297,6 +299,11 @@ async def _push_setup(
     return PushSetup(servers, group, publisher, redis_proc, connected)
 
 
+async def _delayed_record(pid: int, seconds: float, out: Path) -> Path | None:
+    await asyncio.sleep(1.0)
+    return await record(pid, seconds, out)
+
+
 async def _push_run(
     ctx: Ctx,
     setup: PushSetup,
@@ -305,6 +312,7 @@ async def _push_run(
     seconds: float,
     versions: dict[int, int],
     before: Callable[[], Awaitable[None]] | None = None,
+    profile_to: Path | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, list[tuple[float, float]]]:
     group, servers = setup.group, setup.servers
     await group.begin({g: v + 1 for g, v in versions.items()})
@@ -316,11 +324,21 @@ async def _push_run(
     ccpu0, pcpu0 = group.cpu(), setup.publisher.cpu()
     t0 = time.monotonic()
     sampler.start()
+    profiling = None
+    if profile_to is not None:
+        # Start a second in, so the profile covers the steady state only.
+        profile_secs = min(ctx.opts.profile, max(1.0, seconds - 2))
+        profiling = asyncio.ensure_future(_delayed_record(servers[0].proc.pid, profile_secs,
+                                                          profile_to))
     reply = await ctx.display.timed(
         f"publishing {rate:,.0f}/s for {seconds:.0f} s",
         seconds,
         setup.publisher.call({"cmd": "run", "rate": rate, "seconds": seconds}, seconds + 120),
     )
+    profile_summary = None
+    if profiling is not None:
+        recorded = await profiling
+        profile_summary = summarize(recorded) if recorded is not None else None
     if "error" in reply:
         raise BenchError(f"publisher failed: {reply['error']}")
     last = {int(g): int(v) for g, v in reply["last"].items()}
@@ -357,6 +375,7 @@ async def _push_run(
         "publisher_cpu_pct": pct(pcpu1 - pcpu0, secs),
         "server_rss_mib": round(sum(s.proc.rss() for s in servers) / MIB, 1),
         "window_secs": round(secs, 3),
+        "profile": profile_summary,
         "last": last,
     }
     return row, samples, series
@@ -396,8 +415,12 @@ async def _push_system(
                 if multi:
                     await setup.group.exclude(list(multi), stop_reading=bool(slow))
 
+            profile_to = None
+            if opts.profile > 0 and r == 0:
+                profile_to = opts.workdir / f"profile-{label}-{setup.servers[0].kind}.txt"
             row, samples, rss = await _push_run(
-                ctx, setup, rate=opts.rate, seconds=opts.seconds, versions=versions, before=before
+                ctx, setup, rate=opts.rate, seconds=opts.seconds, versions=versions,
+                before=before, profile_to=profile_to,
             )
             if multi and slow:
                 await setup.group.resume()
