@@ -23,6 +23,8 @@ SHOWN = """() => ({
   snapshot: JSON.parse(document.getElementById('snapshot').textContent),
   viewerText: document.getElementById('viewer').textContent,
   cards: [...document.querySelectorAll('#hand .card')].map((el) => el.dataset.card),
+  tableRows: [...document.querySelectorAll('#table tbody tr')].map((tr) => tr.dataset.seat),
+  mySeatRow: document.querySelector('#table tr.mine')?.dataset.seat ?? null,
 })"""
 LOG = """(kind) => [...document.querySelectorAll('#log li')]
   .filter((li) => li.dataset.kind === kind).map((li) => li.textContent)"""
@@ -62,6 +64,8 @@ def test_console_connects_and_shows_demo_snapshots_with_rising_versions(
         # The default dev token holds no seat, so it gets no private view.
         assert shown["viewerText"] == "—"
         assert shown["cards"] == []
+        assert shown["tableRows"] == ["0", "1", "2", "3"]
+        assert shown["mySeatRow"] is None
 
         frames_out = browser.evaluate("live", LOG, "out")
         assert any('"type":"subscribe"' in line and '"gameId":1' in line for line in frames_out)
@@ -127,6 +131,7 @@ def test_each_seat_token_shows_only_its_own_hand(browser: Browser, gateway: Gate
             shown: dict[str, Any] = browser.evaluate(page, SHOWN)
             latest = browser.evaluate(page, "() => window.gamesyncConsole.client.getGame(1)")
             assert shown["cards"] == latest["viewer"]["hand"], "the page renders its own hand"
+            assert shown["mySeatRow"] == str(int(seat) - 1), "the table marks the page's seat"
             browser.screenshot(page, f"console-seat-{seat}")
     finally:
         for seat in seats:

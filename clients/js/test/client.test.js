@@ -301,6 +301,33 @@ describe("authentication", () => {
     assert.equal(client.error.closeCode, 4401);
   });
 
+  test("connect() after a final 4401 starts afresh, with one more token retry of its own", async () => {
+    const reasons = [];
+    const { client, sockets, clock } = setup({
+      token: async ({ reason }) => {
+        reasons.push(reason);
+        return "tok";
+      },
+    });
+    const reject = (socket) => {
+      socket.serverOpen();
+      socket.serverSend({ type: "error", code: "unauthorized", message: "no" });
+      socket.serverClose(4401);
+    };
+    client.connect();
+    await settle();
+    reject(sockets[0]);
+    await clock.advance(0);
+    reject(sockets[1]);
+    assert.equal(client.status, Status.DISCONNECTED);
+    client.connect();
+    await settle();
+    reject(sockets[2]);
+    await clock.advance(0);
+    assert.equal(sockets.length, 4);
+    assert.deepEqual(reasons, ["connect", "unauthorized", "connect", "unauthorized"]);
+  });
+
   test("4401 with a fixed token goes straight to disconnected with the server's reason", async () => {
     const { client, sockets, clock } = setup({ token: "expired" });
     client.connect();

@@ -179,6 +179,65 @@ function renderGame() {
   const viewer = state ? state.viewer : undefined;
   $("viewer").textContent = viewer === undefined ? "—" : JSON.stringify(viewer, null, 2);
   renderHand(viewer);
+  renderTable(state ? state.snapshot : undefined, viewer);
+}
+
+/**
+ * A readable view of Nomination Whist snapshots (the --demo game, Nommie's shape); any other
+ * snapshot shape leaves the panel hidden and only the JSON shows.
+ */
+function renderTable(snapshot, viewer) {
+  const panel = $("table-panel");
+  const game = snapshot && snapshot.game;
+  const phase = snapshot && snapshot.phase;
+  if (!game || !Array.isArray(game.seating) || !phase || typeof phase.phase !== "string") {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  const data = phase.data || {};
+  const round = data.round || {};
+  const details = [phase.phase];
+  if (game.round_no) details.push(`round ${game.round_no}`);
+  if (round.hand_size) details.push(`${round.hand_size} cards`);
+  if (round.trump) details.push(`trump ${round.trump === "NO_TRUMPS" ? "none" : round.trump.toLowerCase()}`);
+  if (data.trick_no) details.push(`trick ${data.trick_no}`);
+  $("table-phase").textContent = details.join(" · ");
+  const onTable = new Map((data.current_trick || []).map(([seat, card]) => [seat, card]));
+  const body = $("table").tBodies[0];
+  body.replaceChildren();
+  for (const seat of game.seating) {
+    const row = document.createElement("tr");
+    row.dataset.seat = String(seat.seat);
+    if (data.to_act === seat.seat) row.classList.add("to-act");
+    if (viewer && viewer.seat === seat.seat) row.classList.add("mine");
+    const bids = round.bids || data.bids || [];
+    const cells = [
+      `${seat.seat}${game.dealer === seat.seat ? " (dealer)" : ""}`,
+      `${seat.display_name || "?"} · user ${seat.user_id ?? "—"}`,
+      bids[seat.seat] ?? "—",
+      (round.tricks_won || [])[seat.seat] ?? "—",
+      (game.scores_total || [])[seat.seat] ?? "—",
+    ];
+    for (const value of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = String(value);
+      row.append(cell);
+    }
+    const played = document.createElement("td");
+    if (onTable.has(seat.seat)) played.append(cardElement(onTable.get(seat.seat), false));
+    row.append(played);
+    body.append(row);
+  }
+}
+
+function cardElement(card, playable) {
+  const span = document.createElement("span");
+  const suit = String(card).slice(-1);
+  span.className = `card${suit === "H" || suit === "D" ? " red" : ""}${playable ? " playable" : ""}`;
+  span.dataset.card = card;
+  span.textContent = `${String(card).slice(0, -1).replace("T", "10")}${SUITS[suit] || suit}`;
+  return span;
 }
 
 function renderHand(viewer) {
@@ -186,14 +245,7 @@ function renderHand(viewer) {
   hand.replaceChildren();
   const cards = viewer && Array.isArray(viewer.hand) ? viewer.hand : [];
   const playable = new Set(viewer && Array.isArray(viewer.playable) ? viewer.playable : []);
-  for (const card of cards) {
-    const span = document.createElement("span");
-    const suit = String(card).slice(-1);
-    span.className = `card${suit === "H" || suit === "D" ? " red" : ""}${playable.has(card) ? " playable" : ""}`;
-    span.dataset.card = card;
-    span.textContent = `${String(card).slice(0, -1).replace("T", "10")}${SUITS[suit] || suit}`;
-    hand.append(span);
-  }
+  for (const card of cards) hand.append(cardElement(card, playable.has(card)));
 }
 
 function summarise(frame) {

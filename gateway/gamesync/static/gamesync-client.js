@@ -178,6 +178,9 @@ export class GameSyncClient {
     if (this.#wanted && !this.#parked) return;
     this.#wanted = true;
     this.#parked = false;
+    // Each start gets its own "ask the token provider once more after a 4401".
+    this.#authRetried = false;
+    this.#tokenReason = "connect";
     this.#installLifecycle();
     if (this.#opts.transport === "polling") {
       this.#setStatus(Status.CONNECTING, null);
