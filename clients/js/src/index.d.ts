@@ -88,6 +88,8 @@ export interface GameSyncOptions {
   /** Full-jitter backoff: delay = random() * min(max, base * 2^attempt). Defaults 500 / 30000. */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** How long a connection must hold before the backoff starts again from zero. Default 5000. */
+  stableAfterMs?: number;
   /** Attempts before giving up (status `disconnected`, error `gave_up`). Default Infinity. */
   maxAttempts?: number;
   /** Time from socket creation to `welcome`. Default 10000. */

@@ -231,17 +231,31 @@ describe("reconnect backoff", () => {
     assert.equal(client.status, Status.RECONNECTING);
   });
 
-  test("a successful welcome resets the backoff", async () => {
-    const { client, sockets, clock } = setup({ backoffBaseMs: 1000 }, { random: () => 0.5 });
+  test("a connection that holds for stableAfterMs resets the backoff", async () => {
+    const { client, sockets, clock } = setup({ backoffBaseMs: 1000, stableAfterMs: 5000 }, { random: () => 0.5 });
     client.connect();
     await settle();
     for (let i = 0; i < 3; i += 1) {
       sockets.at(-1).serverClose(1006);
-      await clock.advance(60_000);
+      await clock.runNext();
     }
     sockets.at(-1).accept();
+    await clock.advance(5000);
     sockets.at(-1).serverClose(1011);
     assert.deepEqual(clock.pendingDelays(), [500]);
+  });
+
+  test("a server that drops every socket right after welcome gets growing delays, not a loop", async () => {
+    const { client, sockets, clock } = setup({ backoffBaseMs: 1000, backoffMaxMs: 60_000, stableAfterMs: 5000 }, { random: () => 0.5 });
+    client.connect();
+    await settle();
+    const delays = [];
+    for (let i = 0; i < 5; i += 1) {
+      sockets.at(-1).accept();
+      sockets.at(-1).serverClose(1006);
+      delays.push(await clock.runNext());
+    }
+    assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000]);
   });
 
   test("honours the server's retryAfterMs from a reconnect hint", async () => {

@@ -32,6 +32,7 @@ const DEFAULTS = Object.freeze({
   heartbeatMs: 20000,
   renewMarginMs: 30000,
   renewRetryMs: 5000,
+  stableAfterMs: 5000,
 });
 
 /** An error the client reports: a server `error` frame, a close, or a local failure. */
@@ -120,7 +121,7 @@ export class GameSyncClient {
   #token = null;
   #lastServerError = null;
   #pendingResume = false;
-  #timers = { reconnect: null, welcome: null, heartbeat: null, pong: null, renew: null, poll: null };
+  #timers = { reconnect: null, welcome: null, stable: null, heartbeat: null, pong: null, renew: null, poll: null };
   #subscriptions = new Map();
   #games = new Map();
   #etags = new Map();
@@ -446,7 +447,9 @@ export class GameSyncClient {
   #onWelcome(frame) {
     this.#clearTimer("welcome");
     const first = this.#status !== Status.CONNECTED;
-    this.#attempt = 0;
+    // The backoff resets only once the connection has held for a while: a server that
+    // accepts and then drops every socket must not get a tight reconnect loop.
+    if (first && this.#attempt > 0) this.#armTimer("stable", this.#opts.stableAfterMs, () => (this.#attempt = 0));
     this.#authRetried = false;
     this.#retryAfterMs = null;
     this.#everConnected = true;
@@ -746,7 +749,7 @@ export class GameSyncClient {
   }
 
   #clearSocketTimers() {
-    for (const name of ["welcome", "heartbeat", "pong", "renew"]) this.#clearTimer(name);
+    for (const name of ["welcome", "stable", "heartbeat", "pong", "renew"]) this.#clearTimer(name);
   }
 
   #clearAllTimers() {
