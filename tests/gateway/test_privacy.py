@@ -1,0 +1,226 @@
+"""Privacy and order as properties: random envelopes and users through a real Hub + MemoryBroker.
+
+Nobody ever receives another user's `viewer`; a user without a viewer entry gets no `viewer`
+key; per (connection, game) the versions received strictly increase; and every subscriber ends
+up holding the newest snapshot of each of its games.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from gamesync.broker.memory import MemoryBroker
+from gamesync.connection import Connection, ConnectionState
+from gamesync.envelope import Envelope, parse_envelope
+from gamesync.hub import Hub
+from gamesync.keys import Identity
+
+USERS = ["1", "2", "7", "10", "alice"]
+GAMES = [1, 2, 3]
+
+
+class RecordingSocket:
+    """A stand-in websocket that records frames; writability is switched by the test."""
+
+    def __init__(self) -> None:
+        self.last_seen = 0.0
+        self.unwritable_since: float | None = None
+        self.on_writable: Callable[[], None] | None = None
+        self.frames: list[bytes] = []
+
+    @property
+    def is_open(self) -> bool:
+        return True
+
+    @property
+    def can_write(self) -> bool:
+        return self.unwritable_since is None
+
+    def write_frame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The frames as a real websocket client reads them."""
+        client = ClientProtocol(parse_uri("ws://gw/ws"), state=State.OPEN, max_size=None)
+        client.receive_data(b"".join(self.frames))
+        events = client.events_received()
+        assert client.state is State.OPEN
+        out = []
+        for event in events:
+            assert isinstance(event, Frame)
+            assert event.opcode is Opcode.TEXT
+            out.append(json.loads(bytes(event.data)))
+        return out
+
+
+@dataclass
+class Publish:
+    game_id: int
+    version: int
+    viewers: dict[str, Any] | None
+
+
+@dataclass
+class Join:
+    conn: int
+    game_id: int
+
+
+@dataclass
+class Leave:
+    conn: int
+    game_id: int
+
+
+@dataclass
+class Writable:
+    conn: int
+    writable: bool
+
+
+def viewers_for(game_id: int, version: int) -> st.SearchStrategy[dict[str, Any] | None]:
+    """Viewer maps whose values name their owner, so a leak is visible; null values too."""
+    owners = st.sets(st.sampled_from([*USERS, "99", "unknown"]))
+    return st.one_of(
+        st.none(),
+        owners.flatmap(
+            lambda users: st.fixed_dictionaries(
+                {
+                    u: st.one_of(
+                        st.just({"owner": u, "game": game_id, "version": version}),
+                        st.just(None),
+                    )
+                    for u in users
+                }
+            )
+        ),
+    )
+
+
+publishes = st.tuples(st.sampled_from(GAMES), st.integers(0, 20)).flatmap(
+    lambda gv: viewers_for(*gv).map(lambda viewers: Publish(gv[0], gv[1], viewers))
+)
+operations = st.lists(
+    st.one_of(
+        publishes,
+        st.builds(Join, st.integers(0, 5), st.sampled_from(GAMES)),
+        st.builds(Leave, st.integers(0, 5), st.sampled_from(GAMES)),
+        st.builds(Writable, st.integers(0, 5), st.booleans()),
+    ),
+    max_size=40,
+)
+owners = st.lists(st.sampled_from(USERS), min_size=1, max_size=6)
+
+
+@dataclass
+class World:
+    published: dict[tuple[int, int], Envelope] = field(default_factory=dict)
+    latest: dict[int, int] = field(default_factory=dict)
+
+
+async def play(users: list[str], plan: list[Any]) -> tuple[World, list[Connection]]:
+    broker = MemoryBroker()
+    hub = Hub(broker, linger_seconds=0)
+    handled = 0
+    expected = 0
+    caught_up = asyncio.Event()
+
+    def handler(envelope: Envelope) -> None:
+        nonlocal handled
+        hub.offer(envelope)
+        handled += 1
+        if handled == expected:
+            caught_up.set()
+
+    await broker.start(handler)
+    sockets = [RecordingSocket() for _ in users]
+    conns = []
+    for user, socket in zip(users, sockets, strict=True):
+        conn = Connection(socket, 0.0, hub.stats)
+        conn.identity = Identity(user_id=user, expires_at=2**40, games=None, kid=None)
+        conn.transition(ConnectionState.OPEN)
+        conns.append(conn)
+
+    world = World()
+    for op in plan:
+        if isinstance(op, Publish):
+            doc = {"gameId": op.game_id, "version": op.version, "snapshot": {"v": op.version}}
+            if op.viewers is not None:
+                doc["viewers"] = op.viewers
+            envelope = parse_envelope(json.dumps(doc))
+            subscribed = op.game_id in broker.subscribed_games
+            if await broker.publish(envelope):
+                world.published[(op.game_id, op.version)] = envelope
+                world.latest[op.game_id] = op.version
+                if subscribed:
+                    expected += 1
+                    caught_up.clear()
+        elif isinstance(op, Join) and op.conn < len(conns):
+            conn = conns[op.conn]
+            if op.game_id not in conn.subscriptions:  # as the session does
+                conn.subscriptions[op.game_id] = -1
+                await hub.join(conn, op.game_id)
+        elif isinstance(op, Leave) and op.conn < len(conns):
+            conn = conns[op.conn]
+            if op.game_id in conn.subscriptions:
+                conn.forget(op.game_id)
+                hub.leave(conn, op.game_id)
+        elif isinstance(op, Writable) and op.conn < len(conns):
+            socket = sockets[op.conn]
+            if op.writable:
+                socket.unwritable_since = None
+                conn = conns[op.conn]
+                conn.flush()
+            else:
+                socket.unwritable_since = 0.0
+    if handled < expected:
+        async with asyncio.timeout(5):
+            await caught_up.wait()
+    for conn, socket in zip(conns, sockets, strict=True):
+        socket.unwritable_since = None
+        conn.flush()
+    await hub.close()
+    await broker.stop()
+    return world, conns
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(owners, operations)
+def test_nobody_receives_another_users_viewer_and_versions_only_increase(
+    users: list[str], plan: list[Any]
+) -> None:
+    world, conns = asyncio.run(play(users, plan))
+    for conn in conns:
+        user = conn.user_id
+        assert user is not None
+        assert isinstance(conn.socket, RecordingSocket)
+        last: dict[int, int] = {}
+        for message in conn.socket.messages():
+            assert message["type"] == "snapshot"
+            game_id, version = message["gameId"], message["gameVersion"]
+            envelope = world.published[(game_id, version)]
+            assert message["data"] == envelope.snapshot
+            viewers = envelope.viewers or {}
+            if user in viewers:
+                assert "viewer" in message
+                assert message["viewer"] == viewers[user]
+            else:
+                assert "viewer" not in message
+            if isinstance(message.get("viewer"), dict):
+                assert message["viewer"]["owner"] == user
+            assert version > last.get(game_id, -1)
+            last[game_id] = version
+        for game_id in conn.subscriptions:
+            if game_id in world.latest:
+                assert last.get(game_id) == world.latest[game_id]  # converged on the newest
