@@ -76,7 +76,10 @@ def test_fanout_delivers_every_snapshot_to_every_connection_on_both_servers(tmp_
         assert row["deliveries_per_s"] > 0
         assert row["deliveries_per_cpu_s"] >= 0
     assert "ratio" in result["summary"]["40"]
-    assert [t["name"] for t in result["targets"]] == ["fanout N=40"]
+    assert [t["name"] for t in result["targets"]] == [
+        "fanout N=40",
+        "fanout N=40, per server CPU-second",
+    ]
     assert all(Path(p).is_file() for p in result["plots"])
     assert result["plots"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ async def _run(args: argparse.Namespace) -> int:
     from gamesync.bench.display import Display
     from gamesync.bench.plots import plot_result
     from gamesync.bench.procs import BenchError
-    from gamesync.bench.results import machine_info, now_stamp, write_result
+    from gamesync.bench.results import machine_info, markdown, now_stamp, write_result
     from gamesync.bench.scenarios import SCENARIO_FUNCS, Ctx, Options
 
     started, stamp = now_stamp()
@@ -186,6 +187,7 @@ async def _run(args: argparse.Namespace) -> int:
         if png is not None:
             payload["plots"].append(str(png))
     path = write_result(results_dir, payload)
+    path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
     display.table(
         f"bench {args.scenario}: targets",
         [

@@ -142,6 +142,7 @@ def machine_info() -> dict[str, Any]:
         "mem_gib": _mem_total_gib(),
         "kernel": platform.release(),
         "python": sys.version.split()[0],
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "packages": versions,
     }
 
@@ -171,3 +172,53 @@ def now_stamp() -> tuple[str, str]:
     """(ISO time, file-name stamp) in UTC."""
     now = datetime.now(UTC)
     return now.isoformat(timespec="seconds"), now.strftime("%Y%m%dT%H%M%SZ")
+
+
+_COLUMNS = {
+    "fanout": ["system", "connections", "run", "delivered", "skipped", "lost", "deliveries_per_s",
+               "deliveries_per_cpu_s", "server_cpu_pct", "client_cpu_pct", "server_rss_mib",
+               "loadavg_1m"],
+    "latency": ["system", "run", "connected", "delivered", "lost", "skipped", "duplicates",
+                "out_of_order", "latency_ms.p50", "latency_ms.p90", "latency_ms.p99",
+                "latency_ms.p999", "latency_ms.max", "server_cpu_pct", "redis_cpu_pct",
+                "client_cpu_pct", "publisher_cpu_pct", "deliveries_per_cpu_s", "server_rss_mib",
+                "publisher_late", "loadavg_1m"],
+    "polling": ["system", "run", "players", "requests_per_player_min", "messages_per_player_min",
+                "bytes_per_player_min", "staleness_ms.p50", "staleness_ms.p99", "delivered",
+                "skipped", "lost", "server_cpu_pct"],
+    "idle": ["system", "connections", "run", "servers", "connected", "held", "rss_base_mib",
+             "rss_mib", "kib_per_conn", "accept_rate"],
+}
+_COLUMNS["peer"] = _COLUMNS["latency"]
+_COLUMNS["slow"] = ["variant", *_COLUMNS["latency"][1:]]
+
+
+def _cell(row: dict[str, Any], col: str) -> str:
+    value: Any = row
+    for part in col.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """A Markdown digest of one result: targets, then one row per run."""
+    lines = [f"### `{payload['scenario']}` — {payload['started']}", ""]
+    lines += ["| target | wanted | measured | met |", "|---|---|---|---|"]
+    for t in payload["targets"]:
+        t = t if isinstance(t, dict) else asdict(t)
+        lines.append(f"| {t['name']} | {t['target']} | {t['value']} | "
+                     f"{'met' if t['met'] else '**missed**'} |")
+    cols = _COLUMNS.get(payload["scenario"], [])
+    lines += ["", "| " + " | ".join(c.replace("latency_ms.", "").replace("staleness_ms.", "stale ")
+                                     for c in cols) + " |",
+              "|" + "---|" * len(cols)]
+    for row in payload["runs"]:
+        lines.append("| " + " | ".join(_cell(row, c) for c in cols) + " |")
+    lines.append("")
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -192,6 +193,15 @@ async def fanout(ctx: Ctx) -> Outcome:
                     ratio >= 0.75,
                 )
             )
+            targets.append(
+                Target(
+                    f"fanout N={n}, per server CPU-second",
+                    "≥ 0.75x raw broadcast() deliveries per CPU-s",
+                    f"{cpu_ratio:.2f}x ({med['gamesync']['deliveries_per_cpu_s']:,.0f} vs "
+                    f"{med['raw']['deliveries_per_cpu_s']:,.0f})",
+                    cpu_ratio >= 0.75,
+                )
+            )
         summary[str(n)] = entry
     params = {
         "connections": opts.connections,
@@ -246,6 +256,7 @@ async def _fanout_run(
         "server_rss_mib": round(server.proc.rss() / MIB, 1),
         "latency_ms": latency_summary(samples),
         "statuses": reply.get("statuses", {}),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "last": last,
     }
 
@@ -375,6 +386,7 @@ async def _push_run(
         "publisher_cpu_pct": pct(pcpu1 - pcpu0, secs),
         "server_rss_mib": round(sum(s.proc.rss() for s in servers) / MIB, 1),
         "window_secs": round(secs, 3),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "profile": profile_summary,
         "last": last,
     }
