@@ -106,7 +106,7 @@ async def player_factory(keys: Keys) -> AsyncIterator[PlayerFactory]:
     async def connect(pod: GatewayServer, user: str = "7") -> Player:
         url = pod.public_url.replace("http://", "ws://") + f"/ws?token={keys.token(user)}"
         ws = await websockets.connect(url, max_size=None)
-        player = Player(ws)
+        player = Player(ws, pod)
         player.reader = asyncio.create_task(player.read())
         await player.wait(lambda: any(f["type"] == "welcome" for f in player.frames))
         players.append(player)

@@ -53,6 +53,7 @@ class Player:
     """A websocket client that records every snapshot version it receives, per game."""
 
     ws: ClientConnection
+    pod: GatewayServer
     versions: dict[int, list[int]] = field(default_factory=dict)
     frames: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -92,6 +93,13 @@ class Player:
             f for f in self.frames[seen:] if f.get("gameId") == game_id and f["type"] != "snapshot"
         )
         assert answer["type"] == "subscribed", answer
+        # `subscribed` goes out before the pod has joined the game; wait for the join too
+        hub = self.pod.gateway.hub
+        await eventually(
+            lambda: game_id in hub.topics and hub.topics[game_id].ready.is_set(),
+            timeout,
+            f"the pod to join game {game_id}",
+        )
 
     async def unsubscribe(self, game_id: int) -> None:
         seen = len(self.frames)

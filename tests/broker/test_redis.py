@@ -87,10 +87,12 @@ async def test_one_redis_subscription_per_game_per_pod_until_the_last_player_lea
     players = [await player_factory(pod, user=str(i)) for i in range(3)]
     for player in players:
         await player.subscribe(301)
+    await eventually(lambda: 301 in broker_of(pod).confirmed_games)
     assert await numsub(redis_server, 301) == 1  # three players, one SUBSCRIBE
 
     watcher = await player_factory(other)
     await watcher.subscribe(301)
+    await eventually(lambda: 301 in broker_of(other).confirmed_games)
     assert await numsub(redis_server, 301) == 2  # one per pod
 
     await players[0].unsubscribe(301)
@@ -276,7 +278,9 @@ async def test_a_deaf_subscription_is_found_by_the_probe_and_rebuilt(
         player = await player_factory(pod)
         await player.subscribe(1001)
         broker = broker_of(pod)
-        await eventually(lambda: broker.ready)
+        await eventually(lambda: 1001 in broker.confirmed_games)
+        assert await http_publish(pod, 1001, 1)
+        await player.wait_version(1001, 1)
 
         proxy.retarget(new.port)
         with contextlib.closing(old.client()) as admin:
@@ -292,6 +296,7 @@ async def test_a_deaf_subscription_is_found_by_the_probe_and_rebuilt(
         )
 
         await player.wait_version(1001, 9)
+        assert player.versions[1001] == [1, 9]
         assert broker.stats.probe_failures >= 1
         assert broker.stats.reconnects >= 1
         assert not player.closed

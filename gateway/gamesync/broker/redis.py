@@ -310,7 +310,17 @@ class RedisBroker:
 
     @property
     def subscribed_games(self) -> frozenset[int]:
+        """Games the hub asked for (confirmed by Redis or about to be)."""
         return frozenset(self._games)
+
+    @property
+    def confirmed_games(self) -> frozenset[int]:
+        """Games whose subscription Redis confirmed on a live connection."""
+        confirmed = set()
+        for link in self._links.values():
+            if link.live.is_set():
+                confirmed.update(game_of_channel(channel) for channel in link.channels)
+        return frozenset(g for g in confirmed if g is not None and g in self._games)
 
     # mode-specific -----------------------------------------------------------------------
 
@@ -464,6 +474,11 @@ class RedisBroker:
         async with asyncio.timeout(self.options.command_timeout * (1 + len(games) // 5_000)):
             values = await self._read_latest(games)
         self.stats.resyncs += len(games)
+        log.debug(
+            "resync of %d games: %d have a latest envelope",
+            len(games),
+            sum(v is not None for v in values),
+        )
         for game_id, raw in zip(games, values, strict=True):
             if raw is None or game_id not in self._games:
                 continue
