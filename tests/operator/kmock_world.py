@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -283,8 +284,10 @@ async def _stats_server(gateways: dict[str, Gateway]) -> tuple[aiohttp.web.AppRu
     return runner, port
 
 
-def declare_resources(kmock: Any) -> None:
-    kmock.resources.load_bundled()
+def declare_resources(kmock: Any, gateway_api: bool) -> None:
+    with warnings.catch_warnings():  # kmock 0.8 uses a deprecated importlib.resources call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        kmock.resources.load_bundled()
     info = kmock.ResourceInfo
     kmock.resources[CR] = info(
         kind=KIND,
@@ -294,12 +297,27 @@ def declare_resources(kmock: Any) -> None:
         verbs={"list", "watch", "get", "patch", "create", "delete"},
         subresources={"status"},
     )
-    kmock.resources["gateway.networking.k8s.io/v1/httproutes"] = info(
-        kind="HTTPRoute",
-        singular="httproute",
-        namespaced=True,
-        verbs={"list", "watch", "get", "patch", "create", "delete"},
-    )
+    if not gateway_api:
+        # Not served at all: every request gets the API server's 404 (KMock would store it).
+        (
+            kmock[kmock.resource("gateway.networking.k8s.io/v1/httproutes")]
+            << 404
+            << {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": "NotFound",
+                "message": "the server could not find the requested resource",
+                "code": 404,
+            }
+        )
+    else:
+        kmock.resources["gateway.networking.k8s.io/v1/httproutes"] = info(
+            kind="HTTPRoute",
+            singular="httproute",
+            namespaced=True,
+            verbs={"list", "watch", "get", "patch", "create", "delete"},
+        )
     kmock.resources["keda.sh/v1alpha1/scaledobjects"] = info(
         kind="ScaledObject",
         singular="scaledobject",
@@ -315,9 +333,12 @@ def declare_resources(kmock: Any) -> None:
 
 
 @asynccontextmanager
-async def running_operator(kmock: Any) -> AsyncIterator[World]:
-    """Start the stats server, the operator (in this event loop) and yield the world."""
-    declare_resources(kmock)
+async def running_operator(kmock: Any, gateway_api: bool = True) -> AsyncIterator[World]:
+    """Start the stats server and the operator (in its own thread); yield the world.
+
+    `gateway_api` False serves no HTTPRoute API, as on a cluster without Gateway API CRDs.
+    """
+    declare_resources(kmock, gateway_api)
     gateways: dict[str, Gateway] = {}
     runner, port = await _stats_server(gateways)
     clock = FakeClock()

@@ -452,3 +452,21 @@ async def test_handlers_are_idempotent_under_replayed_events(kmock: Any) -> None
         signer_versions = kmock.objects[SECRETS, NS, "arena-signer"].history
         assert len(signer_versions) == 1  # keys were generated once, never overwritten
         assert get(kmock, CR, "arena")["status"]["signingKeys"]["keyGeneration"] == 1
+
+
+async def test_a_missing_gateway_api_is_a_degraded_condition_not_a_crash(kmock: Any) -> None:
+    async with running_operator(kmock, gateway_api=False) as world:
+        await world.apply(raw_spec())
+        await world.eventually(
+            lambda: world.condition("Degraded").get("reason") == "HTTPRouteUnavailable", "Degraded"
+        )
+        assert (
+            "gateway.networking.k8s.io/v1 HTTPRoute is not served"
+            in world.condition("Degraded")["message"]
+        )
+        assert world.condition("Ready")["status"] == "False"
+        # Everything else is still in place; switching to Ingress makes the cluster Ready.
+        assert get(kmock, DEPLOYMENTS, "arena") is not None
+        await world.patch_cluster({"spec": {"exposure": {"mode": "Ingress"}}})
+        await world.eventually(lambda: _ready(world), "Ready=True with an Ingress")
+        assert get(kmock, "networking.k8s.io/v1/ingresses", "arena") is not None
