@@ -17,21 +17,36 @@ from typing import Any
 
 import pytest
 
-REQUIRED = ("schema", "scenario", "started", "machine", "params", "runs", "summary", "targets",
-            "invariants", "plots")
+REQUIRED = (
+    "schema",
+    "scenario",
+    "started",
+    "machine",
+    "params",
+    "runs",
+    "summary",
+    "targets",
+    "invariants",
+    "plots",
+)
 TARGET_KEYS = {"name", "target", "value", "met"}
 
-needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                 reason="needs the redis-server binary")
-needs_socketio = pytest.mark.skipif(importlib.util.find_spec("socketio") is None,
-                                    reason="needs the optional python-socketio extra")
+needs_redis = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="needs the redis-server binary"
+)
+needs_socketio = pytest.mark.skipif(
+    importlib.util.find_spec("socketio") is None, reason="needs the optional python-socketio extra"
+)
 
 
 def run_bench(tmp_path: Path, *args: str, timeout: float = 50) -> dict[str, Any]:
     """Run `gamesync bench ARGS` in a child process and load the JSON result it names."""
     proc = subprocess.run(
         [sys.executable, "-m", "gamesync.bench.cli", *args, "--results", str(tmp_path), "--quiet"],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert proc.returncode == 0, f"bench failed:\n{proc.stdout}\n{proc.stderr}\n{_logs(tmp_path)}"
     result_path = Path(proc.stdout.strip().splitlines()[-1])
@@ -65,8 +80,9 @@ def check_invariants(result: dict[str, Any]) -> None:
 
 
 def test_fanout_delivers_every_snapshot_to_every_connection_on_both_servers(tmp_path: Path) -> None:
-    result = run_bench(tmp_path, "fanout", "--connections", "40", "--deliveries", "2000",
-                       "--runs", "1")
+    result = run_bench(
+        tmp_path, "fanout", "--connections", "40", "--deliveries", "2000", "--runs", "1"
+    )
     check_shape(result, "fanout")
     check_invariants(result)
     assert {r["system"] for r in result["runs"]} == {"raw", "gamesync"}
@@ -87,8 +103,23 @@ def test_fanout_delivers_every_snapshot_to_every_connection_on_both_servers(tmp_
 @needs_redis
 @pytest.mark.redis
 def test_latency_through_redis_loses_nothing_and_reports_percentiles(tmp_path: Path) -> None:
-    result = run_bench(tmp_path, "latency", "--clients", "40", "--games", "10", "--rate", "50",
-                       "--seconds", "2", "--gateways", "2", "--runs", "1", "--no-plot")
+    result = run_bench(
+        tmp_path,
+        "latency",
+        "--clients",
+        "40",
+        "--games",
+        "10",
+        "--rate",
+        "50",
+        "--seconds",
+        "2",
+        "--gateways",
+        "2",
+        "--runs",
+        "1",
+        "--no-plot",
+    )
     check_shape(result, "latency")
     check_invariants(result)
     row = result["runs"][0]
@@ -104,8 +135,23 @@ def test_latency_through_redis_loses_nothing_and_reports_percentiles(tmp_path: P
 @needs_socketio
 @pytest.mark.redis
 def test_peer_runs_the_same_workload_against_python_socketio(tmp_path: Path) -> None:
-    result = run_bench(tmp_path, "peer", "--clients", "30", "--games", "10", "--rate", "40",
-                       "--seconds", "2", "--gateways", "1", "--runs", "1", "--no-plot")
+    result = run_bench(
+        tmp_path,
+        "peer",
+        "--clients",
+        "30",
+        "--games",
+        "10",
+        "--rate",
+        "40",
+        "--seconds",
+        "2",
+        "--gateways",
+        "1",
+        "--runs",
+        "1",
+        "--no-plot",
+    )
     check_shape(result, "peer")
     check_invariants(result)
     assert {r["system"] for r in result["runs"]} == {"gamesync", "socketio"}
@@ -115,8 +161,21 @@ def test_peer_runs_the_same_workload_against_python_socketio(tmp_path: Path) -> 
 
 
 def test_polling_compares_etag_polling_with_push(tmp_path: Path) -> None:
-    result = run_bench(tmp_path, "polling", "--players", "20", "--games", "5", "--seconds", "3",
-                       "--update-interval", "1", "--poll-interval", "1", "--no-plot")
+    result = run_bench(
+        tmp_path,
+        "polling",
+        "--players",
+        "20",
+        "--games",
+        "5",
+        "--seconds",
+        "3",
+        "--update-interval",
+        "1",
+        "--poll-interval",
+        "1",
+        "--no-plot",
+    )
     check_shape(result, "polling")
     check_invariants(result)
     rows = {r["system"]: r for r in result["runs"]}
@@ -126,8 +185,9 @@ def test_polling_compares_etag_polling_with_push(tmp_path: Path) -> None:
 
 
 def test_idle_holds_connections_and_reports_memory_per_connection(tmp_path: Path) -> None:
-    result = run_bench(tmp_path, "idle", "--connections", "60", "--runs", "1", "--hold", "0.5",
-                       "--no-plot")
+    result = run_bench(
+        tmp_path, "idle", "--connections", "60", "--runs", "1", "--hold", "0.5", "--no-plot"
+    )
     check_shape(result, "idle")
     check_invariants(result)
     row = result["runs"][0]
@@ -136,8 +196,23 @@ def test_idle_holds_connections_and_reports_memory_per_connection(tmp_path: Path
 
 
 def test_slow_client_run_has_a_baseline_and_keeps_others_whole(tmp_path: Path) -> None:
-    result = run_bench(tmp_path, "slow", "--clients", "30", "--games", "10", "--rate", "50",
-                       "--seconds", "2", "--slow-games", "5", "--runs", "1", "--no-plot")
+    result = run_bench(
+        tmp_path,
+        "slow",
+        "--clients",
+        "30",
+        "--games",
+        "10",
+        "--rate",
+        "50",
+        "--seconds",
+        "2",
+        "--slow-games",
+        "5",
+        "--runs",
+        "1",
+        "--no-plot",
+    )
     check_shape(result, "slow")
     check_invariants(result)
     variants = {r["variant"]: r for r in result["runs"]}

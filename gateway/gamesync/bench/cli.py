@@ -94,11 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hold", type=float, default=5.0, help="idle: seconds to hold connections")
     p.add_argument("--connect-timeout", type=float, default=120.0)
-    p.add_argument("--profile", type=float, default=0.0,
-                   help="latency/peer/slow: py-spy the first server for this many seconds "
-                        "during the first run (needs py-spy)")
-    p.add_argument("--window", type=int, default=1,
-                   help="fanout: publish requests in flight to the gateway (default 1)")
+    p.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        help="latency/peer/slow: py-spy the first server for this many seconds "
+        "during the first run (needs py-spy)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=1,
+        help="fanout: publish requests in flight to the gateway (default 1)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p

@@ -95,6 +95,7 @@ class Conn(asyncio.Protocol):
         self.ready: asyncio.Future[None] = client.loop.create_future()
         self.pending_subs = set(self.games)
         self.close_code: int | None = None
+        self.resubscribes = 0
         self.excluded = False
         self.bytes_in = 0
         self.bytes_out = 0
@@ -204,7 +205,14 @@ class Conn(asyncio.Protocol):
         elif mtype == "error":
             code = str(msg.get("code"))
             self.client.errors[code] = self.client.errors.get(code, 0) + 1
-            if not self.ready.done() and self.pending_subs:
+            game = msg.get("gameId")
+            if code == "service_unavailable" and game in self.games and self.resubscribes < 5:
+                # What a real client does: the subscription did not happen; ask again shortly.
+                self.resubscribes += 1
+                self.client.resubscribes += 1
+                again = b'{"type":"subscribe","gameId":%d}' % game
+                self.client.loop.call_later(random.uniform(0.1, 0.5), self._send_text, again)
+            elif not self.ready.done() and self.pending_subs:
                 self.ready.set_exception(ConnectionError(f"error {code}"))
         elif mtype == "ping":
             self._send_text(b'{"type":"pong"}')
@@ -303,7 +311,8 @@ class LoadClient:
         self.conns: list[Conn] = []
         self.ledger = Ledger()
         self.slow_ledger = Ledger()
-        self.errors: dict[str, int] = {}
+        self.errors: dict[str, int] = {}  # error codes received since the process started
+        self.resubscribes = 0
         self.closed: dict[str, int] = {}
         self.stopped = False
         self._tokens: list[str] = []
@@ -365,7 +374,6 @@ class LoadClient:
         firsts = {int(g): v for g, v in first.items()}
         self.ledger.begin(firsts)
         self.slow_ledger.begin(firsts)
-        self.errors.clear()
         for conn in self.conns:
             conn.bytes_in = conn.bytes_out = conn.messages = conn.requests = conn.not_modified = 0
         if self.config.kind == "poll":
@@ -447,6 +455,7 @@ class LoadClient:
             "bytes_in": sum(c.bytes_in for c in live),
             "bytes_out": sum(c.bytes_out for c in live),
             "errors": dict(self.errors),
+            "resubscribes": self.resubscribes,
             "closed": dict(self.closed),
             "slow": [
                 {

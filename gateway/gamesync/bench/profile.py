@@ -30,8 +30,19 @@ async def record(pid: int, seconds: float, out: Path) -> Path | None:
         return None
     cpus = load_cpus()
     argv = (["taskset", "-c", cpus] if cpus else []) + [
-        exe, "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200",
-        "-f", "raw", "-o", str(out), "--nonblocking",
+        exe,
+        "record",
+        "-p",
+        str(pid),
+        "-d",
+        str(max(1, int(seconds))),
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "-o",
+        str(out),
+        "--nonblocking",
     ]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL

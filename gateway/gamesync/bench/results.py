@@ -175,19 +175,69 @@ def now_stamp() -> tuple[str, str]:
 
 
 _COLUMNS = {
-    "fanout": ["system", "connections", "run", "delivered", "skipped", "lost", "deliveries_per_s",
-               "deliveries_per_cpu_s", "server_cpu_pct", "client_cpu_pct", "server_rss_mib",
-               "loadavg_1m"],
-    "latency": ["system", "run", "connected", "delivered", "lost", "skipped", "duplicates",
-                "out_of_order", "latency_ms.p50", "latency_ms.p90", "latency_ms.p99",
-                "latency_ms.p999", "latency_ms.max", "server_cpu_pct", "redis_cpu_pct",
-                "client_cpu_pct", "publisher_cpu_pct", "deliveries_per_cpu_s", "server_rss_mib",
-                "publisher_late", "loadavg_1m"],
-    "polling": ["system", "run", "players", "requests_per_player_min", "messages_per_player_min",
-                "bytes_per_player_min", "staleness_ms.p50", "staleness_ms.p99", "delivered",
-                "skipped", "lost", "server_cpu_pct"],
-    "idle": ["system", "connections", "run", "servers", "connected", "held", "rss_base_mib",
-             "rss_mib", "kib_per_conn", "accept_rate"],
+    "fanout": [
+        "system",
+        "connections",
+        "run",
+        "delivered",
+        "skipped",
+        "lost",
+        "deliveries_per_s",
+        "deliveries_per_cpu_s",
+        "server_cpu_pct",
+        "client_cpu_pct",
+        "server_rss_mib",
+        "loadavg_1m",
+    ],
+    "latency": [
+        "system",
+        "run",
+        "connected",
+        "delivered",
+        "lost",
+        "skipped",
+        "duplicates",
+        "out_of_order",
+        "latency_ms.p50",
+        "latency_ms.p90",
+        "latency_ms.p99",
+        "latency_ms.p999",
+        "latency_ms.max",
+        "server_cpu_pct",
+        "redis_cpu_pct",
+        "client_cpu_pct",
+        "publisher_cpu_pct",
+        "deliveries_per_cpu_s",
+        "server_rss_mib",
+        "publisher_late",
+        "loadavg_1m",
+    ],
+    "polling": [
+        "system",
+        "run",
+        "players",
+        "requests_per_player_min",
+        "messages_per_player_min",
+        "bytes_per_player_min",
+        "staleness_ms.p50",
+        "staleness_ms.p99",
+        "delivered",
+        "skipped",
+        "lost",
+        "server_cpu_pct",
+    ],
+    "idle": [
+        "system",
+        "connections",
+        "run",
+        "servers",
+        "connected",
+        "held",
+        "rss_base_mib",
+        "rss_mib",
+        "kib_per_conn",
+        "accept_rate",
+    ],
 }
 _COLUMNS["peer"] = _COLUMNS["latency"]
 _COLUMNS["slow"] = ["variant", *_COLUMNS["latency"][1:]]
@@ -212,12 +262,18 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += ["| target | wanted | measured | met |", "|---|---|---|---|"]
     for t in payload["targets"]:
         t = t if isinstance(t, dict) else asdict(t)
-        lines.append(f"| {t['name']} | {t['target']} | {t['value']} | "
-                     f"{'met' if t['met'] else '**missed**'} |")
+        lines.append(
+            f"| {t['name']} | {t['target']} | {t['value']} | "
+            f"{'met' if t['met'] else '**missed**'} |"
+        )
     cols = _COLUMNS.get(payload["scenario"], [])
-    lines += ["", "| " + " | ".join(c.replace("latency_ms.", "").replace("staleness_ms.", "stale ")
-                                     for c in cols) + " |",
-              "|" + "---|" * len(cols)]
+    lines += [
+        "",
+        "| "
+        + " | ".join(c.replace("latency_ms.", "").replace("staleness_ms.", "stale ") for c in cols)
+        + " |",
+        "|" + "---|" * len(cols),
+    ]
     for row in payload["runs"]:
         lines.append("| " + " | ".join(_cell(row, c) for c in cols) + " |")
     lines.append("")

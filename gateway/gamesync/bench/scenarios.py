@@ -339,8 +339,9 @@ async def _push_run(
     if profile_to is not None:
         # Start a second in, so the profile covers the steady state only.
         profile_secs = min(ctx.opts.profile, max(1.0, seconds - 2))
-        profiling = asyncio.ensure_future(_delayed_record(servers[0].proc.pid, profile_secs,
-                                                          profile_to))
+        profiling = asyncio.ensure_future(
+            _delayed_record(servers[0].proc.pid, profile_secs, profile_to)
+        )
     reply = await ctx.display.timed(
         f"publishing {rate:,.0f}/s for {seconds:.0f} s",
         seconds,
@@ -374,6 +375,7 @@ async def _push_run(
         "out_of_order": rep["out_of_order"],
         "open_connections": rep["open"],
         "errors": rep["errors"],
+        "resubscribes": rep["resubscribes"],
         "closed": rep["closed"],
         "slow": rep["slow"],
         "latency_ms": latency_summary(samples),
@@ -431,8 +433,13 @@ async def _push_system(
             if opts.profile > 0 and r == 0:
                 profile_to = opts.workdir / f"profile-{label}-{setup.servers[0].kind}.txt"
             row, samples, rss = await _push_run(
-                ctx, setup, rate=opts.rate, seconds=opts.seconds, versions=versions,
-                before=before, profile_to=profile_to,
+                ctx,
+                setup,
+                rate=opts.rate,
+                seconds=opts.seconds,
+                versions=versions,
+                before=before,
+                profile_to=profile_to,
             )
             if multi and slow:
                 await setup.group.resume()
