@@ -125,6 +125,7 @@ class GameSyncClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         renew_margin: float = 30.0,
+        stable_after: float = 5.0,
         open_timeout: float = 10.0,
         max_size: int = 16 << 20,
         rng: Callable[[], float] = random.random,
@@ -137,6 +138,7 @@ class GameSyncClient:
         self._on_error = on_error
         self._backoff = (backoff_base, backoff_cap)
         self._renew_margin = renew_margin
+        self._stable_after = stable_after
         self._open_timeout = open_timeout
         self._max_size = max_size
         self._rng = rng
@@ -320,7 +322,8 @@ class GameSyncClient:
         """Run one socket until it closes: (close code, why) for the reconnect decision."""
         self._ws = ws
         renewal: asyncio.Task[None] | None = None
-        welcomed = False
+        loop = asyncio.get_running_loop()
+        welcomed_at: float | None = None
         try:
             async with asyncio.timeout(self._open_timeout) as deadline:
                 async for raw in ws:
@@ -328,8 +331,8 @@ class GameSyncClient:
                     if frame is None:
                         continue
                     if frame.get("type") == "welcome":
-                        if not welcomed:
-                            welcomed = True
+                        if welcomed_at is None:
+                            welcomed_at = loop.time()
                             deadline.reschedule(None)
                             await self._on_connected()
                         if renewal is not None:
@@ -346,6 +349,11 @@ class GameSyncClient:
             self._ws = None
             if renewal is not None:
                 renewal.cancel()
+            if welcomed_at is not None and loop.time() - welcomed_at >= self._stable_after:
+                # Only a connection that held resets the backoff and the one token retry: a
+                # server that drops sockets right after `welcome` must not get a tight loop.
+                self._attempt = 0
+                self._auth_retried = False
         code = ws.close_code if ws.close_code is not None else 1006
         error = self._server_error
         if error is None or code < 4000:  # an application close explains itself in a frame
@@ -354,8 +362,6 @@ class GameSyncClient:
         return code, error
 
     async def _on_connected(self) -> None:
-        self._attempt = 0
-        self._auth_retried = False
         self._retry_after = None
         self._set_status(ClientStatus.CONNECTED, None)
         if self._first is not None and not self._first.done():

@@ -7,6 +7,7 @@ import json
 import random
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,20 @@ async def start_gateway(tmp_path: Path, signer: Signer) -> AsyncIterator[StartGa
 
     yield start
     for server in running:
-        if server.servers and server._tasks:
+        if server not in STOPPED:
             await server.stop()
+
+
+STOPPED: weakref.WeakSet[GatewayServer] = weakref.WeakSet()
 
 
 async def stop(server: GatewayServer) -> None:
     await server.stop()
-    server._tasks = []
+    STOPPED.add(server)
+
+
+def public_port(server: GatewayServer) -> int:
+    return int(server.public_url.rsplit(":", 1)[1])
 
 
 def ws_url(server: GatewayServer) -> str:
@@ -109,7 +117,7 @@ class Recorder:
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait until `predicate()` holds (server-side state has no event to wait on)."""
     async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polled, with a deadline
+        while not predicate():
             await asyncio.sleep(0.01)
 
 
@@ -181,6 +189,40 @@ async def test_client_backs_off_on_the_injected_schedule_while_the_gateway_is_do
     with pytest.raises(ClientError, match="closed"):
         await waiter
     assert recorder.statuses[-1][0] is ClientStatus.DISCONNECTED
+
+
+async def test_server_dropping_sockets_right_after_welcome_gets_a_growing_backoff(
+    start_gateway: StartGateway, signer: Signer
+) -> None:
+    srv = await start_gateway()
+    delays: list[float] = []
+    enough = asyncio.Event()
+
+    async def fake_sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 4:
+            enough.set()
+            await asyncio.Event().wait()  # park here until close() cancels the loop
+
+    def drop_everyone(status: ClientStatus, error: ClientError | None) -> None:
+        if status is ClientStatus.CONNECTED:
+            for session in srv.gateway.sessions:
+                session.close(1011, "flaky pod")
+
+    client = GameSyncClient(
+        ws_url(srv),
+        token_for(signer),
+        backoff_base=0.1,
+        backoff_cap=10.0,
+        rng=lambda: 1.0,
+        sleep=fake_sleep,
+        on_status=drop_everyone,
+    )
+    await client.connect()
+    async with asyncio.timeout(5):
+        await enough.wait()
+    assert delays == [0.1, 0.2, 0.4, 0.8]  # not reset by each short-lived welcome
+    await client.close()
 
 
 # receiving -------------------------------------------------------------------------------------
@@ -268,7 +310,7 @@ async def test_reconnects_after_restart_and_converges_without_duplicates(
     start_gateway: StartGateway, signer: Signer
 ) -> None:
     first = await start_gateway()
-    port = first.servers[0].port
+    port = public_port(first)
     recorder = Recorder()
     client = GameSyncClient(
         ws_url(first),
@@ -311,7 +353,7 @@ async def test_drain_hint_sets_the_reconnect_delay(
         await asyncio.sleep(min(delay, 0.02))
 
     draining = await start_gateway()
-    port = draining.servers[0].port
+    port = public_port(draining)
     recorder = Recorder()
     client = GameSyncClient(
         ws_url(draining),
