@@ -28,10 +28,14 @@ def redis_available() -> bool:
     return shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def free_port(*, below: int = 65536) -> int:
+    """A free loopback port (under `below`: a cluster node also needs port + 10000)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port < below:
+            return port
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
@@ -52,7 +56,7 @@ class RedisServer:
     """One redis-server on a loopback port; kill and restart it on the same port."""
 
     def __init__(self, *, port: int | None = None, cluster: bool = False) -> None:
-        self.port = port or free_port()
+        self.port = port or free_port(below=55_536 if cluster else 65_536)
         self.cluster = cluster
         self.dir = Path(tempfile.mkdtemp(prefix=f"gamesync-redis-{self.port}-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -82,8 +86,16 @@ class RedisServer:
             ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = self.client()
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                log = self.dir / "redis.log"
+                raise RuntimeError(f"redis-server exited: {log.read_text()[-500:]}")
+            return bool(client.ping())
+
         try:
-            wait_for(client.ping, 10, f"redis-server on {self.port}")
+            wait_for(up, 10, f"redis-server on {self.port}")
         finally:
             client.close()
         return self

@@ -776,6 +776,7 @@ class ClusterRedisBroker(RedisBroker):
         self._cluster: RedisCluster = client  # type: ignore[assignment]
         self._topology_dirty = asyncio.Event()
         self._topology_lock = asyncio.Lock()
+        self._initialized = False
         self._slot_owner: dict[int, str] = {}
 
     async def _start_links(self) -> None:
@@ -856,7 +857,11 @@ class ClusterRedisBroker(RedisBroker):
         self._topology_dirty.clear()
         manager = self._cluster.nodes_manager
         async with asyncio.timeout(self.options.command_timeout * 2):
-            await manager.initialize()
+            if self._initialized:
+                await manager.initialize()
+            else:  # the first time also loads the command table the client routes with
+                await self._cluster.initialize()
+                self._initialized = True
         owners = {slot: nodes[0].name for slot, nodes in manager.slots_cache.items() if nodes}
         changed = owners != self._slot_owner
         self._slot_owner = owners
