@@ -365,10 +365,11 @@ def _status_schema() -> dict[str, Any]:
                     "belowSince": time,
                     "lastScaleTime": time,
                     "owner": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "message": {"type": "string"},
                 }
             ),
         },
-        **{"x-kubernetes-preserve-unknown-fields": True},
     )
 
 

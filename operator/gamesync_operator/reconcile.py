@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -59,7 +61,48 @@ def contains(actual: Any, wanted: Any) -> bool:
             and len(actual) == len(wanted)
             and all(contains(a, w) for a, w in zip(actual, wanted, strict=True))
         )
-    return bool(actual == wanted)
+    if isinstance(actual, bool) or isinstance(wanted, bool):
+        return actual is wanted  # True == 1 in Python, not in JSON
+    if actual == wanted:
+        return True
+    # The API server canonicalises quantities ("1000" comes back as "1k", "0.5" as "500m").
+    a, w = _quantity(actual), _quantity(wanted)
+    return a is not None and a == w
+
+
+_QUANTITY = re.compile(
+    r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+)
+_SUFFIX = {
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+
+
+def _quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity's value, or None if `value` is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    match = _QUANTITY.match(str(value))
+    if match is None:
+        return None
+    number, suffix = Decimal(match.group(1)), match.group(2)
+    if suffix is None:
+        return number
+    if suffix[0] in "eE":
+        return number * Decimal(10) ** int(suffix[1:])
+    return number * _SUFFIX[suffix]
 
 
 def _pruned(value: Any) -> Any:

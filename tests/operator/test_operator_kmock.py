@@ -23,6 +23,7 @@ from kmock_world import (
 
 from gamesync.errors import AuthError
 from gamesync.keys import KeySet, sign_token
+from gamesync_operator import crd
 
 DEPLOYMENT_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/arena"
 SERVICE_PATH = f"/api/v1/namespaces/{NS}/services/arena"
@@ -35,6 +36,20 @@ CHILDREN = [
     (SECRETS, "arena-jwks"),
     (SECRETS, "arena-signer"),
 ]
+
+
+def _undeclared(schema: dict[str, Any], value: Any, path: str = "status") -> list[str]:
+    """Fields a real API server would prune because the CRD's schema does not declare them."""
+    if isinstance(value, dict) and schema.get("type") == "object":
+        props = schema.get("properties", {})
+        out = [f"{path}.{k}" for k in value if k not in props]
+        for key, child in value.items():
+            if key in props:
+                out += _undeclared(props[key], child, f"{path}.{key}")
+        return out
+    if isinstance(value, list) and "items" in schema:
+        return [p for item in value for p in _undeclared(schema["items"], item, f"{path}[]")]
+    return []
 
 
 def _ready(world: World) -> bool:
@@ -76,6 +91,10 @@ async def test_create_makes_owned_children_and_a_truthful_status(kmock: Any) -> 
         assert all(c["observedGeneration"] == 1 for c in types.values())
         assert types["KeysReady"]["status"] == "True"
         assert types["Degraded"]["status"] == "False"
+        schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+            "status"
+        ]
+        assert _undeclared(schema, status) == []
         # kopf's own bookkeeping lives under our prefix, not kopf.zalando.org.
         meta = world.cluster()["metadata"]
         assert meta["finalizers"] == ["gamesync.nommie.dev/finalizer"]

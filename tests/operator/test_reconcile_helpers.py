@@ -27,6 +27,21 @@ def test_contains_ignores_server_added_fields_but_sees_edits_and_removals() -> N
     assert not contains({"spec": {"ports": [{"port": 8000}]}}, wanted)
 
 
+@pytest.mark.parametrize(
+    ("server", "wanted"), [("1k", "1000"), ("500m", "0.5"), ("1Gi", "1024Mi"), (1, "1"), ("2", 2)]
+)
+def test_contains_accepts_quantities_the_server_canonicalised(
+    server: object, wanted: object
+) -> None:
+    assert contains({"q": server}, {"q": wanted})
+
+
+def test_contains_still_sees_a_different_quantity_or_word() -> None:
+    assert not contains({"q": "2k"}, {"q": "1000"})
+    assert not contains({"q": "http"}, {"q": "https"})
+    assert not contains({"q": True}, {"q": 1})
+
+
 def test_transition_time_moves_only_when_the_status_changes() -> None:
     first = merge_conditions([Condition("Ready", "False", "A", "a")], None, 1, T0)
     later = T0 + dt.timedelta(minutes=5)
