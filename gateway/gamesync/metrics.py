@@ -38,7 +38,6 @@ class Snapshot:
     broker_ready: bool
     draining: bool
     ready: bool
-    ready: bool
 
 
 class _StateCollector(Collector):

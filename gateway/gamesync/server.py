@@ -74,6 +74,7 @@ def _config(
         backlog=4096,
         timeout_graceful_shutdown=max(1, int(settings.drain_seconds * 0.1)),
         server_header=False,
+        proxy_headers=False,  # nothing here uses the client address
     )
 
 

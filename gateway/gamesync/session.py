@@ -61,6 +61,14 @@ def _token_from_handshake(headers: Headers, query_string: bytes) -> str | None:
     return None
 
 
+def _origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
+    """Browsers send Origin; with an allow-list configured, only listed origins get in."""
+    if not allowed:
+        return True
+    origin = Headers(scope=scope).get("origin")
+    return origin is None or origin.rstrip("/") in allowed
+
+
 class WebSocketEndpoint:
     """ASGI app for `/ws` and `/ws/games/{gameId}`."""
 
@@ -69,10 +77,7 @@ class WebSocketEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gw = self.gateway
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        allowed = gw.settings.allowed_origins
-        if allowed and origin is not None and origin.rstrip("/") not in allowed:
+        if not _origin_allowed(scope, gw.settings.allowed_origins):
             gw.metrics.handshake_refused("origin")
             await _refuse(send, 403, "origin not allowed")
             return
@@ -85,8 +90,7 @@ class WebSocketEndpoint:
             log.error("websocket served without gamesync.transport.GatewaySocket; refusing")
             await _refuse(send, 500, "misconfigured server")
             return
-        message = await receive()
-        if message["type"] != "websocket.connect":
+        if (await receive())["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
         game_id = scope.get("path_params", {}).get("game_id")
@@ -96,6 +100,21 @@ class WebSocketEndpoint:
 
 class Session:
     """One connection's life, from accept to close. Messages are handled in order."""
+
+    __slots__ = (
+        "bad",
+        "bucket",
+        "close_code",
+        "close_reason",
+        "closed_by_server",
+        "conn",
+        "final_games",
+        "gw",
+        "receive",
+        "scope",
+        "socket",
+        "token",
+    )
 
     def __init__(
         self, gateway: Gateway, socket: GatewaySocket, scope: Scope, receive: Receive
@@ -159,10 +178,10 @@ class Session:
             identity = await self._authenticate()
             if identity is None:
                 return
+            conn.identity = identity
             if not gw.admit_user(self, identity.user_id):
                 self.close(Close.TOO_MANY_CONNECTIONS, "too many connections for this user")
                 return
-            conn.identity = identity
             conn.transition(ConnectionState.OPEN)
             self._welcome()
             gw.tracing.event(
@@ -227,6 +246,9 @@ class Session:
                 )
                 return None
             token = parsed.token
+        # The handshake's headers and query (which may carry the token) are not needed again.
+        self.scope["headers"] = []
+        self.scope["query_string"] = b""
         try:
             identity = self.gw.keys.verify(token)
         except AuthError as exc:

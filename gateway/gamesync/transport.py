@@ -9,7 +9,9 @@ uvicorn's internals; the ASGI scope carries the socket under `extensions["gamesy
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,11 +23,45 @@ __all__ = ["SCOPE_KEY", "GatewaySocket"]
 SCOPE_KEY = "gamesync.socket"
 
 
+class _Inbox:
+    """The ASGI receive queue, minus what asyncio.Queue carries for features nobody uses here.
+
+    uvicorn keeps one asyncio.Queue per socket (with its own Event and three deques); at tens of
+    thousands of idle sockets that is ~2 KB each. One consumer awaits at a time, so a deque and
+    one waiter future do.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def empty(self) -> bool:
+        return not self._items
+
+
 class GatewaySocket(WebSocketsSansIOProtocol):
     """A websocket that reports liveness and writability, and accepts pre-framed writes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.queue = _Inbox()  # type: ignore[assignment]
         self.last_seen = self.loop.time()
         self.unwritable_since: float | None = None
         self.on_writable: Callable[[], None] | None = None
@@ -62,7 +98,15 @@ class GatewaySocket(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+        if message["type"] == "websocket.accept":
+            # The handshake's headers are never read again; at ~4 KB a socket they are most of
+            # an idle connection's memory. (websockets' parser still holds the Request object,
+            # so its headers are emptied in place rather than just dropped here.)
+            self.request.headers.clear()
+            self.response.headers.clear()
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
+        elif message["type"] == "websocket.http.response.body" and not message.get("more_body"):
             # A refusal sent through the websocket.http.response extension is a finished
             # handshake; without this uvicorn logs "returned without completing handshake".
             self.handshake_complete = True
