@@ -120,7 +120,6 @@ export class GameSyncClient {
   #tokenReason = "connect";
   #token = null;
   #lastServerError = null;
-  #pendingResume = false;
   #timers = { reconnect: null, welcome: null, stable: null, heartbeat: null, pong: null, renew: null, poll: null };
   #subscriptions = new Map();
   #games = new Map();
@@ -182,6 +181,7 @@ export class GameSyncClient {
     // Each start gets its own "ask the token provider once more after a 4401".
     this.#authRetried = false;
     this.#tokenReason = "connect";
+    this.#everConnected = false;
     this.#installLifecycle();
     if (this.#opts.transport === "polling") {
       this.#setStatus(Status.CONNECTING, null);
@@ -195,7 +195,6 @@ export class GameSyncClient {
   disconnect() {
     this.#wanted = false;
     this.#parked = false;
-    this.#pendingResume = false;
     this.#removeLifecycle();
     this.#clearAllTimers();
     this.#polling = false;
@@ -331,7 +330,6 @@ export class GameSyncClient {
     }
     if (this.#socket || this.#connectInFlight) return;
     this.#clearTimer("reconnect");
-    this.#pendingResume = false;
     this.#attempt = 0;
     this.#retryAfterMs = null;
     this.#open();
@@ -346,8 +344,8 @@ export class GameSyncClient {
   async #open() {
     if (!this.#wanted || this.#socket || this.#connectInFlight) return;
     if (this.#isHidden()) {
-      this.#pendingResume = true;
-      this.#setStatus(Status.RECONNECTING, this.#error);
+      // Opening from a background tab waits for the page to become visible.
+      this.#setStatus(this.#everConnected ? Status.RECONNECTING : Status.CONNECTING, this.#error);
       return;
     }
     const generation = ++this.#generation;
@@ -453,7 +451,6 @@ export class GameSyncClient {
     this.#authRetried = false;
     this.#retryAfterMs = null;
     this.#everConnected = true;
-    this.#pendingResume = false;
     this.#stopFallbackPolling();
     this.#scheduleRenewal(frame.expiresAt);
     const heartbeatMs = Number.isFinite(frame.heartbeatMs) && frame.heartbeatMs > 0 ? frame.heartbeatMs : this.#opts.heartbeatMs;
@@ -538,7 +535,6 @@ export class GameSyncClient {
     this.#clearTimer("reconnect");
     this.#stopFallbackPolling();
     this.#attempt = 0;
-    this.#pendingResume = false;
     this.#parked = true;
     this.#reportError(error);
     this.#setStatus(Status.DISCONNECTED, error);
@@ -549,7 +545,6 @@ export class GameSyncClient {
     if (this.#isHidden()) {
       // Mobile browsers kill background sockets; showing `reconnecting` (not `connected`)
       // makes the resume pass through `connected` again. No attempt is spent while hidden.
-      this.#pendingResume = true;
       this.#setStatus(Status.RECONNECTING, error);
       return;
     }

@@ -497,6 +497,31 @@ describe("page lifecycle", () => {
     assert.equal(liveSockets(sockets).length, 1);
   });
 
+  test("a client started in a background tab connects when the tab becomes visible", async () => {
+    const { client, sockets, page, statuses } = setup();
+    page.visibilityState = "hidden";
+    client.connect();
+    await settle();
+    assert.equal(sockets.length, 0);
+    assert.equal(client.status, Status.CONNECTING);
+    page.show();
+    await settle();
+    assert.equal(sockets.length, 1);
+    sockets[0].accept();
+    assert.deepEqual(statuses, [Status.CONNECTING, Status.CONNECTED]);
+  });
+
+  test("connect() after disconnect() reports connecting, not reconnecting", async () => {
+    const { client, sockets, statuses } = setup();
+    client.connect();
+    await settle();
+    sockets[0].accept();
+    client.disconnect();
+    client.connect();
+    await settle();
+    assert.deepEqual(statuses, [Status.CONNECTING, Status.CONNECTED, Status.DISCONNECTED, Status.CONNECTING]);
+  });
+
   test("disconnect removes the page listeners", async () => {
     const { client, page } = setup();
     client.connect();
