@@ -13,7 +13,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from gamesync.keys import sign_token
+from gamesync.keys import KeySet, sign_token
 from gamesync.server import GatewayServer
 
 PUBLISH_TOKEN = "test-publish-token"
@@ -31,6 +31,11 @@ class Keys:
 
     def token(self, sub: str = "7", *, ttl: int = 3600, **claims: Any) -> str:
         return sign_token(self.signer, sub, ttl=ttl, **claims)
+
+    def verify_sub(self, token: str) -> str:
+        """The user a token of ours speaks for (what a backend's own auth would do)."""
+        keyset = KeySet.from_jwks(json.loads(self.jwks_path.read_text()))
+        return keyset.verify(token).user_id
 
 
 def ws_url(server: GatewayServer, path: str = "/ws") -> str:
