@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from gamesync.errors import GameSyncError
 from gamesync.protocol import Close
+from gamesync.ratelimit import TokenBucket
 
 __all__ = [
     "ClientError",
@@ -126,6 +127,8 @@ class GameSyncClient:
         backoff_cap: float = 30.0,
         renew_margin: float = 30.0,
         stable_after: float = 5.0,
+        message_rate: float = 10.0,
+        message_burst: int = 20,
         open_timeout: float = 10.0,
         max_size: int = 16 << 20,
         rng: Callable[[], float] = random.random,
@@ -139,6 +142,7 @@ class GameSyncClient:
         self._backoff = (backoff_base, backoff_cap)
         self._renew_margin = renew_margin
         self._stable_after = stable_after
+        self._pace_limits = (message_rate, message_burst)
         self._open_timeout = open_timeout
         self._max_size = max_size
         self._rng = rng
@@ -161,6 +165,12 @@ class GameSyncClient:
         self._auth_retried = False
         self._retry_after: float | None = None
         self._server_error: ClientError | None = None
+        # per connection: games to (re)subscribe, subscribes not answered yet, the pacer
+        self._outbox: set[int] = set()
+        self._outbox_ready = asyncio.Event()
+        self._unacked: set[int] = set()
+        self._bucket: TokenBucket | None = None
+        self._resend_attempt = 0
 
     # public surface ------------------------------------------------------------------------
 
@@ -199,14 +209,14 @@ class GameSyncClient:
             return
         self._games.add(game_id)
         self._games_wanted.set()
-        await self._send_if_connected({"type": "subscribe", "gameId": game_id})
+        self._queue_subscribes([game_id])
 
     async def unsubscribe(self, game_id: int) -> None:
         """Stop receiving the game; a later `subscribe` starts again from its latest snapshot."""
         if game_id not in self._games:
             return
         self._forget(game_id)
-        await self._send_if_connected({"type": "unsubscribe", "gameId": game_id})
+        await self._send_paced({"type": "unsubscribe", "gameId": game_id})
 
     async def snapshots(self) -> AsyncIterator[Snapshot]:
         """Snapshots as they come, in strictly increasing version order per game.
@@ -323,6 +333,10 @@ class GameSyncClient:
         self._ws = ws
         renewal: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
+        self._bucket = TokenBucket(*self._pace_limits, clock=loop.time)
+        self._outbox.clear()
+        self._unacked.clear()
+        subscriber = loop.create_task(self._subscriber(ws), name="gamesync-client-subscriber")
         welcomed_at: float | None = None
         try:
             async with asyncio.timeout(self._open_timeout) as deadline:
@@ -334,7 +348,7 @@ class GameSyncClient:
                         if welcomed_at is None:
                             welcomed_at = loop.time()
                             deadline.reschedule(None)
-                            await self._on_connected()
+                            self._on_connected()
                         if renewal is not None:
                             renewal.cancel()
                         renewal = self._schedule_renewal(ws, frame.get("expiresAt"))
@@ -347,6 +361,7 @@ class GameSyncClient:
             pass
         finally:
             self._ws = None
+            subscriber.cancel()
             if renewal is not None:
                 renewal.cancel()
             if welcomed_at is not None and loop.time() - welcomed_at >= self._stable_after:
@@ -361,15 +376,14 @@ class GameSyncClient:
         error.close_code = code
         return code, error
 
-    async def _on_connected(self) -> None:
+    def _on_connected(self) -> None:
         self._retry_after = None
         self._set_status(ClientStatus.CONNECTED, None)
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
         # The server answers each subscribe with the game's latest snapshot: re-subscribing is
         # all the recovery a reconnect needs (the version gate drops what was already seen).
-        for game_id in sorted(self._games):
-            await self._send_if_connected({"type": "subscribe", "gameId": game_id})
+        self._queue_subscribes(self._games)
 
     # incoming frames -----------------------------------------------------------------------
 
@@ -395,14 +409,30 @@ class GameSyncClient:
                 game_id=game_id if _is_int(game_id) else None,
             )
             self._server_error = error
-            if error.game_id in self._games and error.code in _GAME_ENDING_ERRORS:
-                self._forget(error.game_id)
+            self._on_refused(error)
             self._report(error)
         elif kind == "reconnect":
             retry = frame.get("retryAfterMs")
             if isinstance(retry, int | float) and not isinstance(retry, bool) and retry >= 0:
                 self._retry_after = retry / 1000
-        # subscribed / unsubscribed / pong (and later additions) need no action
+        elif kind == "subscribed" and _is_int(frame.get("gameId")):
+            self._unacked.discard(frame["gameId"])
+            self._resend_attempt = 0
+        # unsubscribed / pong (and later additions) need no action
+
+    def _on_refused(self, error: ClientError) -> None:
+        """Drop a refused game, or subscribe again later when the refusal is temporary."""
+        game_id = error.game_id
+        if game_id is not None:
+            self._unacked.discard(game_id)
+            if game_id in self._games and error.code in _GAME_ENDING_ERRORS:
+                self._forget(game_id)
+            elif game_id in self._games and error.code == "service_unavailable":
+                self._resend_later([game_id])
+        elif error.code == "rate_limited" and self._unacked:
+            # The server answers messages in order, so the subscribes it dropped are among
+            # those not answered yet; sending one twice only earns a second `subscribed`.
+            self._resend_later(sorted(self._unacked))
 
     def _accept(self, frame: dict[str, Any]) -> None:
         game_id, version = frame.get("gameId"), frame.get("gameVersion")
@@ -447,10 +477,43 @@ class GameSyncClient:
 
     # helpers -------------------------------------------------------------------------------
 
-    async def _send_if_connected(self, message: dict[str, Any]) -> None:
+    def _queue_subscribes(self, games: Iterable[int]) -> None:
+        """Subscribe on the current connection (the welcome of the next one sends them all)."""
+        if self._ws is None or self._status is not ClientStatus.CONNECTED:
+            return
+        self._outbox.update(games)
+        self._outbox_ready.set()
+
+    def _resend_later(self, games: list[int]) -> None:
         ws = self._ws
-        if ws is None or self._status is not ClientStatus.CONNECTED:
+        delay = min(self._backoff[1], 2.0**self._resend_attempt)  # the server's bucket refills
+        self._resend_attempt = min(self._resend_attempt + 1, 16)
+        self._unacked.difference_update(games)
+
+        def resend() -> None:
+            if self._ws is ws:
+                self._queue_subscribes(g for g in games if g in self._games)
+
+        asyncio.get_running_loop().call_later(delay, resend)
+
+    async def _subscriber(self, ws: ClientConnection) -> None:
+        """Send queued subscribes, paced under the server's message rate limit."""
+        while True:
+            await self._outbox_ready.wait()
+            while self._outbox:
+                game_id = min(self._outbox)
+                self._outbox.discard(game_id)
+                if game_id in self._games:
+                    self._unacked.add(game_id)
+                    await self._send_paced({"type": "subscribe", "gameId": game_id})
+            self._outbox_ready.clear()
+
+    async def _send_paced(self, message: dict[str, Any]) -> None:
+        ws, bucket = self._ws, self._bucket
+        if ws is None or bucket is None or self._status is not ClientStatus.CONNECTED:
             return  # sent after the next welcome
+        while not bucket.take():  # noqa: ASYNC110 - waiting for tokens to refill
+            await asyncio.sleep(1 / self._pace_limits[0])
         with contextlib.suppress(ConnectionClosed):  # the reconnect re-subscribes
             await ws.send(json.dumps(message))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gamesync.authz import Decision
 from gamesync.client import (
     ClientError,
     ClientStatus,
@@ -22,7 +23,7 @@ from gamesync.client import (
     backoff_delay,
 )
 from gamesync.envelope import parse_envelope
-from gamesync.keys import generate_key, sign_token
+from gamesync.keys import Identity, generate_key, sign_token
 from gamesync.server import GatewayServer
 from gamesync.settings import load_settings
 
@@ -287,6 +288,83 @@ async def test_unsubscribe_stops_delivery_and_resubscribe_starts_from_latest(
     assert (await next_snapshot(stream)).game_id == 2  # nothing of game 1 came in between
     await client.subscribe(1)
     assert (await next_snapshot(stream)) == Snapshot(1, 2, {"v": 2})
+    await client.close()
+
+
+async def collect_latest(client: GameSyncClient, games: set[int]) -> dict[int, int]:
+    seen: dict[int, int] = {}
+    stream = client.snapshots()
+    while set(seen) != games:
+        snap = await next_snapshot(stream)
+        seen[snap.game_id] = snap.game_version
+    return seen
+
+
+async def test_subscribes_are_paced_under_the_servers_rate_limit(
+    start_gateway: StartGateway, signer: Signer
+) -> None:
+    srv = await start_gateway(message_rate=20, message_burst=5)
+    games = set(range(1, 13))
+    for game_id in games:
+        await publish(srv, game_id, game_id + 100)
+    recorder = Recorder()
+    client = GameSyncClient(
+        ws_url(srv),
+        token_for(signer),
+        message_rate=10,
+        message_burst=5,
+        on_error=recorder.on_error,
+    )
+    for game_id in games:
+        await client.subscribe(game_id)  # before connecting: all sent after the welcome
+    await client.connect()
+    assert await collect_latest(client, games) == {g: g + 100 for g in games}
+    assert recorder.errors == []
+    await client.close()
+
+
+async def test_rate_limited_subscribes_are_sent_again_until_every_game_arrives(
+    start_gateway: StartGateway, signer: Signer
+) -> None:
+    srv = await start_gateway(message_rate=4, message_burst=4)
+    games = set(range(1, 11))
+    for game_id in games:
+        await publish(srv, game_id, 1)
+    recorder = Recorder()
+    client = GameSyncClient(
+        ws_url(srv), token_for(signer), message_burst=20, on_error=recorder.on_error
+    )
+    await client.connect()
+    for game_id in games:
+        await client.subscribe(game_id)
+    assert await collect_latest(client, games) == dict.fromkeys(games, 1)
+    assert any(e.code == "rate_limited" for e in recorder.errors)
+    assert client.status is ClientStatus.CONNECTED
+    await client.close()
+
+
+async def test_game_refused_as_unavailable_is_subscribed_again(
+    start_gateway: StartGateway, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = await start_gateway()
+    authorizer = srv.gateway.authorizer
+    allow = authorizer.decide
+    answers: list[Decision] = []
+
+    async def flaky(identity: Identity, token: str, game_id: int) -> Decision:
+        answer = Decision.UNAVAILABLE if not answers else await allow(identity, token, game_id)
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(authorizer, "decide", flaky)
+    await publish(srv, 4, 2)
+    recorder = Recorder()
+    client = GameSyncClient(ws_url(srv), token_for(signer), on_error=recorder.on_error)
+    await client.connect()
+    await client.subscribe(4)
+    assert await next_snapshot(client.snapshots()) == Snapshot(4, 2, {"v": 2})
+    assert [e.code for e in recorder.errors] == ["service_unavailable"]
+    assert answers == [Decision.UNAVAILABLE, Decision.ALLOW]
     await client.close()
 
 
