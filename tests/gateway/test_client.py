@@ -512,6 +512,32 @@ async def test_unrenewed_token_is_closed_at_expiry(
     await client.close()
 
 
+async def test_idle_close_without_games_waits_for_a_subscribe_before_reconnecting(
+    start_gateway: StartGateway, signer: Signer
+) -> None:
+    srv = await start_gateway(idle_timeout=0.3)
+    delays: list[float] = []
+
+    async def recording_sleep(delay: float) -> None:
+        delays.append(delay)
+        await asyncio.sleep(delay)
+
+    recorder = Recorder()
+    client = GameSyncClient(
+        ws_url(srv), token_for(signer), sleep=recording_sleep, on_status=recorder.on_status
+    )
+    await client.connect()
+    await recorder.wait_for(lambda: client.status is ClientStatus.RECONNECTING)
+    assert client.error is not None
+    assert client.error.close_code == 4408
+    await publish(srv, 8, 1)
+    await client.subscribe(8)
+    assert await next_snapshot(client.snapshots()) == Snapshot(8, 1, {"v": 1})
+    assert recorder.count(ClientStatus.CONNECTED) == 2
+    assert delays == []  # reconnected because of the subscribe, not after a backoff
+    await client.close()
+
+
 # refusals --------------------------------------------------------------------------------------
 
 
