@@ -36,7 +36,7 @@ from gamesync_operator.kube import (
 )
 from gamesync_operator.spec import ClusterSpec, parse_spec
 from gamesync_operator.stats import PodStats, gather_stats
-from gamesync_operator.status import Condition, merge_conditions
+from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
 
 __all__ = ["Outcome", "Reconciler", "contains"]
 
@@ -228,8 +228,32 @@ class Reconciler:
         # Status.
         runtime_hash = desired_mod.runtime_config_hash(spec)
         want = replicas if replicas is not None else observed["replicas"]
-        conditions = self._conditions(
-            spec, deployment, observed, want, keys_ready, answered, runtime_hash, outcome
+        rejected = sorted(n for n, st in answered.items() if not st.runtime_valid)
+        if rejected:
+            outcome.problems.append(
+                (
+                    "RuntimeConfigRejected",
+                    f"gateways kept their last good runtime config: {', '.join(rejected)}",
+                )
+            )
+        dstatus = (deployment or {}).get("status") or {}
+        conditions = cluster_conditions(
+            Health(
+                want=want,
+                ready_floor=spec.autoscaling.min_replicas
+                if spec.autoscaling.mode in ("HPA", "KEDA")
+                else want,
+                ready=int(observed["readyReplicas"]),
+                updated=int(dstatus.get("updatedReplicas") or 0) if deployment else None,
+                keys_ready=keys_ready,
+                runtime_stale=sum(
+                    1
+                    for st in answered.values()
+                    if st.runtime_valid and st.runtime_hash != runtime_hash
+                ),
+                problems=tuple(outcome.problems),
+                changed=tuple(outcome.changed),
+            )
         )
         observed.update(
             {
@@ -423,83 +447,6 @@ class Reconciler:
             return f"ws://{spec.name}.{spec.namespace}.svc:{desired_mod.PUBLIC_PORT}{ex.path}"
         scheme = "wss" if ex.tls_secret_name or ex.mode == "HTTPRoute" else "ws"
         return f"{scheme}://{ex.host}{ex.path}"
-
-    @staticmethod
-    def _conditions(
-        spec: ClusterSpec,
-        deployment: Mapping[str, Any] | None,
-        observed: Mapping[str, Any],
-        want: int,
-        keys_ready: Condition,
-        answered: Mapping[str, PodStats],
-        runtime_hash: str,
-        outcome: Outcome,
-    ) -> list[Condition]:
-        ready_n = int(observed["readyReplicas"])
-        dstatus = (deployment or {}).get("status") or {}
-        floor = spec.autoscaling.min_replicas if spec.autoscaling.mode in ("HPA", "KEDA") else want
-        rejected = [n for n, s in answered.items() if not s.runtime_valid]
-        if rejected:
-            outcome.problems.append(
-                (
-                    "RuntimeConfigRejected",
-                    f"gateways kept their last good runtime config: {', '.join(sorted(rejected))}",
-                )
-            )
-        stale = [
-            n for n, s in answered.items() if s.runtime_valid and s.runtime_hash != runtime_hash
-        ]
-
-        if outcome.problems:
-            reason = outcome.problems[0][0]
-            degraded = Condition(
-                "Degraded", "True", reason, "; ".join(m for _, m in outcome.problems)
-            )
-        else:
-            degraded = Condition("Degraded", "False", "AsExpected", "no problems")
-
-        progressing_why = []
-        if deployment is None or int(dstatus.get("updatedReplicas") or 0) < want:
-            progressing_why.append(("RollingOut", "gateway pods are being created or updated"))
-        if ready_n < want:
-            progressing_why.append(("ScalingUp", f"{ready_n}/{want} gateway replicas ready"))
-        if stale:
-            progressing_why.append(
-                (
-                    "RuntimeConfigPropagating",
-                    f"{len(stale)} gateway(s) have not applied the runtime config yet",
-                )
-            )
-        if outcome.changed:
-            progressing_why.append(("Reconciling", ", ".join(outcome.changed)))
-        progressing = (
-            Condition(
-                "Progressing",
-                "True",
-                progressing_why[0][0],
-                "; ".join(m for _, m in progressing_why),
-            )
-            if progressing_why
-            else Condition("Progressing", "False", "Complete", "children match the spec")
-        )
-
-        if outcome.problems:
-            ready = Condition("Ready", "False", degraded.reason, degraded.message)
-        elif ready_n < max(1, floor):
-            ready = Condition(
-                "Ready",
-                "False",
-                "ReplicasNotReady",
-                f"{ready_n}/{max(1, floor)} gateway replicas ready",
-            )
-        elif keys_ready.status == "False":
-            ready = Condition("Ready", "False", keys_ready.reason, keys_ready.message)
-        else:
-            ready = Condition(
-                "Ready", "True", "AllReplicasReady", f"{ready_n} gateway replicas ready"
-            )
-        paused = Condition("Paused", "False", "Reconciling", "the operator manages this cluster")
-        return [ready, progressing, degraded, keys_ready, paused]
 
     async def _write_status(
         self,

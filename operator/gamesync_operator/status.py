@@ -9,7 +9,7 @@ from typing import Any
 
 from gamesync_operator.keystore import format_time
 
-__all__ = ["CONDITION_TYPES", "Condition", "merge_conditions"]
+__all__ = ["CONDITION_TYPES", "Condition", "Health", "cluster_conditions", "merge_conditions"]
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "KeysReady", "Paused")
 
@@ -51,3 +51,59 @@ def merge_conditions(
         out.append(entry)
     out.extend(dict(c) for c in old.values())
     return out
+
+
+@dataclass(frozen=True)
+class Health:
+    """What a pass observed and did, as far as the conditions care."""
+
+    want: int  # replicas the cluster should have now
+    ready_floor: int  # fewer ready replicas than this is not Ready (HPA/KEDA: their minimum)
+    ready: int
+    updated: int | None  # the Deployment's updatedReplicas; None while it does not exist
+    keys_ready: Condition
+    runtime_stale: int  # ready gateways that have not applied the current runtime config
+    problems: Sequence[tuple[str, str]] = ()  # (reason, message), first one names Degraded
+    changed: Sequence[str] = ()  # writes this pass made
+
+
+def cluster_conditions(h: Health) -> list[Condition]:
+    """Ready, Progressing, Degraded, KeysReady and Paused=False for an unpaused cluster."""
+    if h.problems:
+        message = "; ".join(m for _, m in h.problems)
+        degraded = Condition("Degraded", "True", h.problems[0][0], message)
+    else:
+        degraded = Condition("Degraded", "False", "AsExpected", "no problems")
+
+    why: list[tuple[str, str]] = []
+    if h.updated is None or h.updated < h.want:
+        why.append(("RollingOut", "gateway pods are being created or updated"))
+    if h.ready < h.want:
+        why.append(("ScalingUp", f"{h.ready}/{h.want} gateway replicas ready"))
+    if h.runtime_stale:
+        why.append(
+            (
+                "RuntimeConfigPropagating",
+                f"{h.runtime_stale} gateway(s) have not applied the runtime config yet",
+            )
+        )
+    if h.changed:
+        why.append(("Reconciling", ", ".join(h.changed)))
+    if why:
+        progressing = Condition("Progressing", "True", why[0][0], "; ".join(m for _, m in why))
+    else:
+        progressing = Condition("Progressing", "False", "Complete", "children match the spec")
+
+    floor = max(1, h.ready_floor)
+    if h.problems:
+        ready = Condition("Ready", "False", degraded.reason, degraded.message)
+    elif h.ready < floor:
+        ready = Condition(
+            "Ready", "False", "ReplicasNotReady", f"{h.ready}/{floor} gateway replicas ready"
+        )
+    elif h.keys_ready.status == "False":
+        ready = Condition("Ready", "False", h.keys_ready.reason, h.keys_ready.message)
+    else:
+        ready = Condition("Ready", "True", "AllReplicasReady", f"{h.ready} gateway replicas ready")
+    paused = Condition("Paused", "False", "Reconciling", "the operator manages this cluster")
+    return [ready, progressing, degraded, h.keys_ready, paused]

@@ -489,3 +489,49 @@ async def test_a_missing_gateway_api_is_a_degraded_condition_not_a_crash(kmock: 
         await world.patch_cluster({"spec": {"exposure": {"mode": "Ingress"}}})
         await world.eventually(lambda: _ready(world), "Ready=True with an Ingress")
         assert get(kmock, "networking.k8s.io/v1/ingresses", "arena") is not None
+
+
+async def test_manual_mode_follows_spec_replicas_as_kubectl_scale_sets_them(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(
+            raw_spec(autoscaling={"mode": "None"}, gateway={"image": "gw:1", "replicas": 3})
+        )
+        await world.eventually(lambda: len(world.pods()) == 3, "three pods")
+        # `kubectl scale gsc arena --replicas=5` writes spec.gateway.replicas via /scale.
+        await world.patch_cluster({"spec": {"gateway": {"replicas": 5}}})
+        await world.eventually(lambda: len(world.pods()) == 5, "five pods")
+        await world.eventually(
+            lambda: world.cluster()["status"].get("readyReplicas") == 5, "status"
+        )
+        assert world.cluster()["status"]["autoscaling"] == {"owner": "Spec"}
+
+
+async def test_an_unreadable_signer_secret_is_reported_and_never_overwritten(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        garbage = {"data": {"signer.json": "bm90IGpzb24="}}  # "not json"
+        await world.patch(f"/api/v1/namespaces/{NS}/secrets/arena-signer", garbage)
+        await world.eventually(
+            lambda: world.condition("KeysReady").get("reason") == "SignerSecretInvalid",
+            "KeysReady=False",
+        )
+        assert world.condition("Ready")["status"] == "False"
+        assert world.condition("Degraded")["reason"] == "SignerSecretInvalid"
+
+        def signer_reads() -> int:
+            return sum(
+                1
+                for r in list(kmock)
+                if r.resource is not None
+                and r.resource.plural == "secrets"
+                and r.name == "arena-signer"
+            )
+
+        world.clock.advance(31 * 86400)  # a rotation is due, but not on top of unknown keys
+        seen = signer_reads()
+        await world.eventually(
+            lambda: signer_reads() >= seen + 2, "two more passes read the Secret"
+        )
+        assert world.condition("Degraded")["reason"] == "SignerSecretInvalid"
+        assert get(kmock, SECRETS, "arena-signer")["data"] == garbage["data"]
