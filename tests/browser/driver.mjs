@@ -4,7 +4,8 @@
 //
 // Commands: {"id", "cmd": "open", "page", "url"} | {"id", "cmd": "waitFor", "page", "fn", "arg",
 // "timeoutMs"} | {"id", "cmd": "eval", "page", "fn", "arg"} | {"id", "cmd": "screenshot", "page",
-// "path"} | {"id", "cmd": "close", "page"} | {"id", "cmd": "quit"}. `fn` is the source of a
+// "path"} | {"id", "cmd": "offline", "page", "offline": bool} | {"id", "cmd": "close", "page"} |
+// {"id", "cmd": "quit"}. `fn` is the source of a
 // function of one argument, run in the page.
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
@@ -69,6 +70,11 @@ async function run(command) {
     case "screenshot":
       await page(command.page).screenshot({ path: command.path, fullPage: true });
       return command.path;
+    case "offline": {
+      // Emulated network loss for the page's context; going back online fires `online`.
+      await pages.get(command.page).context.setOffline(Boolean(command.offline));
+      return null;
+    }
     case "close": {
       const entry = pages.get(command.page);
       pages.delete(command.page);

@@ -193,3 +193,38 @@ def test_a_bad_token_ends_disconnected_with_the_reason(
         browser.screenshot(page, "console-bad-token")
     finally:
         browser.close_page(page)
+
+
+def test_coming_back_online_checks_the_socket_and_catches_up_without_a_second_socket(
+    browser: Browser, gateway: GatewayProcess
+) -> None:
+    page = "offline"
+    browser.open(page, f"{gateway.public_url}/?seat=1")
+    try:
+        wait_connected_with_snapshot(browser, page)
+        browser.call("offline", page=page, offline=True)
+        browser.wait_for(page, "() => navigator.onLine === false")
+        browser.evaluate(
+            page,
+            """() => {
+              window.__frames = [];
+              window.gamesyncConsole.client.on('frame', (e) => {
+                window.__frames.push(`${e.direction} ${e.frame.type}`);
+              });
+            }""",
+        )
+        at_online = browser.evaluate(page, "() => window.gamesyncConsole.client.getGame(1).version")
+        browser.call("offline", page=page, offline=False)
+        # `online` makes the client prove the socket with a ping rather than trust it.
+        frames = browser.wait_for(
+            page,
+            "() => window.__frames.includes('in pong') ? window.__frames : false",
+            timeout=15,
+        )
+        assert frames.index("out ping") < frames.index("in pong")
+        assert "out auth" not in frames, "the live socket was kept, not replaced"
+        browser.wait_for(page, VERSION_ABOVE, at_online, timeout=15)
+        assert browser.evaluate(page, STATUS) == "connected"
+        gateway.wait_for_stats(lambda s: s["connections"] == 1)
+    finally:
+        browser.close_page(page)
