@@ -294,6 +294,7 @@ export class GameSyncClient {
     const { window: win, document: doc } = this.#env;
     if (doc && typeof doc.addEventListener === "function") {
       doc.addEventListener("visibilitychange", this.#onResume);
+      doc.addEventListener("resume", this.#onResume); // Page Lifecycle: unfrozen
     }
     if (win) {
       win.addEventListener("pageshow", this.#onResume);
@@ -307,6 +308,7 @@ export class GameSyncClient {
     const { window: win, document: doc } = this.#env;
     if (doc && typeof doc.removeEventListener === "function") {
       doc.removeEventListener("visibilitychange", this.#onResume);
+      doc.removeEventListener("resume", this.#onResume);
     }
     if (win) {
       win.removeEventListener("pageshow", this.#onResume);

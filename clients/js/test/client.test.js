@@ -429,7 +429,7 @@ describe("page lifecycle", () => {
     assert.equal(client.status, Status.CONNECTED);
   });
 
-  for (const event of ["pageshow", "online"]) {
+  for (const event of ["pageshow", "online", "resume"]) {
     test(`${event} skips the pending backoff and connects at once`, async () => {
       const { client, sockets, clock, page } = setup({ backoffBaseMs: 30_000, backoffMaxMs: 30_000 });
       client.connect();
@@ -530,6 +530,7 @@ describe("page lifecycle", () => {
     assert.equal(page.listenerCount("visibilitychange"), 0);
     assert.equal(page.listenerCount("pageshow"), 0);
     assert.equal(page.listenerCount("online"), 0);
+    assert.equal(page.listenerCount("resume"), 0);
   });
 });
 
