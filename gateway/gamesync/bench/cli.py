@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="slow: games the slow client subscribes to (default 50)",
     )
     p.add_argument("--hold", type=float, default=5.0, help="idle: seconds to hold connections")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="idle: seconds between the last connect and the RSS reading (3)",
+    )
     p.add_argument("--connect-timeout", type=float, default=120.0)
     p.add_argument(
         "--profile",
@@ -161,6 +167,7 @@ async def _run(args: argparse.Namespace) -> int:
         slow_games=args.slow_games,
         window=args.window,
         profile=args.profile,
+        settle=args.settle,
         hold=args.hold,
         connect_timeout=args.connect_timeout,
         **fields,

@@ -55,6 +55,7 @@ class Options:
     connect_timeout: float = 120.0
     window: int = 1
     profile: float = 0.0
+    settle: float = 3.0
 
 
 @dataclass
@@ -787,7 +788,7 @@ async def idle(ctx: Ctx) -> Outcome:
                     base = sum(s.proc.rss() for s in servers)
                     group = await rig.clients(system, servers, n, max(1, n // 4))
                     conn = await connect(ctx, group, f"{system}: opening {n} idle")
-                    await asyncio.sleep(3.0)  # settle, as in the probe's method
+                    await asyncio.sleep(opts.settle)  # 3 s by default, as in the probe's method
                     after = sum(s.proc.rss() for s in servers)
                     await asyncio.sleep(opts.hold)
                     held_rss = sum(s.proc.rss() for s in servers)
