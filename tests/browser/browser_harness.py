@@ -75,9 +75,10 @@ class _LineReader:
 
 
 class GatewayProcess:
-    """`gamesync gateway --demo` on fixed loopback ports, restartable on the same ports."""
+    """`gamesync gateway` (by default `--demo`) on fixed loopback ports, restartable on them."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: tuple[str, ...] = ("--demo",)) -> None:
+        self.extra_args = extra_args
         self.port = free_port()
         self.internal_port = free_port()
         self.public_url = f"http://127.0.0.1:{self.port}"
@@ -97,9 +98,9 @@ class GatewayProcess:
             str(self.port),
             "--internal-port",
             str(self.internal_port),
-            "--demo",
             "--drain-seconds",
             "1",
+            *self.extra_args,
         ]
         process = subprocess.Popen(
             command,
