@@ -7,9 +7,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from gamesync.broker import LAG_BUCKETS, BrokerStats
 from gamesync.envelope import Envelope
 
 __all__ = ["GatewayMetrics", "Snapshot"]
@@ -105,6 +111,41 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("gamesync_ready", "1 when /readyz answers 200", value=int(s.ready))
 
 
+class _BrokerCollector(Collector):
+    """The Redis broker's counters (`BrokerStats`), read at scrape time."""
+
+    def __init__(self, stats: BrokerStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        yield GaugeMetricFamily(
+            "gamesync_broker_subscriptions",
+            "Games this pod is subscribed to in Redis (one channel each)",
+            value=s.subscriptions,
+        )
+        for name, help_text, value in (
+            ("reconnects", "Pub/sub connections re-established after a loss", s.reconnects),
+            ("probe_failures", "Probes not echoed in time (deaf or unreachable)", s.probe_failures),
+            ("stale_publishes", "Publishes refused by the script as not newer", s.stale_publishes),
+            ("publishes", "Publishes through this pod that went out", s.publishes),
+            ("received", "Envelopes received from Redis pub/sub", s.received),
+            ("malformed", "Channel messages that were not valid envelopes", s.malformed),
+            ("resyncs", "Latest keys re-read after (re)subscribing", s.resyncs),
+        ):
+            yield CounterMetricFamily(f"gamesync_broker_{name}", help_text, value=value)
+        cumulative, buckets = 0, []
+        for bound, count in zip((*LAG_BUCKETS, float("inf")), s.lag_buckets, strict=True):
+            cumulative += count
+            buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
+        yield HistogramMetricFamily(
+            "gamesync_broker_pubsub_lag_seconds",
+            "From the envelope's publishedAt to its arrival from Redis on this pod",
+            buckets=buckets,
+            sum_value=s.lag_sum,
+        )
+
+
 class GatewayMetrics:
     """The gateway's metrics, in a registry of its own (several gateways may share a process)."""
 
@@ -146,6 +187,10 @@ class GatewayMetrics:
             ["result"],
             registry=self.registry,
         )
+
+    def watch_broker(self, stats: BrokerStats) -> None:
+        """Export a Redis broker's counters (the in-process broker has none)."""
+        self.registry.register(_BrokerCollector(stats))
 
     def closed(self, code: int, reason: str) -> None:
         self._closes.labels(str(code), reason).inc()

@@ -11,6 +11,7 @@ import contextlib
 import json
 import random
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from pods import FAST, PlayerFactory, PodFactory, envelope, eventually, http_publish, readyz
@@ -52,6 +53,13 @@ async def test_publish_on_one_pod_reaches_players_on_every_pod(
     for player in players:
         await player.wait_version(101, 2)
         assert player.versions[101] == [1, 2]
+
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{pods[1].internal_url}/metrics")).text
+    assert "gamesync_broker_subscriptions 1.0" in text
+    assert "gamesync_broker_received_total 2.0" in text
+    assert 'gamesync_broker_pubsub_lag_seconds_bucket{le="+Inf"} 2.0' in text
+    assert "gamesync_broker_probe_failures_total 0.0" in text
 
 
 async def test_players_only_get_the_games_they_watch(

@@ -316,7 +316,7 @@ class RedisBroker:
     @property
     def confirmed_games(self) -> frozenset[int]:
         """Games whose subscription Redis confirmed on a live connection."""
-        confirmed = set()
+        confirmed: set[int | None] = set()
         for link in self._links.values():
             if link.live.is_set():
                 confirmed.update(game_of_channel(channel) for channel in link.channels)
