@@ -84,6 +84,56 @@ function browserEnvironment() {
   };
 }
 
+/**
+ * The HTTP transport: GETs one game's snapshot from a REST URL with a conditional request.
+ * The ETag is HTTP-only and never derived from a websocket version (Nommie 1327ef4).
+ */
+class PollingTransport {
+  #etags = new Map();
+  #snapshotUrl;
+  #fetchInit;
+  #parse;
+  #fetch;
+
+  constructor({ snapshotUrl, fetchInit, parseSnapshot, fetch }) {
+    this.#snapshotUrl = snapshotUrl;
+    this.#fetchInit = fetchInit || {};
+    this.#parse = parseSnapshot || parseSnapshotBody;
+    this.#fetch = fetch;
+  }
+
+  urlFor(gameId) {
+    const template = this.#snapshotUrl;
+    return typeof template === "function" ? template(gameId) : String(template).replace("{gameId}", encodeURIComponent(String(gameId)));
+  }
+
+  /** The game's snapshot as {version, data, viewer}, or null when unchanged (304). */
+  async fetchSnapshot(gameId, token) {
+    if (!this.#fetch) throw new GameSyncError("no_fetch", "no fetch() available for polling");
+    const url = this.urlFor(gameId);
+    const headers = { Accept: "application/json", ...this.#fetchInit.headers };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const etag = this.#etags.get(gameId);
+    if (etag) headers["If-None-Match"] = etag;
+    let response;
+    try {
+      response = await this.#fetch(url, { ...this.#fetchInit, method: "GET", headers });
+    } catch (err) {
+      throw new GameSyncError("poll_failed", errorMessage(err), { gameId });
+    }
+    if (response.status === 304) return null;
+    if (!response.ok) {
+      const code = response.status === 401 ? "unauthorized" : response.status === 403 ? "forbidden" : "poll_failed";
+      throw new GameSyncError(code, `GET ${url} answered ${response.status}`, { gameId, status: response.status });
+    }
+    const parsed = this.#parse(await response.json(), gameId);
+    if (!parsed) throw new GameSyncError("bad_snapshot", `GET ${url} returned no snapshot with a version`, { gameId });
+    const newEtag = response.headers && typeof response.headers.get === "function" ? response.headers.get("ETag") : null;
+    if (newEtag) this.#etags.set(gameId, newEtag);
+    return parsed;
+  }
+}
+
 const EMPTY_GAME = Object.freeze({
   snapshot: undefined,
   viewer: undefined,
@@ -123,7 +173,7 @@ export class GameSyncClient {
   #timers = { reconnect: null, welcome: null, stable: null, heartbeat: null, pong: null, renew: null, poll: null };
   #subscriptions = new Map();
   #games = new Map();
-  #etags = new Map();
+  #poller = null;
   #lifecycleInstalled = false;
   #onResume;
   #polling = false;
@@ -141,6 +191,14 @@ export class GameSyncClient {
     }
     this.#opts = { ...DEFAULTS, ...options };
     this.#env = env;
+    if (options.snapshotUrl) {
+      this.#poller = new PollingTransport({
+        snapshotUrl: options.snapshotUrl,
+        fetchInit: options.fetchInit,
+        parseSnapshot: options.parseSnapshot,
+        fetch: env.fetch,
+      });
+    }
     this.#onResume = () => this.#resume();
   }
 
@@ -247,7 +305,7 @@ export class GameSyncClient {
    * the result goes through the same version gate as pushed snapshots.
    */
   async refresh(gameId) {
-    if (!this.#opts.snapshotUrl) {
+    if (!this.#poller) {
       throw new GameSyncError("no_snapshot_url", "refresh() needs the `snapshotUrl` option");
     }
     const ids = gameId === undefined ? this.subscriptions : [normaliseGameId(gameId)];
@@ -564,7 +622,7 @@ export class GameSyncClient {
     }
     this.#setStatus(Status.RECONNECTING, error);
     this.#armTimer("reconnect", delay, () => this.#open());
-    if (this.#attempt >= this.#opts.fallbackAfterAttempts && this.#opts.snapshotUrl) this.#startFallbackPolling();
+    if (this.#attempt >= this.#opts.fallbackAfterAttempts && this.#poller) this.#startFallbackPolling();
   }
 
   // ---- token lifecycle ------------------------------------------------------------------
@@ -624,7 +682,7 @@ export class GameSyncClient {
     }
   }
 
-  // ---- polling transport (forced, fallback, refresh) ------------------------------------
+  // ---- polling (forced transport, websocket fallback, refresh) ---------------------------
 
   #startPolling() {
     this.#polling = true;
@@ -676,38 +734,16 @@ export class GameSyncClient {
   }
 
   async #pollGame(id) {
-    const { snapshotUrl, fetchInit, parseSnapshot } = this.#opts;
-    const fetchImpl = this.#env.fetch;
-    if (!fetchImpl) throw new GameSyncError("no_fetch", "no fetch() available for polling");
-    const url = typeof snapshotUrl === "function" ? snapshotUrl(id) : String(snapshotUrl).replace("{gameId}", encodeURIComponent(String(id)));
-    const headers = { Accept: "application/json", ...(fetchInit && fetchInit.headers) };
+    if (!this.#poller) throw new GameSyncError("no_snapshot_url", "polling needs the `snapshotUrl` option");
     let token = this.#token;
     if (!token && this.#opts.token) {
       token = await this.#getToken("poll");
       this.#token = token;
     }
-    if (token) headers.Authorization = `Bearer ${token}`;
-    // The ETag is HTTP-only and never derived from a websocket version (Nommie 1327ef4).
-    const etag = this.#etags.get(id);
-    if (etag) headers["If-None-Match"] = etag;
-    let response;
-    try {
-      response = await fetchImpl(url, { ...fetchInit, method: "GET", headers });
-    } catch (err) {
-      throw new GameSyncError("poll_failed", errorMessage(err), { gameId: id });
-    }
-    if (response.status === 304) return;
-    if (!response.ok) {
-      const error = new GameSyncError(response.status === 401 ? "unauthorized" : response.status === 403 ? "forbidden" : "poll_failed", `GET ${url} answered ${response.status}`, { gameId: id, status: response.status });
-      throw error;
-    }
-    const body = await response.json();
-    const parsed = (parseSnapshot || parseSnapshotBody)(body, id);
-    if (!parsed) throw new GameSyncError("bad_snapshot", `GET ${url} returned no snapshot with a version`, { gameId: id });
-    const newEtag = response.headers && typeof response.headers.get === "function" ? response.headers.get("ETag") : null;
-    if (newEtag) this.#etags.set(id, newEtag);
-    this.#applySnapshot(id, parsed.version, parsed.data, parsed, "polling");
+    const parsed = await this.#poller.fetchSnapshot(id, token);
+    if (parsed) this.#applySnapshot(id, parsed.version, parsed.data, parsed, "polling");
   }
+
 
   // ---- per-game state -------------------------------------------------------------------
 
