@@ -312,3 +312,71 @@ async def test_a_deaf_subscription_is_found_by_the_probe_and_rebuilt(
     finally:
         old.stop()
         new.stop()
+
+
+async def test_after_a_reconnect_every_game_is_resubscribed_in_batches(
+    redis_server: RedisServer,
+) -> None:
+    broker = create_redis_broker(f"{redis_server.url}?{FAST}", latest_ttl_seconds=60)
+    await broker.start(lambda env: None)
+    games = range(2000, 2600)
+    admin = redis_server.client()
+    try:
+        await eventually(lambda: broker.ready)
+        await asyncio.gather(*(broker.subscribe(g) for g in games))
+        assert broker.confirmed_games == set(games)
+        before = admin.info("commandstats")["cmdstat_subscribe"]["calls"]
+
+        admin.client_kill_filter(_type="pubsub")  # the server drops our pub/sub connection
+        await eventually(lambda: broker.stats.reconnects == 1, what="a reconnect")
+        await eventually(lambda: broker.ready and broker.confirmed_games == set(games))
+        after = admin.info("commandstats")["cmdstat_subscribe"]["calls"]
+        assert after - before == 2  # 600 games + the probe channel: 512 per SUBSCRIBE
+        assert len(admin.pubsub_channels("game:*")) == 600
+        assert broker.stats.resyncs == 600
+    finally:
+        await broker.stop()
+        admin.close()
+
+
+async def test_a_game_left_and_rejoined_at_once_stays_subscribed(
+    redis_server: RedisServer,
+) -> None:
+    broker = create_redis_broker(redis_server.url, latest_ttl_seconds=60)
+    received: list[Envelope] = []
+    await broker.start(received.append)
+    try:
+        await eventually(lambda: broker.ready)
+        await broker.subscribe(2700)
+        for _ in range(20):  # UNSUBSCRIBE and SUBSCRIBE confirmations cross each other
+            await broker.unsubscribe(2700)
+            await broker.subscribe(2700)
+        await eventually(lambda: numsub_is(redis_server, 2700, 1))
+        assert await broker.publish(parse_envelope(json.dumps(envelope(2700, 1))))
+        await eventually(lambda: [e.version for e in received] == [1])
+        assert broker.confirmed_games == {2700}
+    finally:
+        await broker.stop()
+
+
+async def test_a_pod_started_while_redis_is_away_turns_ready_when_it_comes(
+    pod_factory: PodFactory, player_factory: PlayerFactory, proxy_factory: object
+) -> None:
+    server = RedisServer().start()
+    try:
+        proxy = await proxy_factory(server.port)  # type: ignore[operator]
+        proxy.cut()
+        pod = await pod_factory(f"{proxy.url}?{FAST}")
+        assert not await readyz(pod)
+        player = await player_factory(pod)
+        await player.ws.send(json.dumps({"type": "subscribe", "gameId": 2800}))
+        await player.wait(
+            lambda: any(f.get("code") == "service_unavailable" for f in player.frames)
+        )
+        proxy.restore()
+        await eventually(lambda: readyz(pod), what="ready once Redis is reachable")
+        await player.subscribe(2800)
+        assert await http_publish(pod, 2800, 1)
+        await player.wait_version(2800, 1)
+    finally:
+        server.stop()

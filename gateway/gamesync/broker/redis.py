@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import random
@@ -150,9 +151,27 @@ class PublishScript:
         return int(result) == 1
 
 
+def _encode(envelope: Envelope) -> bytes:
+    """JSON for an envelope built in code rather than parsed (it has no `raw` bytes)."""
+    doc: dict[str, Any] = {
+        "gameId": envelope.game_id,
+        "version": envelope.version,
+        "snapshot": envelope.snapshot,
+    }
+    if envelope.viewers is not None:
+        doc["viewers"] = dict(envelope.viewers)
+    if envelope.members is not None:
+        doc["members"] = sorted(envelope.members)
+    if envelope.traceparent is not None:
+        doc["traceparent"] = envelope.traceparent
+    if envelope.published_at is not None:
+        doc["publishedAt"] = envelope.published_at
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def publish_payload(envelope: Envelope, *, now: float | None = None) -> bytes:
     """The bytes to publish: the envelope as given, with `publishedAt` added when it has none."""
-    raw = envelope.raw
+    raw = envelope.raw or _encode(envelope)
     if b'"publishedAt"' in raw:
         return raw
     stamp = envelope.published_at if envelope.published_at is not None else now or time.time()
@@ -171,7 +190,7 @@ class _Link:
         #: subscriptions waiting for the server's confirmation
         self.confirm: dict[bytes, asyncio.Future[None]] = {}
         #: unsubscribes we asked for (any other unsubscribe came from the server)
-        self.leaving: set[bytes] = set()
+        self.leaving: dict[bytes, int] = {}
         self.live = asyncio.Event()
         self.supervisor: asyncio.Task[None] | None = None
         self.reader: asyncio.Task[None] | None = None
@@ -506,11 +525,13 @@ class RedisBroker:
                 fut = link.confirm.pop(channel, None)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
+                self._unwanted(link, channel)
             elif kind == unsubscribed:
                 link.channels.discard(channel)
-                if channel in link.leaving:
-                    link.leaving.discard(channel)
-                else:
+                pending = link.leaving.pop(channel, 0)
+                if pending > 1:
+                    link.leaving[channel] = pending - 1
+                elif not pending:
                     self._lost(link, channel)
 
     def _on_message(self, link: _Link, channel: bytes, data: bytes) -> None:
@@ -547,6 +568,13 @@ class RedisBroker:
         except Exception:  # a handler bug must never kill the reader
             log.exception("envelope handler failed for game %s", envelope.game_id)
 
+    def _unwanted(self, link: _Link, channel: bytes) -> None:
+        """A subscription confirmed after the hub gave the game up (a timed-out join): drop it."""
+        game_id = game_of_channel(channel)
+        if game_id is None or game_id in self._games or channel in link.leaving:
+            return
+        self._spawn(self._send_unsubscribe_on(link, channel), "redis-unsubscribe")
+
     def _lost(self, link: _Link, channel: bytes) -> None:
         """The server dropped a subscription we did not give up (a slot moved): re-route it."""
         game_id = game_of_channel(channel)
@@ -578,12 +606,11 @@ class RedisBroker:
         while True:
             link = await self._live_link_for(channel)
             conn = link.conn
-            if channel in link.channels:
+            if channel in link.channels and channel not in link.leaving:
                 return
             if conn is None:
                 continue
             fut = link.expect(channel)
-            link.leaving.discard(channel)
             await conn.send_command(self._SUBSCRIBE, channel, check_health=False)
             await asyncio.shield(fut)
             if self._links.get(link.node) is link and channel in link.channels:
@@ -594,7 +621,7 @@ class RedisBroker:
             conn = link.conn
             if conn is None or channel not in link.channels:
                 continue
-            link.leaving.add(channel)
+            link.leaving[channel] = link.leaving.get(channel, 0) + 1
             # On failure the connection is being rebuilt, and it will not re-subscribe the game.
             with contextlib.suppress(*_UNAVAILABLE):
                 await conn.send_command(self._UNSUBSCRIBE, channel, check_health=False)
@@ -639,7 +666,7 @@ class RedisBroker:
         conn = link.conn
         if conn is None:
             return
-        link.leaving.add(channel)
+        link.leaving[channel] = link.leaving.get(channel, 0) + 1
         with contextlib.suppress(*_UNAVAILABLE):
             await conn.send_command(self._UNSUBSCRIBE, channel, check_health=False)
 
