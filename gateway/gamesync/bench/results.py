@@ -234,8 +234,10 @@ _COLUMNS = {
         "connected",
         "held",
         "rss_base_mib",
+        "rss_half_mib",
         "rss_mib",
         "kib_per_conn",
+        "kib_per_conn_from_base",
         "accept_rate",
     ],
 }

@@ -53,7 +53,7 @@ class Options:
     slow_games: int = 50
     hold: float = 5.0
     connect_timeout: float = 120.0
-    window: int = 1
+    window: int = 8
     profile: float = 0.0
     settle: float = 3.0
 
@@ -786,14 +786,32 @@ async def idle(ctx: Ctx) -> Outcome:
                         await rig.stop(p)
                     await asyncio.sleep(1.0)  # let the servers notice the closed warm-up sockets
                     base = sum(s.proc.rss() for s in servers)
-                    group = await rig.clients(system, servers, n, max(1, n // 4))
-                    conn = await connect(ctx, group, f"{system}: opening {n} idle")
+                    # Two halves: the slope between them is the cost of a connection, free of
+                    # the heap space a fresh process has left over from start-up.
+                    half = n // 2
+                    games = max(1, n // 4)
+                    first = await rig.clients(system, servers, half, games)
+                    c1 = await connect(ctx, first, f"{system}: opening {half} idle")
+                    await asyncio.sleep(opts.settle)
+                    mid = sum(s.proc.rss() for s in servers)
+                    second = await rig.clients(system, servers, n - half, games, offset=half)
+                    c2 = await connect(ctx, second, f"{system}: opening {n - half} more")
                     await asyncio.sleep(opts.settle)  # 3 s by default, as in the probe's method
                     after = sum(s.proc.rss() for s in servers)
                     await asyncio.sleep(opts.hold)
                     held_rss = sum(s.proc.rss() for s in servers)
-                    rep, _ = await group.report({})
-                    per = (after - base) / max(1, conn["connected"]) / 1024
+                    rep1, _ = await first.report({})
+                    rep2, _ = await second.report({})
+                    rep = {k: rep1[k] + rep2[k] for k in ("open", "duplicates", "out_of_order")}
+                    rep["closed"] = {**rep1["closed"], **rep2["closed"]}
+                    connected = c1["connected"] + c2["connected"]
+                    conn = {
+                        "connected": connected,
+                        "failed": c1["failed"] + c2["failed"],
+                        "secs": c1["secs"] + c2["secs"],
+                    }
+                    per = (after - mid) / max(1, c2["connected"]) / 1024
+                    per_from_base = (after - base) / max(1, connected) / 1024
                     row = {
                         "system": system,
                         "connections": n,
@@ -807,7 +825,9 @@ async def idle(ctx: Ctx) -> Outcome:
                         "rss_base_mib": round(base / MIB, 1),
                         "rss_mib": round(after / MIB, 1),
                         "rss_after_hold_mib": round(held_rss / MIB, 1),
+                        "rss_half_mib": round(mid / MIB, 1),
                         "kib_per_conn": round(per, 2),
+                        "kib_per_conn_from_base": round(per_from_base, 2),
                         "lost": 0,
                         "duplicates": rep["duplicates"],
                         "out_of_order": rep["out_of_order"],
