@@ -228,3 +228,39 @@ def test_coming_back_online_checks_the_socket_and_catches_up_without_a_second_so
         gateway.wait_for_stats(lambda s: s["connections"] == 1)
     finally:
         browser.close_page(page)
+
+
+def test_switching_seats_swaps_the_private_view_on_one_connection(
+    browser: Browser, gateway: GatewayProcess
+) -> None:
+    page = "switch"
+    browser.open(page, f"{gateway.public_url}/?seat=1")
+    try:
+        wait_connected_with_snapshot(browser, page)
+        browser.wait_for(
+            page, "() => document.getElementById('viewer').textContent.includes('\"seat\": 0')"
+        )
+        browser.evaluate(
+            page,
+            """() => {
+              const select = document.getElementById('seat');
+              select.value = '4';
+              select.dispatchEvent(new Event('change'));
+            }""",
+        )
+        browser.wait_for(
+            page,
+            "() => document.getElementById('viewer').textContent.includes('\"seat\": 3')",
+            timeout=15,
+        )
+        shown: dict[str, Any] = browser.evaluate(page, SHOWN)
+        assert shown["mySeatRow"] == "3"
+        welcome_users = [
+            line
+            for line in browser.evaluate(page, LOG, "in")
+            if '"type":"welcome"' in line and '"userId":"4"' in line
+        ]
+        assert welcome_users, "the new socket authenticated as seat 4's user"
+        gateway.wait_for_stats(lambda s: s["connections"] == 1)
+    finally:
+        browser.close_page(page)

@@ -298,7 +298,9 @@ async function start() {
   });
   $("seat").addEventListener("change", () => {
     const token = tokenForSeat($("seat").value);
-    if (token !== null) $("token").value = token;
+    if (token === null) return;
+    $("token").value = token;
+    if (client) connect(); // switch seats live: a new socket with the new token
   });
   $("token").addEventListener("input", () => {
     $("seat").value = CUSTOM;
