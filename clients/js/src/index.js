@@ -429,6 +429,10 @@ export class GameSyncClient {
     this.#tokenReason = "connect";
     this.#lastServerError = null;
 
+    if (typeof this.#env.WebSocket !== "function") {
+      this.#stop(new GameSyncError("no_websocket", "no WebSocket in this environment: pass environment.WebSocket or use transport \"polling\""));
+      return;
+    }
     let socket;
     try {
       socket = new this.#env.WebSocket(this.#opts.url);

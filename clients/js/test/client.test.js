@@ -102,6 +102,15 @@ describe("connection lifecycle", () => {
     assert.equal(client.status, Status.DISCONNECTED);
   });
 
+  test("without a WebSocket implementation the client stops and says so instead of retrying", async () => {
+    const { client, clock } = setup({}, { WebSocket: undefined });
+    client.connect();
+    await settle();
+    assert.equal(client.status, Status.DISCONNECTED);
+    assert.equal(client.error.code, "no_websocket");
+    assert.deepEqual(clock.pendingDelays(), []);
+  });
+
   test("connect is idempotent and never opens a second socket", async () => {
     const { client, sockets } = setup();
     client.connect();
