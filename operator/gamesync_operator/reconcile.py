@@ -7,6 +7,7 @@ in a row (KMock replays watches) or concurrently with a human editing children.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -156,7 +157,25 @@ class Reconciler:
             )
             if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
                 return Outcome()
-            return await self._pass(fresh, emit)
+            try:
+                return await self._pass(fresh, emit)
+            except ApiError as exc:
+                await self._report_api_error(fresh, exc)
+                raise
+
+    async def _report_api_error(self, body: Mapping[str, Any], exc: ApiError) -> None:
+        """Say in status why a pass failed (RBAC, an unreachable API); best effort."""
+        reason = {0: "ApiUnreachable", 403: "Forbidden", 409: "Conflict"}.get(
+            exc.status, "ApiError"
+        )
+        message = f"the Kubernetes API refused a request: {exc}"
+        conditions = [
+            Condition("Ready", "False", reason, message),
+            Condition("Degraded", "True", reason, message),
+        ]
+        generation = body["metadata"].get("generation")
+        with contextlib.suppress(ApiError):
+            await self._write_status(body, {}, conditions, generation, self.config.clock())
 
     async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
         meta = body["metadata"]
@@ -350,8 +369,7 @@ class Reconciler:
             current = spec.autoscaling.min_replicas
         decision = scaling.decide(int(current), total, complete, state, spec.autoscaling, now)
         if decision.replicas != current:
-            kind = "Normal"
-            emit(kind, decision.reason, decision.message)
+            emit("Normal", decision.reason, decision.message)
         return decision.replicas, {
             "owner": "Operator",
             "recommendation": decision.recommendation,

@@ -535,3 +535,22 @@ async def test_an_unreadable_signer_secret_is_reported_and_never_overwritten(kmo
         )
         assert world.condition("Degraded")["reason"] == "SignerSecretInvalid"
         assert get(kmock, SECRETS, "arena-signer")["data"] == garbage["data"]
+
+
+async def test_missing_rbac_is_a_degraded_condition_with_the_servers_message(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        forbidden = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": "Forbidden",
+            "message": 'pods is forbidden: cannot list resource "pods"',
+            "code": 403,
+        }
+        kmock[kmock.resource("v1/pods")] << 403 << forbidden
+        await world.apply(raw_spec())
+        await world.eventually(
+            lambda: world.condition("Degraded").get("reason") == "Forbidden", "Forbidden"
+        )
+        assert 'cannot list resource "pods"' in world.condition("Degraded")["message"]
+        assert world.condition("Ready")["status"] == "False"
