@@ -50,9 +50,9 @@ function fillSeatPicker() {
     option.textContent = label;
     select.append(option);
   };
-  if (config.token) add(DEV, "Dev token (no seat)");
-  for (const seat of seats) add(seat, `Seat ${seat}`);
-  add(CUSTOM, "Custom token");
+  if (config.token) add(DEV, "dev user (no seat)");
+  for (const seat of seats) add(seat, `player: user ${seat}`);
+  add(CUSTOM, "custom token");
   $("seat-row").hidden = seats.length === 0;
 }
 
