@@ -34,7 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "polling": {"players": 1000, "games": 250, "seconds": 60.0, "runs": 1},
     "idle": {"connections": [5000, 20000], "runs": 3, "games": 1},
-    "slow": {"clients": 1000, "games": 250, "rate": 1000.0, "seconds": 20.0, "runs": 3},
+    "slow": {"clients": 1000, "games": 100, "rate": 1000.0, "seconds": 30.0, "runs": 3},
 }
 
 
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--slow-games",
         type=int,
-        default=50,
-        help="slow: games the slow client subscribes to (default 50)",
+        default=30,
+        help="slow: games the slow client subscribes to (default 30)",
     )
     p.add_argument("--hold", type=float, default=5.0, help="idle: seconds to hold connections")
     p.add_argument(

@@ -196,8 +196,13 @@ class Conn(asyncio.Protocol):
             return
         mtype = msg.get("type")
         if mtype == "welcome":
-            for game in self.games[1:]:
-                self._send_text(b'{"type":"subscribe","gameId":%d}' % game)
+            # At most 30 subscribes a second: the gateway's message bucket holds 40 (burst).
+            for i, game in enumerate(self.games[1:]):
+                msg = b'{"type":"subscribe","gameId":%d}' % game
+                if i < 30:
+                    self._send_text(msg)
+                else:
+                    self.client.loop.call_later(i // 30 * 1.05, self._send_text, msg)
         elif mtype == "subscribed":
             self.pending_subs.discard(msg.get("gameId"))
             if not self.pending_subs:

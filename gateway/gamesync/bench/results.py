@@ -242,7 +242,13 @@ _COLUMNS = {
     ],
 }
 _COLUMNS["peer"] = _COLUMNS["latency"]
-_COLUMNS["slow"] = ["variant", *_COLUMNS["latency"][1:]]
+_COLUMNS["slow"] = [
+    "variant",
+    *_COLUMNS["latency"][1:],
+    "slow_close_code",
+    "slow_delivered",
+    "slow_skipped",
+]
 
 
 def _cell(row: dict[str, Any], col: str) -> str:

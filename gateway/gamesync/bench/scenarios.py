@@ -50,7 +50,7 @@ class Options:
     players: int = 1000
     poll_interval: float = 3.0
     update_interval: float = 5.0
-    slow_games: int = 50
+    slow_games: int = 30
     hold: float = 5.0
     connect_timeout: float = 120.0
     window: int = 8
@@ -447,6 +447,10 @@ async def _push_system(
                 await asyncio.sleep(1.0)  # let the resumed socket read what the server left it
                 extra, _ = await setup.group.report(row["last"])
                 row["slow"] = extra["slow"]
+            if row["slow"]:
+                row["slow_close_code"] = row["slow"][0]["close_code"]
+                row["slow_delivered"] = row["slow"][0]["delivered"]
+                row["slow_skipped"] = row["slow"][0]["skipped"]
             versions = row.pop("last")
             row.update(
                 system=system,
