@@ -75,6 +75,7 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
     """Self and inclusive shares of the samples in a py-spy raw (collapsed stacks) file."""
     self_time: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
+    by_package: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -86,10 +87,22 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
         self_time[frames[-1]] += n
         for f in set(frames):
             inclusive[f] += n
+        by_package[_package(frames[-1])] += n
     if total == 0:
         return {"samples": 0, "self": [], "inclusive": []}
     return {
         "samples": total,
         "self": [[f, round(100 * n / total, 1)] for f, n in self_time.most_common(top)],
         "inclusive": [[f, round(100 * n / total, 1)] for f, n in inclusive.most_common(top)],
+        "self_by_package": [[p, round(100 * n / total, 1)] for p, n in by_package.most_common(12)],
     }
+
+
+def _package(frame: str) -> str:
+    """Where a leaf frame's code lives: a gamesync module, a library, or the event loop."""
+    inner = frame[frame.rfind("(") + 1 : -1]
+    if inner.startswith("asyncio/runners.py"):
+        return "event loop + syscalls (uvloop, native)"
+    if inner.startswith("gamesync/"):
+        return inner.removesuffix(".py")
+    return inner.split("/", 1)[0].removesuffix(".py")
