@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 
 import pytest
-from pods import FAST, PlayerFactory, PodFactory, eventually, http_publish
+from pods import FAST, PlayerFactory, PodFactory, eventually, http_publish, readyz
 from redis.crc import key_slot
 
 from gamesync.broker._redis_common import PUBLISH_SCRIPT_SHA1
@@ -123,3 +124,39 @@ async def test_cluster_subscription_follows_its_slot_to_another_node(
     assert player.versions[game] == [1, 2]
     assert not player.closed
     await eventually(lambda: broker.ready)
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[RedisCluster3]:
+    """A cluster of this test's own, for killing nodes."""
+    cluster = RedisCluster3().start()
+    yield cluster
+    cluster.stop()
+
+
+async def test_cluster_node_killed_and_restarted_players_converge_without_reconnecting(
+    own_cluster: RedisCluster3, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    games = games_on_every_node(own_cluster)
+    pod = await pod_factory(f"{own_cluster.url}?{FAST}")
+    other = await pod_factory(own_cluster.url)
+    player = await player_factory(pod)
+    for game in games:
+        await player.subscribe(game)
+        assert await http_publish(other, game, 1)
+        await player.wait_version(game, 1)
+    victim = own_cluster.owner_of(key_slot(f"game:{{{games[0]}}}".encode()))
+
+    victim.kill()
+    await eventually(lambda: not broker_of(pod).ready, what="unready without a shard")
+    assert not await readyz(pod)
+    victim.start()  # same node id and slots (nodes.conf kept), data gone
+    await eventually(lambda: readyz(pod), timeout=20, what="ready again")
+
+    for game in games:
+        assert await http_publish(other, game, 2)
+    for game in games:
+        await player.wait_version(game, 2)
+        assert player.versions[game] == [1, 2]
+    assert not player.closed
+    assert broker_of(pod).stats.reconnects >= 1
