@@ -554,3 +554,30 @@ async def test_missing_rbac_is_a_degraded_condition_with_the_servers_message(kmo
         )
         assert 'cannot list resource "pods"' in world.condition("Degraded")["message"]
         assert world.condition("Ready")["status"] == "False"
+
+
+async def test_switching_exposure_replaces_the_route_with_an_ingress(kmock: Any) -> None:
+    route, ingress = "gateway.networking.k8s.io/v1/httproutes", "networking.k8s.io/v1/ingresses"
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: get(kmock, route, "arena"), "an HTTPRoute")
+        await world.patch_cluster(
+            {"spec": {"exposure": {"mode": "Ingress", "host": "play.example.com"}}}
+        )
+        await world.eventually(
+            lambda: get(kmock, ingress, "arena") is not None and get(kmock, route, "arena") is None,
+            "the Ingress replaces the HTTPRoute",
+        )
+
+
+async def test_deleting_the_cluster_releases_the_finalizer(kmock: Any) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(
+            lambda: world.cluster().get("metadata", {}).get("finalizers"), "finalizer"
+        )
+        await world.delete(
+            f"/apis/gamesync.nommie.dev/v1alpha1/namespaces/{NS}/gamesyncclusters/arena"
+        )
+        # Children go by ownerReference garbage collection (a real cluster's job, not KMock's).
+        await world.eventually(lambda: get(kmock, CR, "arena") is None, "the resource is gone")
