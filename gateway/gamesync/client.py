@@ -3,6 +3,11 @@
 Used by tests, bots and the benchmark. It reconnects with exponential backoff and full jitter,
 honours the server's `reconnect` hints, renews its token in-band before it expires, and
 re-subscribes every game after a reconnect, so it converges on the newest snapshots.
+
+    async with GameSyncClient("wss://games.example/ws", get_token) as client:
+        await client.subscribe(42)
+        async for snapshot in client.snapshots():
+            render(snapshot.game_id, snapshot.game_version, snapshot.data, snapshot.viewer)
 """
 
 from __future__ import annotations
