@@ -178,9 +178,15 @@ def test_a_bad_token_ends_disconnected_with_the_reason(
     page = "bad-token"
     browser.open(page, f"{gateway.public_url}/?token=not-a-valid-jwt")
     try:
-        browser.wait_for(page, f"() => {STATUS}() === 'disconnected'", timeout=15)
+        # The badge starts out "disconnected" too, so wait for the state with its reason.
         reason: str = browser.wait_for(
-            page, "() => document.getElementById('status-reason').textContent", timeout=5
+            page,
+            """() => {
+              const status = document.getElementById('status').dataset.status;
+              const reason = document.getElementById('status-reason').textContent;
+              return status === 'disconnected' && reason ? reason : false;
+            }""",
+            timeout=15,
         )
         assert "unauthorized" in reason
         assert "4401" in reason

@@ -178,7 +178,7 @@ function renderGame() {
   $("snapshot").textContent = state && state.snapshot !== undefined ? JSON.stringify(state.snapshot, null, 2) : state && state.error ? describe(state.error) : "—";
   const viewer = state ? state.viewer : undefined;
   $("viewer").textContent = viewer === undefined ? "—" : JSON.stringify(viewer, null, 2);
-  renderHand(viewer);
+  renderHand(viewer, Boolean(state && state.version !== undefined));
   renderTable(state ? state.snapshot : undefined, viewer);
 }
 
@@ -240,11 +240,19 @@ function cardElement(card, playable) {
   return span;
 }
 
-function renderHand(viewer) {
+function renderHand(viewer, hasSnapshot) {
   const hand = $("hand");
   hand.replaceChildren();
-  const cards = viewer && Array.isArray(viewer.hand) ? viewer.hand : [];
-  const playable = new Set(viewer && Array.isArray(viewer.playable) ? viewer.playable : []);
+  if (viewer === undefined || viewer === null) {
+    if (!hasSnapshot) return;
+    const note = document.createElement("span");
+    note.className = "muted small";
+    note.textContent = "No private state for this token (the publisher sent none for this user).";
+    hand.append(note);
+    return;
+  }
+  const cards = Array.isArray(viewer.hand) ? viewer.hand : [];
+  const playable = new Set(Array.isArray(viewer.playable) ? viewer.playable : []);
   for (const card of cards) hand.append(cardElement(card, playable.has(card)));
 }
 
