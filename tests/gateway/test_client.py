@@ -579,6 +579,35 @@ async def test_fresh_token_after_4401_connects(start_gateway: StartGateway, sign
     await client.close()
 
 
+async def test_failing_token_provider_is_retried_with_backoff(
+    start_gateway: StartGateway, signer: Signer
+) -> None:
+    srv = await start_gateway()
+    delays: list[float] = []
+    calls = 0
+
+    async def no_wait(delay: float) -> None:
+        delays.append(delay)
+
+    def provider() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("auth service down")
+        return sign_token(signer, "7", ttl=60)
+
+    recorder = Recorder()
+    client = GameSyncClient(
+        ws_url(srv), provider, rng=lambda: 0.5, sleep=no_wait, on_status=recorder.on_status
+    )
+    await asyncio.wait_for(client.connect(), 5)
+    reconnecting = [e for s, e in recorder.statuses if s is ClientStatus.RECONNECTING]
+    assert [e.code for e in reconnecting if e is not None] == ["token_unavailable"]
+    assert delays == [0.25]
+    assert calls == 2
+    await client.close()
+
+
 async def test_forbidden_game_is_dropped_and_the_others_keep_flowing(
     start_gateway: StartGateway, signer: Signer
 ) -> None:
