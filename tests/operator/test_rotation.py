@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from gsc_builders import make_spec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gamesync.keys import generate_key
 from gamesync_operator import keystore, rotation
@@ -411,3 +413,51 @@ def test_status_round_trips_through_its_dict_form() -> None:
     step = plan(world.observed(now), world.spec.signing_keys, Evidence(now, pods), keys)
     assert step.status.previous
     assert keystore.keys_status_from_dict(keystore.keys_status_to_dict(step.status)) == step.status
+
+
+# Property: whatever the schedule of crashes and operator outages, no live token is refused.
+_ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("run"), st.integers(1, 60)),  # the operator runs N minutes
+        st.tuples(st.just("crash"), st.integers(0, 3)),  # the next pass stops after K writes
+        st.tuples(st.just("outage"), st.integers(1, 240)),  # the operator is down N minutes
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions=_ACTIONS, delays=st.lists(st.integers(0, 5), min_size=1, max_size=4))
+def test_no_schedule_of_crashes_and_outages_refuses_a_live_token(
+    actions: list[tuple[str, int]], delays: list[int]
+) -> None:
+    world = World(_spec())
+    fleet = Fleet(world, [d * MINUTE for d in delays], [d * MINUTE for d in (0, *delays)])
+    keys = Keys()
+    now = T0
+    crash_next: int | None = None
+    problems: list[str] = []
+
+    def minute(operator_up: bool) -> None:
+        nonlocal crash_next
+        if operator_up:
+            step = plan(
+                world.observed(now), world.spec.signing_keys, Evidence(now, fleet.loaded(now)), keys
+            )
+            world.execute(step, now, crash_next)
+            crash_next = None
+        fleet.sign(now)
+        problems.extend(fleet.refused(now, set()))
+
+    for kind, amount in actions:
+        if kind == "crash":
+            crash_next = amount
+            continue
+        for _ in range(amount):
+            minute(operator_up=kind == "run")
+            now += MINUTE
+    assert problems == []
+    signer = world.signer_at(now)
+    if signer is not None and world.jwks_versions:
+        assert signer.active in world.jwks_kids_at(now)
