@@ -337,7 +337,9 @@ class Reconciler:
                     )
                 continue
             desired_mod.adopt([secret], owner)
-            await self._ensure(secret, outcome)
+            # Strict: the order of these writes is the safety argument, so a failed write
+            # ends the pass before the next one (the next pass re-plans from what exists).
+            await self._ensure(secret, outcome, strict=True)
         for event in plan.events:
             emit(event.type, event.reason, event.message)
         return Condition("KeysReady", *plan.ready)
@@ -411,7 +413,8 @@ class Reconciler:
 
     # -- children -----------------------------------------------------------------------------
 
-    async def _ensure(self, obj: dict[str, Any], outcome: Outcome) -> None:
+    async def _ensure(self, obj: dict[str, Any], outcome: Outcome, strict: bool = False) -> None:
+        """Create or patch `obj` until the server holds it; a failure is a problem, or raised."""
         res = resource_of(obj)
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         label = f"{obj['kind']}/{name}"
@@ -431,6 +434,8 @@ class Reconciler:
             await self.kube.patch(res, namespace, name, obj)
             outcome.changed.append(f"updated {label}")
         except ApiError as exc:
+            if strict:
+                raise
             if exc.status == 404 and res in (HTTPROUTES, SCALEDOBJECTS):
                 reason = f"{obj['kind']}Unavailable"
                 message = f"{res.api_version} {obj['kind']} is not served by this cluster"

@@ -581,3 +581,25 @@ async def test_deleting_the_cluster_releases_the_finalizer(kmock: Any) -> None:
         )
         # Children go by ownerReference garbage collection (a real cluster's job, not KMock's).
         await world.eventually(lambda: get(kmock, CR, "arena") is None, "the resource is gone")
+
+
+async def test_a_failed_jwks_write_stops_the_signer_from_using_an_unpublished_key(
+    kmock: Any,
+) -> None:
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec())
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        broken = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": 500,
+            "reason": "InternalError",
+        }
+        kmock[f"patch /api/v1/namespaces/{NS}/secrets/arena-jwks"] << 500 << broken
+        # The signer Secret is lost: new keys must be published before any signer holds them.
+        await world.delete(f"/api/v1/namespaces/{NS}/secrets/arena-signer")
+        await world.eventually(
+            lambda: world.condition("Degraded").get("reason") == "ApiError", "Degraded"
+        )
+        assert get(kmock, SECRETS, "arena-signer") is None
