@@ -193,6 +193,19 @@ class Connection:
         self.stats.bytes_out += sum(len(f) for f in pending.values())
         return len(pending)
 
+    def flush_before_close(self) -> None:
+        """Write parked control messages now, writable or not: the socket is about to close.
+
+        The last words (an error's reason, a drain's `reconnect` hint) must precede the close
+        frame. Parked snapshots are dropped: a reconnecting client gets the latest anyway.
+        """
+        control, self._control = self._control, None
+        self._pending = None
+        if control and self.socket.is_open:
+            for frame in control:
+                self.socket.write_frame(frame)
+            self.frames_out += len(control)
+
     @property
     def backlog(self) -> int:
         """Frames parked while the socket was unwritable."""

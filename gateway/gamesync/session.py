@@ -147,11 +147,12 @@ class Session:
         """Send an optional error frame, then the close; the message loop then ends."""
         if self.close_code is not None:
             return
-        if error is not None:
-            self.send_error(error, reason, game_id)
         self.close_code = code
         self.close_reason = reason
         self.closed_by_server = True
+        if error is not None:
+            self.send_error(error, reason, game_id)
+        self.conn.flush_before_close()
         self.socket.close_now(code, reason, abort_after=abort_after)
 
     def send(self, payload: bytes) -> None:

@@ -1,12 +1,9 @@
-"""Known bug, pinned by a strict xfail until session.py is fixed (see the lead's report).
+"""Last words before a close survive a backlog.
 
 `Session.close` (and `Gateway.drain`) send the `reconnect` hint or the `error` frame through the
-connection's conflating writer, then write the close frame straight to the transport. When the
-socket has a backlog (it was unwritable for a moment), the hint or error is parked behind it;
-after the close frame the socket is no longer open, so the parked frame is never written. The
-client then sees 1012 without `retryAfterMs` (or 4401/4403 without the reason).
-Fix (session.py): when closing, write the parked control frames (and the new one) to the
-transport before `close_now` — the transport buffers them, the socket is closing anyway.
+connection's conflating writer, then the close frame straight to the transport. When the socket
+has a backlog (it was unwritable for a moment), the hint or error was parked behind it and never
+written; the client saw 1012 without `retryAfterMs` (or 4401/4403 without the reason).
 """
 
 from __future__ import annotations
@@ -15,8 +12,6 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from gamesync.gateway import Gateway
 from gamesync.protocol import text_frame
@@ -59,7 +54,6 @@ async def never() -> dict[str, Any]:
     return {}
 
 
-@pytest.mark.xfail(strict=True, reason="session.close drops control frames parked behind a backlog")
 async def test_drain_hint_reaches_a_client_whose_socket_has_a_backlog() -> None:
     gateway = Gateway.create(load_settings(drain_seconds=0.1))
     socket = StandInSocket(asyncio.get_running_loop())
