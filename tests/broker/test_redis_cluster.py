@@ -14,6 +14,7 @@ from redis.crc import key_slot
 
 from gamesync.broker._redis_common import PUBLISH_SCRIPT_SHA1
 from gamesync.broker.redis import ClusterRedisBroker
+from gamesync.publisher import Publisher
 from gamesync.server import GatewayServer
 from redis_servers import RedisCluster3, RedisServer
 
@@ -160,3 +161,19 @@ async def test_cluster_node_killed_and_restarted_players_converge_without_reconn
         assert player.versions[game] == [1, 2]
     assert not player.closed
     assert broker_of(pod).stats.reconnects >= 1
+
+
+async def test_cluster_publisher_helper_reaches_cluster_pods(
+    redis_cluster: RedisCluster3, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    games = games_on_every_node(redis_cluster)
+    pod = await pod_factory(redis_cluster.url)
+    player = await player_factory(pod)
+    for game in games:
+        await player.subscribe(game)
+    async with Publisher(redis_cluster.url) as publisher:
+        for game in games:
+            assert await publisher.publish({"gameId": game, "version": 3, "snapshot": {}})
+            assert not await publisher.publish({"gameId": game, "version": 2, "snapshot": {}})
+    for game in games:
+        await player.wait_version(game, 3)

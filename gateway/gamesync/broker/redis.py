@@ -282,10 +282,17 @@ class RedisBroker:
             async with asyncio.timeout(self.options.command_timeout):
                 await self._subscribe_on_link(channel)
         except _UNAVAILABLE as exc:
-            self._games.discard(game_id)
-            self.stats.subscriptions = len(self._games)
-            await self._send_unsubscribe(channel)
+            self._abandon(game_id)
             raise BrokerUnavailable("cannot subscribe: Redis is unavailable") from exc
+        except asyncio.CancelledError:
+            self._abandon(game_id)
+            raise
+
+    def _abandon(self, game_id: int) -> None:
+        """Forget a game whose subscribe failed; unsubscribe if Redis confirmed it meanwhile."""
+        self._games.discard(game_id)
+        self.stats.subscriptions = len(self._games)
+        self._spawn(self._send_unsubscribe(channel_name(game_id).encode()), "redis-unsubscribe")
 
     async def unsubscribe(self, game_id: int) -> None:
         self._games.discard(game_id)
@@ -680,8 +687,12 @@ class RedisBroker:
         while self._running:
             await asyncio.sleep(interval * self._rng.uniform(0.8, 1.0))
             links = [link for link in self._links.values() if link.live.is_set()]
-            if links:
-                await asyncio.gather(*(self._probe(link) for link in links))
+            results = await asyncio.gather(
+                *(self._probe(link) for link in links), return_exceptions=True
+            )
+            for link, result in zip(links, results, strict=True):
+                if isinstance(result, Exception):  # a bug, not an outage: keep probing
+                    log.error("probing %s failed", link.node, exc_info=result)
 
     async def _probe(self, link: _Link) -> None:
         """Publish a token to the link's probe channel; no echo in time means a deaf link."""
