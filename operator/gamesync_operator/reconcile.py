@@ -217,7 +217,16 @@ class Reconciler:
         }
 
         if spec.paused:
+            # Still the truth about what runs, but nothing is changed to make it so.
+            size = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+            serving = observed["readyReplicas"] >= max(1, size)
             conditions = [
+                Condition(
+                    "Ready",
+                    "True" if serving else "False",
+                    "Paused",
+                    f"{observed['readyReplicas']}/{size} gateway replicas ready (paused)",
+                ),
                 Condition(
                     "Paused", "True", "Paused", "spec.paused is true: the operator changes nothing"
                 ),

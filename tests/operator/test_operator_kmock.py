@@ -374,6 +374,10 @@ async def test_pause_freezes_everything_and_says_so(kmock: Any) -> None:
             lambda: world.condition("Paused").get("status") == "True", "Paused=True"
         )
         assert world.condition("Paused")["observedGeneration"] == 2
+        await world.eventually(
+            lambda: world.condition("Ready").get("reason") == "Paused", "Ready says paused"
+        )
+        assert world.condition("Ready")["status"] == "True"  # the gateways still serve
 
         await world.delete(SERVICE_PATH)
         await world.patch_cluster({"spec": {"paused": True, "gateway": {"image": "gamesync:2"}}})
