@@ -14,7 +14,16 @@ import random
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from pods import FAST, PlayerFactory, PodFactory, envelope, eventually, http_publish, readyz
+from pods import (
+    FAST,
+    PUBLISH_TOKEN,
+    PlayerFactory,
+    PodFactory,
+    envelope,
+    eventually,
+    http_publish,
+    readyz,
+)
 
 from gamesync.broker._redis_common import PUBLISH_SCRIPT, PUBLISH_SCRIPT_SHA1
 from gamesync.broker.redis import RedisBroker, create_redis_broker
@@ -223,6 +232,13 @@ async def test_redis_killed_and_restarted_every_player_converges_without_reconne
     redis_server.kill()
     for pod in pods:
         await eventually(lambda pod=pod: _not_ready(pod), what="readiness false")
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{pods[0].internal_url}/v1/games/801/snapshots",
+            json=envelope(801, 9),
+            headers={"Authorization": f"Bearer {PUBLISH_TOKEN}"},
+        )
+    assert response.status_code == 503  # the publisher retries later; nothing is half-done
     redis_server.start()  # same port, empty (no persistence)
     for pod in pods:
         await eventually(lambda pod=pod: readyz(pod), what="readiness true again")
