@@ -204,6 +204,19 @@ describe("snapshots", () => {
     assert.equal(sockets[0].closedWith, null);
   });
 
+  test("frames with ids or versions that are not integers are ignored", async () => {
+    const { client, sockets } = setup();
+    client.subscribe(1);
+    client.connect();
+    await settle();
+    sockets[0].accept();
+    sockets[0].serverSend({ type: "snapshot", gameId: "one", gameVersion: 1, data: {} });
+    sockets[0].serverSend({ type: "snapshot", gameId: 1, gameVersion: "2", data: {} });
+    sockets[0].serverSend({ type: "error", code: "bad_request", message: "?", gameId: "x" });
+    assert.equal(client.getGame(1).version, undefined);
+    assert.equal(client.status, Status.CONNECTED);
+  });
+
   test("a frame that is not JSON is reported and ignored", async () => {
     const { client, sockets, errors } = setup();
     client.connect();
@@ -362,6 +375,17 @@ describe("authentication", () => {
     assert.equal(sockets.length, 1);
     assert.equal(client.status, Status.DISCONNECTED);
     assert.equal(client.error.code, "token_expired");
+  });
+
+  test("a 4401 is explained only by an auth error frame, not an older unrelated one", async () => {
+    const { client, sockets } = setup({ token: "t" });
+    client.connect();
+    await settle();
+    sockets[0].accept();
+    sockets[0].serverSend({ type: "error", code: "bad_request", message: "unknown type" });
+    sockets[0].serverClose(4401, "token expired");
+    assert.equal(client.error.code, "unauthorized");
+    assert.equal(client.error.message, "token expired");
   });
 
   test("4403 for the implied game is final", async () => {

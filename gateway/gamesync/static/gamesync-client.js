@@ -530,10 +530,8 @@ export class GameSyncClient {
   #onServerError(frame) {
     const error = new GameSyncError(frame.code || "error", frame.message || frame.code, { gameId: frame.gameId });
     this.#lastServerError = error;
-    if (frame.gameId !== undefined && frame.gameId !== null) {
-      const id = normaliseGameId(frame.gameId);
-      const state = this.getGame(id);
-      this.#setGame(id, { ...state, error });
+    if (Number.isInteger(frame.gameId)) {
+      this.#setGame(frame.gameId, { ...this.getGame(frame.gameId), error });
     }
     this.#reportError(error);
   }
@@ -543,8 +541,11 @@ export class GameSyncClient {
     this.#clearSocketTimers();
     this.#emit("close", { code, reason, wasClean });
     if (!this.#wanted) return;
-    const serverError = this.#lastServerError;
+    const lastError = this.#lastServerError;
     this.#lastServerError = null;
+    // The error frame that explains this close, if the last one does (not an older, unrelated one).
+    const explains = { [CLOSE_UNAUTHORIZED]: ["unauthorized", "token_expired"], 4403: ["forbidden"] }[code] || [];
+    const serverError = lastError && explains.includes(lastError.code) ? lastError : null;
 
     if (code === CLOSE_UNAUTHORIZED) {
       const error = new GameSyncError(serverError ? serverError.code : "unauthorized", serverError ? serverError.message : reason || "unauthorized", { closeCode: code });
@@ -752,8 +753,9 @@ export class GameSyncClient {
   // ---- per-game state -------------------------------------------------------------------
 
   #applySnapshot(gameId, version, data, carrier, source) {
-    if (gameId === undefined || gameId === null || !Number.isInteger(version)) return;
-    const id = normaliseGameId(gameId);
+    // Frames that do not carry integer ids and versions cannot be ordered: ignore them.
+    if (!Number.isInteger(gameId) || !Number.isInteger(version)) return;
+    const id = gameId;
     const current = this.#games.get(id);
     // Monotonic gate across transports and reconnects: equal or older versions are dropped.
     if (current && current.version !== undefined && version <= current.version) return;
