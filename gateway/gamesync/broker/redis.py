@@ -484,14 +484,17 @@ class RedisBroker:
             if self._node_of(channel) == link.node:
                 channels.append(channel)
                 games.append(game_id)
+        await self._subscribe_many(link, conn, channels)
+        await self._resync(games)
+        self._commands_ok = True
+
+    async def _subscribe_many(self, link: _Link, conn: Connection, channels: list[bytes]) -> None:
+        """Subscribe in batches sent in one write, and wait for every confirmation."""
         waits = [link.expect(channel) for channel in channels]
         commands = [(self._SUBSCRIBE, *batch) for batch in self._subscribe_batches(channels)]
         await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-        timeout = self.options.command_timeout * (1 + len(channels) // 10_000)
-        async with asyncio.timeout(timeout):
-            await asyncio.gather(*waits)
-        await self._resync(games)
-        self._commands_ok = True
+        async with asyncio.timeout(self.options.command_timeout * (1 + len(channels) // 10_000)):
+            await asyncio.gather(*(asyncio.shield(wait) for wait in waits))
 
     async def _resync(self, games: Sequence[int]) -> None:
         """Offer every game's latest envelope: whatever was published while we were away."""
@@ -641,33 +644,39 @@ class RedisBroker:
 
     async def _reroute(self) -> None:
         """Put every subscribed game on the node that now owns it; resync the moved ones."""
-        while True:
+        while self._running:
             self._reroute_again = False
-            await self._refresh_topology()
-            moved: list[int] = []
-            for game_id in sorted(self._games):
-                channel = channel_name(game_id).encode()
-                node = self._node_of(channel)
-                for link in self._links.values():
-                    if link.node != node and channel in link.channels:
-                        await self._send_unsubscribe_on(link, channel)
-                owner = self._links.get(node) if node is not None else None
-                if owner is None or not owner.live.is_set() or channel in owner.channels:
-                    continue
-                try:
-                    async with asyncio.timeout(self.options.command_timeout):
-                        await self._subscribe_on_link(channel)
-                except _UNAVAILABLE:
-                    self._reroute_again = True
-                    continue
-                moved.append(game_id)
             try:
-                await self._resync(moved)
-            except _UNAVAILABLE:
+                await self._refresh_topology()
+                await self._move_subscriptions()
+            except _UNAVAILABLE as exc:
+                log.info("re-routing subscriptions failed, will retry: %r", exc)
                 self._reroute_again = True
-            if not self._reroute_again or not self._running:
+            if not self._reroute_again:
                 return
             await asyncio.sleep(self.options.reconnect_base)
+
+    async def _move_subscriptions(self) -> None:
+        to_move: dict[str, list[int]] = {}
+        for game_id in sorted(self._games):
+            channel = channel_name(game_id).encode()
+            node = self._node_of(channel)
+            for link in self._links.values():
+                if link.node != node and channel in link.channels:
+                    await self._send_unsubscribe_on(link, channel)
+            owner = self._links.get(node) if node is not None else None
+            if owner is None or not owner.live.is_set():
+                continue  # a link that is (re)connecting subscribes its channels itself
+            if channel not in owner.channels or channel in owner.leaving:
+                to_move.setdefault(owner.node, []).append(game_id)
+        for node, games in to_move.items():
+            owner = self._links.get(node)
+            if owner is None or owner.conn is None:
+                self._reroute_again = True
+                continue
+            channels = [channel_name(g).encode() for g in games]
+            await self._subscribe_many(owner, owner.conn, channels)
+            await self._resync(games)
 
     async def _send_unsubscribe_on(self, link: _Link, channel: bytes) -> None:
         conn = link.conn
