@@ -155,7 +155,8 @@ export declare class GameSyncClient {
   unsubscribe(gameId: number | string): void;
   /** Seed state rendered elsewhere; goes through the version gate. */
   prime<S = unknown, V = unknown>(gameId: number | string, state: { version: number; snapshot: S; viewer?: V }): void;
-  /** Poll once through `snapshotUrl` (one game, or every subscribed game). */
+  /** Poll once through `snapshotUrl` (one game, or every subscribed game); rejects with
+   * `no_snapshot_url` when the client has none, or with the HTTP failure. */
   refresh(gameId?: number | string): Promise<void>;
 }
 

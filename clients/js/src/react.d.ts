@@ -27,7 +27,7 @@ export interface GameSyncResult<S = unknown, V = unknown> {
   version: number | undefined;
   status: ConnectionStatus;
   error: GameSyncError | null;
-  /** Poll once through the client's `snapshotUrl`. */
+  /** Poll once through the client's `snapshotUrl` (rejects when it has none). */
   refresh: () => Promise<void>;
 }
 
