@@ -52,26 +52,86 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(0.01)
 
 
-class RedisServer:
-    """One redis-server on a loopback port; kill and restart it on the same port."""
+def write_tls_files(directory: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (cert.pem, key.pem); returns the cert path."""
+    import datetime
+    import ipaddress
 
-    def __init__(self, *, port: int | None = None, cluster: bool = False) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gamesync-test-redis")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return directory / "cert.pem"
+
+
+class RedisServer:
+    """One redis-server on a loopback port; kill and restart it on the same port.
+
+    With `tls=True` it listens with TLS only (self-signed certificate for 127.0.0.1,
+    `tls_ca` is the file a client trusts).
+    """
+
+    def __init__(
+        self, *, port: int | None = None, cluster: bool = False, tls: bool = False
+    ) -> None:
         self.port = port or free_port(below=55_536 if cluster else 65_536)
         self.cluster = cluster
         self.dir = Path(tempfile.mkdtemp(prefix=f"gamesync-redis-{self.port}-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls_ca = write_tls_files(self.dir) if tls else None
 
     @property
     def url(self) -> str:
+        if self.tls_ca is not None:
+            return f"rediss://{HOST}:{self.port}/0?ssl_ca_certs={self.tls_ca}"
         return f"redis://{HOST}:{self.port}/0"
 
     def client(self) -> redis.Redis:
+        if self.tls_ca is not None:
+            return redis.Redis(
+                host=HOST, port=self.port, socket_timeout=5, protocol=2,
+                ssl=True, ssl_ca_certs=str(self.tls_ca),
+            )  # fmt: skip
         return redis.Redis(host=HOST, port=self.port, socket_timeout=5, protocol=2)
 
     def start(self) -> RedisServer:
+        ports = ["--port", str(self.port)]
+        if self.tls_ca is not None:
+            ports = [
+                "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.dir / "cert.pem"),
+                "--tls-key-file", str(self.dir / "key.pem"),
+                "--tls-ca-cert-file", str(self.tls_ca),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         args = [
             "redis-server",
-            "--port", str(self.port),
+            *ports,
             "--bind", HOST,
             "--save", "",
             "--appendonly", "no",

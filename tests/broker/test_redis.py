@@ -396,3 +396,18 @@ async def test_a_pod_started_while_redis_is_away_turns_ready_when_it_comes(
         await player.wait_version(2800, 1)
     finally:
         server.stop()
+
+
+async def test_rediss_urls_fan_out_over_tls(
+    pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    server = RedisServer(tls=True).start()
+    try:
+        a, b = await pod_factory(server.url), await pod_factory(server.url)
+        player = await player_factory(b)
+        await player.subscribe(2900)
+        assert await http_publish(a, 2900, 1)
+        await player.wait_version(2900, 1)
+        assert broker_of(b).describe() == f"rediss://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
