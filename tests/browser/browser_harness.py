@@ -148,6 +148,21 @@ class GatewayProcess:
         lines = self.output + (self._reader.history if self._reader else [])
         return "\n".join(lines[-80:])
 
+    def publish(self, envelope: dict[str, Any], publish_token: str) -> dict[str, Any]:
+        """POST an envelope to the internal publish endpoint (DESIGN §3)."""
+        request = urllib.request.Request(
+            f"{self.internal_url}/v1/games/{envelope['gameId']}/snapshots",
+            data=json.dumps(envelope).encode(),
+            headers={
+                "Authorization": f"Bearer {publish_token}",
+                "Content-Type": "application/json",
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body: dict[str, Any] = json.load(response)
+            return body
+
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.internal_url}/v1/stats", timeout=5) as response:
             body: dict[str, Any] = json.load(response)

@@ -270,3 +270,50 @@ def test_switching_seats_swaps_the_private_view_on_one_connection(
         gateway.wait_for_stats(lambda s: s["connections"] == 1)
     finally:
         browser.close_page(page)
+
+
+def test_one_socket_carries_two_games_and_each_shows_its_own_snapshot(browser: Browser) -> None:
+    token = "multi-game-publish-token"
+    gateway = GatewayProcess(extra_args=("--demo", "--publish-token", token))
+    gateway.start()
+    page = "two-games"
+    try:
+        browser.open(page, f"{gateway.public_url}/?seat=3")
+        first = wait_connected_with_snapshot(browser, page)
+        gateway.publish(
+            {
+                "gameId": 2,
+                "version": 41,
+                "snapshot": {"table": "second"},
+                "viewers": {"3": {"note": "only user 3 sees this"}, "4": {"note": "user 4"}},
+            },
+            token,
+        )
+        browser.evaluate(
+            page,
+            """() => {
+              document.getElementById('game-id').value = '2';
+              document.getElementById('subscribe').click();
+            }""",
+        )
+        shown = browser.wait_for(
+            page,
+            # Check the version first: before game 2's snapshot the pane holds "—", not JSON.
+            f"() => document.getElementById('version').textContent === '41' && ({SHOWN})()",
+        )
+        assert shown["snapshot"] == {"table": "second"}
+        assert '"note": "only user 3 sees this"' in shown["viewerText"]
+        assert "user 4" not in shown["viewerText"]
+        gateway.wait_for_stats(lambda s: s["connections"] == 1 and s["subscriptions"] == 2)
+
+        # Game 1 keeps flowing on the same socket: switch the view back and see it rise.
+        browser.evaluate(
+            page, "() => [...document.querySelectorAll('#subscriptions button')][0].click()"
+        )
+        browser.wait_for(page, VERSION_ABOVE, first, timeout=10)
+        frames_out = browser.evaluate(page, LOG, "out")
+        assert sum('"type":"auth"' in line for line in frames_out) == 1, "one socket, one auth"
+        browser.screenshot(page, "console-two-games")
+    finally:
+        browser.close_page(page)
+        gateway.stop()

@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,14 +49,7 @@ def signed_gateway(tmp_path: Path) -> Iterator[tuple[GatewayProcess, Path]]:
     )
     process.start()
     envelope = {"gameId": 5, "version": 1, "snapshot": {"hello": "renewal"}}
-    request = urllib.request.Request(
-        f"{process.internal_url}/v1/games/5/snapshots",
-        data=json.dumps(envelope).encode(),
-        headers={"Authorization": f"Bearer {PUBLISH_TOKEN}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert json.load(response) == {"published": True}
+    assert process.publish(envelope, PUBLISH_TOKEN) == {"published": True}
     try:
         yield process, tmp_path / "signer.json"
     finally:
