@@ -341,6 +341,8 @@ async def test_after_a_reconnect_every_game_is_resubscribed_in_batches(
         await eventually(lambda: broker.ready)
         await asyncio.gather(*(broker.subscribe(g) for g in games))
         assert broker.confirmed_games == set(games)
+        [link] = broker._links.values()
+        assert type(link.conn._parser).__name__ == "_AsyncHiredisParser"  # type: ignore[union-attr]
         before = admin.info("commandstats")["cmdstat_subscribe"]["calls"]
 
         admin.client_kill_filter(_type="pubsub")  # the server drops our pub/sub connection
