@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stats-timeout", type=float, default=2.0, help="seconds per /v1/stats read"
     )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:8081",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -62,6 +67,12 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = OperatorConfig(interval=args.interval, stats_timeout=args.stats_timeout)
+    if args.metrics:
+        host, _, port = args.metrics.rpartition(":")
+        if not port.isdigit():
+            print(f"gamesync operator: --metrics wants HOST:PORT, got {args.metrics!r}")
+            return 2
+        config.metrics.serve(host or "0.0.0.0", int(port))  # noqa: S104 - a pod's own port
     registry = kopf.OperatorRegistry()
     register(registry, config)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from gamesync.keys import generate_key
 from gamesync_operator.kube import ConnectionFactory, login
+from gamesync_operator.metrics import OperatorMetrics
 from gamesync_operator.stats import StatsResolver, pod_base_url
 
 __all__ = ["PREFIX", "ROTATE_ANNOTATION", "OperatorConfig", "utcnow"]
@@ -40,3 +41,4 @@ class OperatorConfig:
         default=lambda alg: generate_key(alg)
     )
     connect: ConnectionFactory = login
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)

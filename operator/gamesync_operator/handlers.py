@@ -86,3 +86,4 @@ def register(registry: Any, config: OperatorConfig) -> None:
         reconciler = holder.get("reconciler")
         if reconciler is not None:
             reconciler.forget(body["metadata"]["uid"])
+        config.metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])

@@ -158,10 +158,13 @@ class Reconciler:
             if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
                 return Outcome()
             try:
-                return await self._pass(fresh, emit)
+                outcome = await self._pass(fresh, emit)
             except ApiError as exc:
+                self.config.metrics.passes.labels("api_error").inc()
                 await self._report_api_error(fresh, exc)
                 raise
+            self.config.metrics.passes.labels("problems" if outcome.problems else "ok").inc()
+            return outcome
 
     async def _report_api_error(self, body: Mapping[str, Any], exc: ApiError) -> None:
         """Say in status why a pass failed (RBAC, an unreachable API); best effort."""
@@ -292,6 +295,9 @@ class Reconciler:
             }
         )
         await self._write_status(body, observed, conditions, generation, now)
+        self.config.metrics.observed(
+            namespace, name, connections=total, desired=want, ready=int(observed["readyReplicas"])
+        )
         return outcome
 
     # -- keys ---------------------------------------------------------------------------------
@@ -339,6 +345,7 @@ class Reconciler:
             elif kind == "signer":
                 secret = keystore.signer_secret(spec, payload)
             else:
+                self.config.metrics.rotation(spec.namespace, spec.name, payload.next_rotation_time)
                 patch = {"signingKeys": keystore.keys_status_to_dict(payload)}
                 if _pruned(patch["signingKeys"]) != _pruned(status.get("signingKeys")):
                     await self.kube.patch(

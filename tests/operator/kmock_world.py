@@ -30,6 +30,7 @@ import kopf
 from gamesync_operator.config import OperatorConfig
 from gamesync_operator.crd import GROUP, KIND, PLURAL, VERSION
 from gamesync_operator.handlers import register
+from gamesync_operator.metrics import OperatorMetrics
 
 NS = "games"
 CR = f"{GROUP}/{VERSION}/{PLURAL}"
@@ -101,6 +102,7 @@ class World:
     gateways: dict[str, Gateway]
     kubelet_frozen: bool = False
     load: Callable[[str], int] | None = None  # pod name -> connections, when set
+    metrics: OperatorMetrics | None = None
     _names: Any = field(default_factory=lambda: itertools.count(1))
 
     # -- user actions through the API (so kopf sees watch events) -------------------------------
@@ -391,7 +393,7 @@ async def running_operator(kmock: Any, gateway_api: bool = True) -> AsyncIterato
     thread = threading.Thread(target=run, name="kopf", daemon=True)
     thread.start()
     api = httpx.AsyncClient(base_url=str(kmock.url).rstrip("/"), timeout=5.0)
-    world = World(kmock=kmock, api=api, clock=clock, gateways=gateways)
+    world = World(kmock=kmock, api=api, clock=clock, gateways=gateways, metrics=config.metrics)
     try:
         assert await asyncio.to_thread(ready.wait, 10), "kopf did not start"
         yield world

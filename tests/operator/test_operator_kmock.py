@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 from typing import Any
 
@@ -95,6 +96,22 @@ async def test_create_makes_owned_children_and_a_truthful_status(kmock: Any) -> 
             "status"
         ]
         assert _undeclared(schema, status) == []
+        # The operator's metrics say the same as the status (the alert rules rely on them).
+        assert world.metrics is not None
+        labels = {"namespace": NS, "name": "arena"}
+        sample = world.metrics.registry.get_sample_value
+        await world.eventually(
+            lambda: sample("gamesync_operator_connections", labels) == 14, "connections gauge"
+        )
+        await world.eventually(
+            lambda: sample("gamesync_operator_ready_replicas", labels) == 2, "ready gauge"
+        )
+        due = dt.datetime.fromisoformat(
+            status["signingKeys"]["nextRotationTime"].replace("Z", "+00:00")
+        )
+        assert sample("gamesync_operator_key_rotation_due_timestamp_seconds", labels) == (
+            due.timestamp()
+        )
         # kopf's own bookkeeping lives under our prefix, not kopf.zalando.org.
         meta = world.cluster()["metadata"]
         assert meta["finalizers"] == ["gamesync.nommie.dev/finalizer"]
