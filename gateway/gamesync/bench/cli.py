@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         "never waits for a descheduled publisher; conflated versions are reported as skipped)",
     )
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin servers to CPU 0 and load to the other CPUs",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -174,6 +179,10 @@ async def _run(args: argparse.Namespace) -> int:
         **fields,
     )
     display = Display(quiet=args.quiet)
+    if args.no_pin:
+        from gamesync.bench.procs import PINNING
+
+        PINNING["enabled"] = False
     display.note(f"gamesync bench {args.scenario}: results in {workdir}")
     try:
         outcome = await SCENARIO_FUNCS[args.scenario](Ctx(opts, display))

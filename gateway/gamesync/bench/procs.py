@@ -32,6 +32,9 @@ __all__ = [
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
+#: Pin servers to CPU 0 and load to the other CPUs (``gamesync bench --no-pin`` turns it off).
+PINNING = {"enabled": True}
+
 
 class BenchError(RuntimeError):
     """A benchmark could not run (a process failed to start, a deadline passed)."""
@@ -50,12 +53,16 @@ def _cpu_count() -> int:
 
 def server_cpus() -> str | None:
     """The CPU list for servers under test (``0``), or None when there is nothing to split."""
+    if not PINNING["enabled"]:
+        return None
     return "0" if _cpu_count() >= 2 and shutil.which("taskset") else None
 
 
 def load_cpus() -> str | None:
     """The CPU list for load generation, Redis and publishers (all but CPU 0)."""
     n = _cpu_count()
+    if not PINNING["enabled"]:
+        return None
     return f"1-{n - 1}" if n >= 2 and shutil.which("taskset") else None
 
 

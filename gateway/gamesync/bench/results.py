@@ -120,6 +120,12 @@ def _mem_total_gib() -> float:
     return 0.0
 
 
+def _pinned() -> bool:
+    from gamesync.bench.procs import server_cpus
+
+    return server_cpus() is not None
+
+
 def machine_info() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for dist in (
@@ -143,6 +149,7 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": sys.version.split()[0],
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "pinned": _pinned(),
         "packages": versions,
     }
 
@@ -210,6 +217,7 @@ _COLUMNS = {
         "deliveries_per_cpu_s",
         "server_rss_mib",
         "publisher_late",
+        "publish_rate",
         "loadavg_1m",
     ],
     "polling": [

@@ -367,6 +367,7 @@ async def _push_run(
         "published": reply["published"],
         "publisher_late": reply["late"],
         "publish_secs": round(reply["secs"], 3),
+        "publish_rate": round(reply["published"] / max(1e-6, reply["secs"]), 1),
         "converged": waited["converged"],
         "delivered": rep["delivered"],
         "expected": rep["expected"],
