@@ -317,3 +317,18 @@ def test_one_socket_carries_two_games_and_each_shows_its_own_snapshot(browser: B
     finally:
         browser.close_page(page)
         gateway.stop()
+
+
+def test_the_console_reaches_the_gateway_through_the_host_it_was_loaded_from(
+    browser: Browser, gateway: GatewayProcess
+) -> None:
+    """Through a port-forward or another name for the host, /console-config.json's wsUrl
+    (127.0.0.1 here) is not the page's host; the page's own origin is used instead."""
+    page = "other-host"
+    browser.open(page, f"http://localhost:{gateway.port}/")
+    try:
+        wait_connected_with_snapshot(browser, page)
+        url = browser.evaluate(page, "() => document.getElementById('ws-url').value")
+        assert url == f"ws://localhost:{gateway.port}/ws"
+    finally:
+        browser.close_page(page)

@@ -40,6 +40,22 @@ function defaultWsUrl() {
   return `${scheme}//${window.location.host}/ws`;
 }
 
+/**
+ * The gateway serves this page from its public port, so the page's own origin always reaches
+ * /ws. A configured URL on another host (a bind address such as 0.0.0.0, or a pod name seen
+ * through a port-forward) would not, so it only wins when it names the page's host.
+ */
+function chooseWsUrl(configured) {
+  if (!configured) return defaultWsUrl();
+  try {
+    if (new URL(configured).host === window.location.host) return configured;
+  } catch {
+    // not a URL: fall through
+  }
+  log("status", `using ${defaultWsUrl()} (this page's origin) instead of ${configured}`);
+  return defaultWsUrl();
+}
+
 function fillSeatPicker() {
   const select = $("seat");
   const seats = Object.keys(config.seatTokens).sort((a, b) => Number(a) - Number(b));
@@ -318,7 +334,7 @@ async function start() {
   const loaded = await fetchConfig();
   if (loaded) config = loaded;
   fillSeatPicker();
-  $("ws-url").value = config.wsUrl || defaultWsUrl();
+  $("ws-url").value = chooseWsUrl(config.wsUrl);
 
   const seat = params.get("seat");
   const token = params.get("token");
