@@ -322,8 +322,10 @@ def test_one_socket_carries_two_games_and_each_shows_its_own_snapshot(browser: B
 def test_the_console_reaches_the_gateway_through_the_host_it_was_loaded_from(
     browser: Browser, gateway: GatewayProcess
 ) -> None:
-    """Through a port-forward or another name for the host, /console-config.json's wsUrl
-    (127.0.0.1 here) is not the page's host; the page's own origin is used instead."""
+    """A configured wsUrl on another host (127.0.0.1 here) gives way to the page's origin.
+
+    That is the case behind a port-forward or under another name for the host.
+    """
     page = "other-host"
     browser.open(page, f"http://localhost:{gateway.port}/")
     try:
