@@ -177,3 +177,22 @@ async def test_cluster_publisher_helper_reaches_cluster_pods(
             assert not await publisher.publish({"gameId": game, "version": 2, "snapshot": {}})
     for game in games:
         await player.wait_version(game, 3)
+
+
+async def test_cluster_subscribe_on_a_stale_slot_map_follows_moved(
+    redis_cluster: RedisCluster3, pod_factory: PodFactory, player_factory: PlayerFactory
+) -> None:
+    [game] = games_on_every_node(redis_cluster, 1)[:1]
+    slot = key_slot(f"game:{{{game}}}".encode())
+    pod = await pod_factory(f"{redis_cluster.url}?{FAST}")
+    broker = broker_of(pod)
+    await eventually(lambda: broker.ready)
+    source = redis_cluster.owner_of(slot)
+    target = next(n for n in redis_cluster.nodes if n is not source)
+    redis_cluster.move_slot(slot, target)  # the pod's slot map still names the old owner
+
+    player = await player_factory(pod)
+    await player.subscribe(game)  # SSUBSCRIBE to the old owner: MOVED, refresh, retry
+    assert shard_subscribers(target, game) == 1
+    assert await http_publish(pod, game, 1)
+    await player.wait_version(game, 1)

@@ -187,8 +187,6 @@ class _Link:
         self.conn: Connection | None = None
         #: channels the server confirmed on the current connection
         self.channels: set[bytes] = set()
-        #: subscriptions waiting for the server's confirmation
-        self.confirm: dict[bytes, asyncio.Future[None]] = {}
         #: unsubscribes we asked for (any other unsubscribe came from the server)
         self.leaving: dict[bytes, int] = {}
         self.live = asyncio.Event()
@@ -198,13 +196,6 @@ class _Link:
         self.probe_token = b""
         self.connected_before = False
         self.closing = False
-
-    def expect(self, channel: bytes) -> asyncio.Future[None]:
-        fut = self.confirm.get(channel)
-        if fut is None or fut.done():
-            fut = asyncio.get_running_loop().create_future()
-            self.confirm[channel] = fut
-        return fut
 
     def rebuild(self) -> None:
         """Drop the connection; the supervisor reconnects and re-subscribes."""
@@ -237,6 +228,8 @@ class RedisBroker:
         self._handler: EnvelopeHandler | None = None
         self._links: dict[str, _Link] = {}
         self._links_changed = asyncio.Event()
+        #: subscriptions waiting for a confirmation, from whichever node ends up carrying them
+        self._confirm: dict[bytes, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
         self._commands_ok = False
@@ -428,6 +421,13 @@ class RedisBroker:
             attempt += 1
             await asyncio.sleep(delay)
 
+    def _expect(self, channel: bytes) -> asyncio.Future[None]:
+        fut = self._confirm.get(channel)
+        if fut is None or fut.done():
+            fut = asyncio.get_running_loop().create_future()
+            self._confirm[channel] = fut
+        return fut
+
     def _keeps(self, link: _Link) -> bool:
         return self._running and not link.closing
 
@@ -490,7 +490,7 @@ class RedisBroker:
 
     async def _subscribe_many(self, link: _Link, conn: Connection, channels: list[bytes]) -> None:
         """Subscribe in batches sent in one write, and wait for every confirmation."""
-        waits = [link.expect(channel) for channel in channels]
+        waits = [self._expect(channel) for channel in channels]
         commands = [(self._SUBSCRIBE, *batch) for batch in self._subscribe_batches(channels)]
         await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
         async with asyncio.timeout(self.options.command_timeout * (1 + len(channels) // 10_000)):
@@ -522,7 +522,7 @@ class RedisBroker:
             try:
                 reply = await conn.read_response(timeout=math.inf)
             except ResponseError as exc:  # e.g. MOVED for an SSUBSCRIBE after a slot moved
-                log.info("pub/sub error reply from %s: %s", link.node, exc)
+                log.info("pub/sub error reply from %s: %s %s", link.node, type(exc).__name__, exc)
                 self._topology_suspect()
                 continue
             if not isinstance(reply, list) or len(reply) < 3:
@@ -532,7 +532,7 @@ class RedisBroker:
                 self._on_message(link, channel, reply[2])
             elif kind == subscribed:
                 link.channels.add(channel)
-                fut = link.confirm.pop(channel, None)
+                fut = self._confirm.pop(channel, None)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
                 self._unwanted(link, channel)
@@ -618,9 +618,10 @@ class RedisBroker:
             conn = link.conn
             if channel in link.channels and channel not in link.leaving:
                 return
-            if conn is None:
+            if conn is None:  # not expected while live; never spin on it
+                await asyncio.sleep(self.options.reconnect_base)
                 continue
-            fut = link.expect(channel)
+            fut = self._expect(channel)
             await conn.send_command(self._SUBSCRIBE, channel, check_health=False)
             await asyncio.shield(fut)
             if self._links.get(link.node) is link and channel in link.channels:
