@@ -32,9 +32,10 @@ class SnapshotFactory:
         return f'{{"t":{t:.6f},' + self._tails[version % _VARIANTS]
 
 
-def envelope_json(game_id: int, version: int, data: str) -> str:
-    """The publish envelope of DESIGN §3, as published."""
-    return f'{{"gameId":{game_id},"version":{version},"snapshot":{data}}}'
+def envelope_json(game_id: int, version: int, data: str, published_at: float | None = None) -> str:
+    """The publish envelope of DESIGN §3, with ``publishedAt`` (Unix seconds) when given."""
+    stamp = f',"publishedAt":{published_at:.6f}' if published_at is not None else ""
+    return f'{{"gameId":{game_id},"version":{version}{stamp},"snapshot":{data}}}'
 
 
 def server_snapshot_message(game_id: int, version: int, data: str) -> str:

@@ -57,7 +57,7 @@ class HttpTarget:
 
     def publish(self, game: int, version: int, data: str) -> asyncio.Future[int]:
         body = (
-            envelope_json(game, version, data)
+            envelope_json(game, version, data, time.time())
             if self.envelope
             else f'{{"gameId":{game},"gameVersion":{version},"data":{data}}}'
         ).encode()
@@ -104,7 +104,7 @@ class RedisTarget:
                 fut.set_result(200)
 
     def publish(self, game: int, version: int, data: str) -> asyncio.Future[int]:
-        envelope = envelope_json(game, version, data)
+        envelope = envelope_json(game, version, data, time.time())
         loop = asyncio.get_running_loop()
         if self.sha:
             # KEYS: latest key, channel; ARGV: envelope, version, TTL seconds.

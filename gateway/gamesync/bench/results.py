@@ -218,6 +218,8 @@ _COLUMNS = {
         "server_rss_mib",
         "publisher_late",
         "publish_rate",
+        "server_side.within_10ms",
+        "server_side.p99_le_ms",
         "loadavg_1m",
     ],
     "polling": [

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from gamesync.bench.display import Display
+from gamesync.bench.metrics import histogram_delta, scrape_histogram
 from gamesync.bench.procs import BenchError, Proc
 from gamesync.bench.profile import record, summarize
 from gamesync.bench.results import Target, cdf_points, latency_summary, median
@@ -311,6 +312,14 @@ async def _push_setup(
     return PushSetup(servers, group, publisher, redis_proc, connected)
 
 
+async def _scrape_all(gateways: list[Server]) -> list[dict[float, float]] | None:
+    """The gateways' publish→send histograms, or None if one cannot be read."""
+    try:
+        return [await scrape_histogram(s.internal_port or 0) for s in gateways]
+    except (OSError, TimeoutError):
+        return None
+
+
 async def _delayed_record(pid: int, seconds: float, out: Path) -> Path | None:
     await asyncio.sleep(1.0)
     return await record(pid, seconds, out)
@@ -334,6 +343,8 @@ async def _push_run(
     cpu0 = [s.proc.cpu() for s in servers]
     rcpu0 = setup.redis.cpu() if setup.redis else 0.0
     ccpu0, pcpu0 = group.cpu(), setup.publisher.cpu()
+    gateways = [s for s in servers if s.kind == "gamesync" and s.internal_port]
+    hist0 = await _scrape_all(gateways)
     t0 = time.monotonic()
     sampler.start()
     profiling = None
@@ -361,6 +372,8 @@ async def _push_run(
     rcpu1 = setup.redis.cpu() if setup.redis else 0.0
     ccpu1, pcpu1 = group.cpu(), setup.publisher.cpu()
     series = await sampler.stop()
+    hist1 = await _scrape_all(gateways)
+    server_side = histogram_delta(hist0, hist1) if hist0 and hist1 else None
     rep, samples = await group.report(last)
     server_cpu = sum(cpu1) - sum(cpu0)
     row = {
@@ -392,6 +405,7 @@ async def _push_run(
         "window_secs": round(secs, 3),
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "profile": profile_summary,
+        "server_side": server_side,
         "last": last,
     }
     return row, samples, series
