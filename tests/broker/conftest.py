@@ -24,13 +24,19 @@ from gamesync.settings import load_settings
 from redis_servers import RedisCluster3, RedisServer, TcpProxy, redis_available
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if redis_available():
-        return
-    skip = pytest.mark.skip(reason="redis-server is not installed (scripts/test installs it)")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip this folder's Redis tests without redis-server, and its soak tests unless `-m slow`."""
+    here = Path(__file__).parent
+    no_redis = pytest.mark.skip(reason="redis-server is not installed (scripts/test installs it)")
+    opt_in = pytest.mark.skip(reason="soak test: run with -m slow")
+    wants_slow = "slow" in (config.option.markexpr or "")
     for item in items:
-        if "redis" in item.keywords:
-            item.add_marker(skip)
+        if here not in item.path.parents:
+            continue
+        if "redis" in item.keywords and not redis_available():
+            item.add_marker(no_redis)
+        if "slow" in item.keywords and not wants_slow:
+            item.add_marker(opt_in)
 
 
 @pytest.fixture

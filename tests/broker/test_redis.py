@@ -413,3 +413,85 @@ async def test_rediss_urls_fan_out_over_tls(
         assert broker_of(b).describe() == f"rediss://127.0.0.1:{server.port}/0"
     finally:
         server.stop()
+
+
+async def _chaos(
+    seconds: float,
+    redis_server: RedisServer,
+    pod_factory: PodFactory,
+    player_factory: PlayerFactory,
+    proxy_factory: object,
+) -> None:
+    """Publish steadily from a pod that always reaches Redis while another pod's link is cut
+    and restored at random; at the end every player holds every game's newest version, each
+    having seen only increasing versions, on the socket it started with."""
+    rng = random.Random(11)
+    proxy = await proxy_factory(redis_server.port)  # type: ignore[operator]
+    flaky = await pod_factory(f"{proxy.url}?{FAST}")
+    steady = await pod_factory(f"{redis_server.url}?{FAST}")
+    games = list(range(3000, 3012))
+    players = [await player_factory(pod, user=str(i)) for i, pod in enumerate([flaky, steady] * 2)]
+    for player in players:
+        for game in games:
+            await player.subscribe(game)
+    versions = dict.fromkeys(games, 0)
+
+    async def publish_steadily() -> None:
+        async with httpx.AsyncClient() as client:
+            while True:
+                game = rng.choice(games)
+                versions[game] += 1
+                response = await client.post(
+                    f"{steady.internal_url}/v1/games/{game}/snapshots",
+                    json=envelope(game, versions[game]),
+                    headers={"Authorization": f"Bearer {PUBLISH_TOKEN}"},
+                )
+                assert response.status_code == 200
+                await asyncio.sleep(0.005)  # pacing the load, not synchronising
+
+    publisher = asyncio.create_task(publish_steadily())
+    try:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(rng.uniform(0.05, 0.4))  # chaos timing, not synchronisation
+            proxy.cut()
+            await asyncio.sleep(rng.uniform(0.05, 0.4))
+            proxy.restore()
+    finally:
+        publisher.cancel()
+        await asyncio.gather(publisher, return_exceptions=True)
+
+    # the newest version of each game is what Redis kept (a cancelled request may have landed)
+    newest = {
+        game: parse_envelope(redis_server.client().get(f"game:{{{game}}}:latest") or b"").version
+        for game in games
+    }
+    for player in players:
+        for game in games:
+            await player.wait_version(game, newest[game], timeout=15)
+            assert player.last(game) == newest[game]
+        assert not player.closed
+        for game in games:
+            seen = player.versions[game]
+            assert seen == sorted(set(seen)), seen
+    assert broker_of(flaky).stats.reconnects >= 1
+    await eventually(lambda: readyz(flaky))
+
+
+async def test_chaos_short_cuts_while_publishing_every_player_converges(
+    redis_server: RedisServer,
+    pod_factory: PodFactory,
+    player_factory: PlayerFactory,
+    proxy_factory: object,
+) -> None:
+    await _chaos(2.0, redis_server, pod_factory, player_factory, proxy_factory)
+
+
+@pytest.mark.slow
+async def test_chaos_soak_cuts_while_publishing_every_player_converges(
+    redis_server: RedisServer,
+    pod_factory: PodFactory,
+    player_factory: PlayerFactory,
+    proxy_factory: object,
+) -> None:
+    await _chaos(45.0, redis_server, pod_factory, player_factory, proxy_factory)
