@@ -209,8 +209,10 @@ class Publisher:
                 self.stats.failures += 1
                 log.exception("publishing game %s failed", game_id)
 
-    async def aclose(self) -> None:
-        """Stop the background worker (what is still queued is not sent) and disconnect."""
+    async def aclose(self, *, flush_timeout: float = 2.0) -> None:
+        """Give queued envelopes up to `flush_timeout` seconds to go out, then disconnect."""
+        if self._pending:
+            await self.flush(flush_timeout)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -488,6 +488,7 @@ async def test_chaos_short_cuts_while_publishing_every_player_converges(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)
 async def test_chaos_soak_cuts_while_publishing_every_player_converges(
     redis_server: RedisServer,
     pod_factory: PodFactory,
