@@ -300,6 +300,10 @@ class TcpProxy:
         except OSError:
             writer.transport.abort()
             return
+        if not self.accepting:  # cut while we were connecting upstream
+            up_writer.transport.abort()
+            writer.transport.abort()
+            return
         self._writers |= {writer, up_writer}
         for src, dst in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.get_running_loop().create_task(self._pipe(src, dst))
