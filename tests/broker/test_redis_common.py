@@ -80,3 +80,16 @@ def test_lag_histogram_counts_into_the_right_bucket() -> None:
     assert stats.lag_buckets[0] == 2  # 0.0002 and a clock-skewed negative
     assert stats.lag_buckets[3] == 2  # 0.003 <= 0.005
     assert stats.lag_buckets[-1] == 1
+
+
+def test_cluster_urls_name_every_startup_node_and_keep_credentials_out_of_logs() -> None:
+    from gamesync.broker.redis import _cluster_kwargs, _redact
+
+    nodes, kwargs = _cluster_kwargs("rediss+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001")
+    assert nodes == [("10.0.0.1", 7000), ("10.0.0.2", 7001)]
+    assert kwargs["username"] == "app"
+    assert kwargs["password"] == "s@cret"
+    assert kwargs["ssl"] is True
+    assert _redact("redis://:pw@h:6379/0?x=1") == "redis://h:6379/0"
+    with pytest.raises(ConfigError, match="host:port"):
+        _cluster_kwargs("redis+cluster://h1,h2:7000")
