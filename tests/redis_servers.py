@@ -156,6 +156,9 @@ class RedisServer:
 
         try:
             wait_for(up, 10, f"redis-server on {self.port}")
+        except BaseException:
+            self.stop()
+            raise
         finally:
             client.close()
         return self
@@ -194,6 +197,14 @@ class RedisCluster3:
         return "redis+cluster://" + ",".join(f"{HOST}:{n.port}" for n in self.nodes)
 
     def start(self) -> RedisCluster3:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         for node in self.nodes:
             node.start()
         subprocess.run(
@@ -221,7 +232,6 @@ class RedisCluster3:
         finally:
             for c in clients:
                 c.close()
-        return self
 
     def node_id(self, node: RedisServer) -> str:
         with contextlib.closing(node.client()) as client:
