@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -18,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from wire import serve_app
 
 
 @dataclass
@@ -76,19 +74,6 @@ def _app(receiver: Receiver) -> Starlette:
 async def otlp_receiver() -> AsyncIterator[Receiver]:
     """Serve a receiver on 127.0.0.1 (a free port) for the duration of the block."""
     receiver = Receiver()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(_app(receiver), lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(5):
-        while not server.started:  # uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
-    receiver.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_app(_app(receiver)) as url:
+        receiver.url = url
         yield receiver
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from wire import GatewayFactory, Keys, close_code, connect, recv_json
+from wire import GatewayFactory, Keys, close_code, connect, recv_json, serve_app
 
 ALLOWED = {("7", 1), ("8", 2)}
 
@@ -41,20 +39,9 @@ async def backend(keys: Keys) -> AsyncIterator[Backend]:
         return JSONResponse({}, status_code=200 if (user, game) in ALLOWED else 403)
 
     app = Starlette(routes=[Route("/api/games/{game}/snapshot", snapshot)])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(5):
-        while not server.started:
-            await asyncio.sleep(0.01)
-    state.url = f"http://127.0.0.1:{sock.getsockname()[1]}/api/games/{{gameId}}/snapshot"
-    try:
+    async with serve_app(app) as base:
+        state.url = f"{base}/api/games/{{gameId}}/snapshot"
         yield state
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def test_backend_policy_asks_with_the_users_own_token_and_caches(
