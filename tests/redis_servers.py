@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import shutil
 import signal
 import socket
@@ -26,6 +27,15 @@ HOST = "127.0.0.1"
 
 def redis_available() -> bool:
     return shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it when the test process dies, even by SIGKILL (Linux).
+
+    The signal follows the thread that forked: start servers from the main thread.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port(*, below: int = 65536) -> int:
@@ -144,7 +154,12 @@ class RedisServer:
                 "--cluster-config-file", str(self.dir / "nodes.conf"),
                 "--cluster-node-timeout", "2000",
             ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+        )
         client = self.client()
         proc = self.proc
 
