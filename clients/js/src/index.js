@@ -85,6 +85,71 @@ function browserEnvironment() {
 }
 
 /**
+ * The websocket transport: one socket speaking protocol v1. It authenticates with the first
+ * message (which keeps the token out of URLs, and so out of proxy access logs) and parses
+ * frames. Once closed, by either side, it never calls back again, so a superseded socket
+ * cannot touch the client's state.
+ */
+class SocketTransport {
+  #socket;
+  #handlers;
+  #done = false;
+
+  /** Throws what the WebSocket constructor throws (e.g. a malformed URL). */
+  constructor(WebSocketImpl, url, token, handlers) {
+    this.#handlers = handlers;
+    const socket = new WebSocketImpl(url);
+    this.#socket = socket;
+    socket.onopen = () => {
+      if (this.#done) return;
+      handlers.open();
+      this.send({ type: "auth", token });
+    };
+    socket.onmessage = (event) => {
+      if (this.#done) return;
+      let frame;
+      try {
+        frame = JSON.parse(typeof event.data === "string" ? event.data : String(event.data));
+      } catch {
+        handlers.badFrame();
+        return;
+      }
+      if (frame !== null && typeof frame === "object") handlers.frame(frame);
+    };
+    socket.onclose = (event) => {
+      if (this.#done) return;
+      this.#done = true;
+      handlers.close(event.code, event.reason || "", Boolean(event.wasClean));
+    };
+    socket.onerror = () => {
+      // Always followed by a close event, which carries the code.
+    };
+  }
+
+  get isOpen() {
+    return !this.#done && this.#socket.readyState === 1;
+  }
+
+  send(message) {
+    if (!this.isOpen) return false;
+    this.#socket.send(JSON.stringify(message));
+    this.#handlers.sent(message);
+    return true;
+  }
+
+  /** Close without waiting for the peer, and detach: no handler runs after this. */
+  close(code, reason) {
+    if (this.#done) return;
+    this.#done = true;
+    try {
+      this.#socket.close(code, reason);
+    } catch {
+      // Already closing or closed.
+    }
+  }
+}
+
+/**
  * The HTTP transport: GETs one game's snapshot from a REST URL with a conditional request.
  * The ETag is HTTP-only and never derived from a websocket version (Nommie 1327ef4).
  */
@@ -382,7 +447,7 @@ export class GameSyncClient {
       this.#pollRound();
       return;
     }
-    if (this.#socket && this.#socket.readyState === 1) {
+    if (this.#socket && this.#socket.isOpen) {
       // A socket that looks open after a background period may be dead (mobile browsers
       // kill them silently); an application ping proves it within pongTimeoutMs.
       if (this.#status === Status.CONNECTED) this.#sendPing();
@@ -395,10 +460,10 @@ export class GameSyncClient {
     this.#open();
   }
 
-  // ---- websocket transport --------------------------------------------------------------
+  // ---- websocket: connect, handshake, frames, close (I/O in SocketTransport) ------------
 
   #isSocketConnected() {
-    return this.#socket !== null && this.#socket.readyState === 1 && this.#status === Status.CONNECTED;
+    return this.#socket !== null && this.#socket.isOpen && this.#status === Status.CONNECTED;
   }
 
   async #open() {
@@ -433,55 +498,30 @@ export class GameSyncClient {
       this.#stop(new GameSyncError("no_websocket", "no WebSocket in this environment: pass environment.WebSocket or use transport \"polling\""));
       return;
     }
-    let socket;
     try {
-      socket = new this.#env.WebSocket(this.#opts.url);
+      this.#socket = new SocketTransport(this.#env.WebSocket, this.#opts.url, token, {
+        open: () => this.#emit("open", { url: this.#opts.url }),
+        sent: (message) => this.#emit("frame", { direction: "out", frame: redactToken(message) }),
+        frame: (frame) => this.#onFrame(frame),
+        badFrame: () => this.#reportError(new GameSyncError("bad_frame", "the server sent a frame that is not JSON")),
+        close: (code, reason, wasClean) => this.#onClose(code, reason, wasClean),
+      });
     } catch (err) {
       const error = new GameSyncError("connect_failed", errorMessage(err));
       this.#reportError(error);
       this.#scheduleReconnect(error);
       return;
     }
-    this.#socket = socket;
     this.#armTimer("welcome", this.#opts.connectTimeoutMs, () =>
       this.#abandonSocket(CLOSE_CLIENT_TIMEOUT, "no welcome from the server in time"),
     );
-    socket.onopen = () => {
-      if (generation !== this.#generation) return;
-      this.#emit("open", { url: this.#opts.url });
-      // First-message auth keeps the token out of URLs (and so out of proxy access logs).
-      this.#send({ type: "auth", token });
-    };
-    socket.onmessage = (event) => {
-      if (generation !== this.#generation) return;
-      this.#onMessage(event.data);
-    };
-    socket.onclose = (event) => {
-      if (generation !== this.#generation) return;
-      this.#onClose(event.code, event.reason || "", Boolean(event.wasClean));
-    };
-    socket.onerror = () => {
-      // Always followed by a close event, which carries the code.
-    };
   }
 
   #send(message) {
-    const socket = this.#socket;
-    if (!socket || socket.readyState !== 1) return false;
-    socket.send(JSON.stringify(message));
-    this.#emit("frame", { direction: "out", frame: redactToken(message) });
-    return true;
+    return this.#socket !== null && this.#socket.send(message);
   }
 
-  #onMessage(raw) {
-    let frame;
-    try {
-      frame = JSON.parse(typeof raw === "string" ? raw : String(raw));
-    } catch {
-      this.#reportError(new GameSyncError("bad_frame", "the server sent a frame that is not JSON"));
-      return;
-    }
-    if (frame === null || typeof frame !== "object") return;
+  #onFrame(frame) {
     this.#emit("frame", { direction: "in", frame });
     // Any frame is a sign of life.
     this.#clearTimer("pong");
@@ -585,15 +625,10 @@ export class GameSyncClient {
   #dropSocket(code, reason) {
     const socket = this.#socket;
     this.#socket = null;
-    this.#generation += 1; // makes every handler of the old socket a no-op
+    this.#generation += 1; // a token fetch or renewal in flight for the old socket is void
     this.#connectInFlight = false;
     this.#clearSocketTimers();
-    if (!socket) return;
-    try {
-      socket.close(code, reason);
-    } catch {
-      // Already closing or closed.
-    }
+    if (socket) socket.close(code, reason);
   }
 
   #stop(error) {
