@@ -4,23 +4,16 @@ port 0 (real uvicorn), real websocket clients, and condition waits with deadline
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
+from pods import Keys, Player, PlayerFactory, PodFactory
 
-# tests/ holds helpers shared by several suites (redis_servers.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pods import PUBLISH_TOKEN, Keys, Player, PlayerFactory, PodFactory
-
-from gamesync.keys import generate_key
 from gamesync.server import GatewayServer
-from gamesync.settings import load_settings
+from gamesync_testing import GatewayFactory
 from redis_servers import RedisCluster3, RedisServer, TcpProxy, redis_available
 
 
@@ -37,14 +30,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(no_redis)
         if "slow" in item.keywords and not wants_slow:
             item.add_marker(opt_in)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    private, public = generate_key("ES256", kid="broker-test")
-    path = tmp_path / "jwks.json"
-    path.write_text(json.dumps({"keys": [public]}))
-    return Keys(path, {"keys": [private], "active": "broker-test"})
 
 
 @pytest.fixture
@@ -78,31 +63,13 @@ async def proxy_factory() -> AsyncIterator[Callable[[int], Awaitable[TcpProxy]]]
 
 
 @pytest.fixture
-async def pod_factory(keys: Keys) -> AsyncIterator[PodFactory]:
-    """Start gateway pods in this process (each its own broker connections); stop them all."""
-    pods: list[GatewayServer] = []
+def pod_factory(gateway_factory: GatewayFactory) -> PodFactory:
+    """Start gateway pods in this process (each its own broker connections); all stopped after."""
 
     async def start(broker: str, **overrides: Any) -> GatewayServer:
-        options: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "internal_port": 0,
-            "broker": broker,
-            "keys": keys.jwks_path,
-            "publish_token": PUBLISH_TOKEN,
-            "authz": "open",
-            "unsubscribe_linger_seconds": 0.05,
-            "drain_seconds": 0.2,
-        }
-        options.update(overrides)
-        pod = GatewayServer(load_settings(**options))
-        await pod.start()
-        pods.append(pod)
-        return pod
+        return await gateway_factory(broker=broker, **overrides)
 
-    yield start
-    for pod in pods:
-        await pod.stop()
+    return start
 
 
 @pytest.fixture

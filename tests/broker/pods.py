@@ -7,16 +7,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection
 
-from gamesync.keys import sign_token
 from gamesync.server import GatewayServer
+from gamesync_testing import PUBLISH_TOKEN as PUBLISH_TOKEN
+from gamesync_testing import Keys as Keys
 
-PUBLISH_TOKEN = "publish-secret"
 PodFactory = Callable[..., Awaitable[GatewayServer]]
 
 #: fast probes and reconnects so outage tests finish in seconds (broker URL query options)
@@ -37,15 +36,6 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         await asyncio.sleep(0.01)  # yield between checks; the deadline decides, not the sleep
-
-
-@dataclass
-class Keys:
-    jwks_path: Path
-    signer: dict[str, Any]
-
-    def token(self, sub: str = "7") -> str:
-        return sign_token(self.signer, sub, ttl=3600)
 
 
 @dataclass

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -16,29 +14,10 @@ import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from gamesync.keys import KeySet, sign_token
 from gamesync.server import GatewayServer
-
-PUBLISH_TOKEN = "test-publish-token"
-
-GatewayFactory = Callable[..., Awaitable[GatewayServer]]
-
-
-@dataclass
-class Keys:
-    """A signing key pair written as a JWKS file, and a way to mint tokens."""
-
-    jwks_path: Path
-    signer: dict[str, Any]
-    private: dict[str, Any]
-
-    def token(self, sub: str = "7", *, ttl: int = 3600, **claims: Any) -> str:
-        return sign_token(self.signer, sub, ttl=ttl, **claims)
-
-    def verify_sub(self, token: str) -> str:
-        """The user a token of ours speaks for (what a backend's own auth would do)."""
-        keyset = KeySet.from_jwks(json.loads(self.jwks_path.read_text()))
-        return keyset.verify(token).user_id
+from gamesync_testing import PUBLISH_TOKEN as PUBLISH_TOKEN
+from gamesync_testing import GatewayFactory as GatewayFactory
+from gamesync_testing import Keys as Keys
 
 
 def ws_url(server: GatewayServer, path: str = "/ws") -> str:
