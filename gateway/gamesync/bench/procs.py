@@ -146,6 +146,7 @@ class Proc:
         self.proc = proc
         self.pid = proc.pid
         self._log = log
+        self.log_path = Path(log.name)
         self.lines: asyncio.Queue[str] = asyncio.Queue()
         self._reader = asyncio.create_task(self._read())
 

@@ -256,6 +256,7 @@ _COLUMNS["slow"] = [
     "variant",
     *_COLUMNS["latency"][1:],
     "slow_close_code",
+    "slow_server_close_code",
     "slow_delivered",
     "slow_skipped",
 ]

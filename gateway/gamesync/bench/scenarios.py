@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import time
@@ -312,6 +313,23 @@ async def _push_setup(
     return PushSetup(servers, group, publisher, redis_proc, connected)
 
 
+def _server_close_code(log_path: Path, index: int) -> int | None:
+    """The close code the gateway logged for user ``u{index}`` (a client that stopped reading
+    never sees the close frame: it is queued behind the full buffer, then the socket is aborted).
+    """
+    code = None
+    marker = f'"user": "u{index}"'
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if marker in line and "connection_end" in line:
+            with contextlib.suppress(ValueError, KeyError):
+                code = int(json.loads(line.removeprefix("[stdout] "))["closeCode"])
+    return code
+
+
 async def _scrape_all(gateways: list[Server]) -> list[dict[float, float]] | None:
     """The gateways' publish→send histograms, or None if one cannot be read."""
     try:
@@ -464,6 +482,9 @@ async def _push_system(
                 row["slow"] = extra["slow"]
             if row["slow"]:
                 row["slow_close_code"] = row["slow"][0]["close_code"]
+                row["slow_server_close_code"] = _server_close_code(
+                    setup.servers[0].proc.log_path, row["slow"][0]["index"]
+                )
                 row["slow_delivered"] = row["slow"][0]["delivered"]
                 row["slow_skipped"] = row["slow"][0]["skipped"]
             versions = row.pop("last")
@@ -635,7 +656,7 @@ async def slow(ctx: Ctx) -> Outcome:
         pts = series.get(f"rss:baseline:run{r}", [])
         if pts:
             base_growth.append(max(p[1] for p in pts) - pts[0][1])
-    slow_closes = [s.get("close_code") for r in slowr for s in r.get("slow", [])]
+    slow_closes = [r.get("slow_server_close_code") for r in slowr]
     summary = {
         "baseline_latency_ms": _med_latency(base),
         "slow_latency_ms": _med_latency(slowr),
@@ -657,6 +678,12 @@ async def slow(ctx: Ctx) -> Outcome:
             "RSS growth ~ baseline (≤ max(8 MiB, 1.5xbase+4))",
             f"+{rss_growth:.1f} MiB (baseline +{median(base_growth):.1f} MiB)",
             flat,
+        ),
+        Target(
+            "slow: the reader that stopped is closed",
+            "1013 (DESIGN §2)",
+            ", ".join(str(c) for c in slow_closes),
+            bool(slow_closes) and all(c == 1013 for c in slow_closes),
         ),
     ]
     params = {**_push_params(opts), "servers": 1, "broker": "memory", "slow_games": len(slow_games)}
