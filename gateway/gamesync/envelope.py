@@ -10,7 +10,7 @@ from typing import Any
 
 from gamesync.errors import EnvelopeError
 
-__all__ = ["Envelope", "parse_envelope"]
+__all__ = ["Envelope", "add_field", "envelope_json", "parse_envelope"]
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _MAX_ID = 2**63 - 1
@@ -96,3 +96,38 @@ def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> 
         published_at=float(published_at) if published_at is not None else None,
         raw=data,
     )
+
+
+def add_field(raw: bytes, name: str, value: Any) -> bytes:
+    """Put a top-level field first in an envelope's JSON, keeping every other byte as it is.
+
+    Publishers stamp `publishedAt` and `traceparent` this way, so the snapshot and viewers
+    reach subscribers exactly as the backend wrote them. The caller makes sure the field is
+    not there yet.
+    """
+    body = raw.strip()
+    if not body.startswith(b"{"):
+        raise EnvelopeError("an envelope must be a JSON object")
+    stamp = b"{" + json.dumps(name).encode() + b":" + json.dumps(value).encode()
+    rest = body[1:].lstrip()
+    return stamp + rest if rest.startswith(b"}") else stamp + b"," + rest
+
+
+def envelope_json(envelope: Envelope) -> bytes:
+    """The envelope's JSON: exactly as published when it was parsed, else encoded from fields."""
+    if envelope.raw:
+        return envelope.raw
+    doc: dict[str, Any] = {
+        "gameId": envelope.game_id,
+        "version": envelope.version,
+        "snapshot": envelope.snapshot,
+    }
+    if envelope.viewers is not None:
+        doc["viewers"] = dict(envelope.viewers)
+    if envelope.members is not None:
+        doc["members"] = sorted(envelope.members)
+    if envelope.traceparent is not None:
+        doc["traceparent"] = envelope.traceparent
+    if envelope.published_at is not None:
+        doc["publishedAt"] = envelope.published_at
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

@@ -5,7 +5,9 @@ falling back to the script body on NOSCRIPT), retries transient failures a few t
 short backoff, counts what happened, and never holds up the caller's mutation when used with
 `publish_nowait` (a bounded, per-game conflating queue drained by one background task).
 `traceparent` and every other field go out byte for byte; `publishedAt` is added when absent
-so gateways can measure publish→receive lag.
+so gateways can measure publish→receive lag. With OpenTelemetry set up in the backend, each
+publish is a PRODUCER span in the caller's trace and, when the envelope has no `traceparent`
+yet, that span's context is stamped in, so the gateways' spans join the same trace.
 
     async with Publisher("redis://redis:6379/0") as publisher:
         await publisher.publish({"gameId": 42, "version": 17, "snapshot": {...}})
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import TracerProvider
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
@@ -37,6 +40,7 @@ from gamesync.broker._redis_common import split_broker_url
 from gamesync.broker.redis import PublishScript, open_command_client, publish_payload
 from gamesync.envelope import Envelope, parse_envelope
 from gamesync.errors import BrokerUnavailable
+from gamesync.tracing import publish_span
 
 __all__ = ["Publisher", "PublisherStats", "publish_sync"]
 
@@ -90,6 +94,7 @@ class Publisher:
         url: str,
         *,
         latest_ttl_seconds: int = 86_400,
+        tracer_provider: TracerProvider | None = None,
         attempts: int = 3,
         backoff: tuple[float, ...] = (0.05, 0.1),
         backoff_cap: float = 0.2,
@@ -117,6 +122,8 @@ class Publisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = PublisherStats()
+        #: the backend's own provider (None: OpenTelemetry's global one, a no-op unless set up)
+        self._tracer_provider = tracer_provider
 
     async def __aenter__(self) -> Publisher:
         return self
@@ -129,7 +136,10 @@ class Publisher:
 
         Raises EnvelopeError for an invalid envelope (never retried).
         """
-        env = _to_envelope(envelope)
+        with publish_span(_to_envelope(envelope), self._tracer_provider) as env:
+            return await self._publish(env)
+
+    async def _publish(self, env: Envelope) -> bool:
         raw = publish_payload(env, now=time.time())
         for attempt in range(self._attempts):
             try:
@@ -161,7 +171,9 @@ class Publisher:
         Only the newest queued envelope per game is kept: snapshots are whole states, so an
         older one that has not gone out yet is superseded. Failures are counted and logged.
         """
-        env = _to_envelope(envelope)
+        # The caller's trace context is captured now, while its span is current.
+        with publish_span(_to_envelope(envelope), self._tracer_provider) as env:
+            pass
         if env.published_at is None:
             env = dataclasses.replace(env, published_at=time.time())
         queued = self._pending.get(env.game_id)

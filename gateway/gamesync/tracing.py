@@ -10,6 +10,7 @@ and shut down in the background. Sockets are never touched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -34,11 +35,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gamesync import __version__
-from gamesync.envelope import Envelope
+from gamesync.envelope import Envelope, add_field, envelope_json
 from gamesync.errors import ConfigError
 from gamesync.runtime_config import TracingConfig
 
-__all__ = ["Tracing", "inject_traceparent"]
+__all__ = ["Tracing", "inject_traceparent", "publish_span"]
 
 log = logging.getLogger("gamesync.tracing")
 
@@ -70,6 +71,41 @@ def inject_traceparent(carrier: dict[str, str] | None = None) -> dict[str, str]:
     headers: dict[str, str] = {} if carrier is None else carrier
     PROPAGATOR.inject(headers)
     return headers
+
+
+@contextlib.contextmanager
+def publish_span(
+    envelope: Envelope, provider: trace.TracerProvider | None = None
+) -> Iterator[Envelope]:
+    """For publishers: a PRODUCER span around one publish, continuing the caller's trace.
+
+    Yields the envelope to send. One that already carries a `traceparent` is sent untouched
+    (the span continues that trace); otherwise the publish span's own context is stamped in,
+    so the gateways' spans join the backend's trace. With no tracer provider configured (the
+    backend does not trace) the span is a no-op and nothing is stamped.
+    """
+    tracer = trace.get_tracer("gamesync.publisher", __version__, tracer_provider=provider)
+    parent = (
+        PROPAGATOR.extract({"traceparent": envelope.traceparent}) if envelope.traceparent else None
+    )
+    attributes: dict[str, Any] = {
+        "gamesync.game_id": envelope.game_id,
+        "gamesync.game_version": envelope.version,
+        "messaging.system": "gamesync",
+        "messaging.operation": "publish",
+    }
+    with tracer.start_as_current_span(
+        "gamesync.publish", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+    ):
+        if envelope.traceparent:
+            yield envelope
+            return
+        traceparent = inject_traceparent().get("traceparent")
+        if not traceparent:
+            yield envelope
+            return
+        raw = add_field(envelope_json(envelope), "traceparent", traceparent)
+        yield dataclasses.replace(envelope, traceparent=traceparent, raw=raw)
 
 
 class Tracing:

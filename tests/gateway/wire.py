@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -18,6 +15,7 @@ from gamesync.server import GatewayServer
 from gamesync_testing import PUBLISH_TOKEN as PUBLISH_TOKEN
 from gamesync_testing import GatewayFactory as GatewayFactory
 from gamesync_testing import Keys as Keys
+from gamesync_testing import serve_app as serve_app
 
 
 def ws_url(server: GatewayServer, path: str = "/ws") -> str:
@@ -97,21 +95,3 @@ async def publish(
             content=body,
             headers={"Authorization": f"Bearer {token}"},
         )
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port); yield its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(5):
-        while not server.started:  # uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

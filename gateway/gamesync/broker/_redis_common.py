@@ -7,13 +7,13 @@ build on it (DESIGN §3).
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass, field
 from importlib import resources
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from gamesync.errors import ConfigError
+from gamesync.envelope import add_field
+from gamesync.errors import ConfigError, EnvelopeError
 
 __all__ = [
     "LAG_BUCKETS",
@@ -59,17 +59,11 @@ def game_of_channel(channel: bytes) -> int | None:
 
 
 def stamp_published_at(raw: bytes, published_at: float) -> bytes:
-    """Add `publishedAt` to an envelope's JSON without re-encoding the rest of it.
-
-    The field goes first; every other byte is kept, so `traceparent`, `viewers` and the
-    snapshot reach subscribers exactly as the backend wrote them.
-    """
-    body = raw.strip()
-    if not body.startswith(b"{"):
-        raise ValueError("an envelope must be a JSON object")
-    stamp = b'{"publishedAt":' + json.dumps(round(published_at, 6)).encode()
-    rest = body[1:].lstrip()
-    return stamp + rest if rest.startswith(b"}") else stamp + b"," + rest
+    """Add `publishedAt` to an envelope's JSON without re-encoding the rest of it."""
+    try:
+        return add_field(raw, "publishedAt", round(published_at, 6))
+    except EnvelopeError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import random
@@ -47,7 +46,7 @@ from gamesync.broker._redis_common import (
     stamp_published_at,
 )
 from gamesync.broker.base import EnvelopeHandler
-from gamesync.envelope import Envelope, parse_envelope
+from gamesync.envelope import Envelope, envelope_json, parse_envelope
 from gamesync.errors import BrokerUnavailable, ConfigError, EnvelopeError
 
 __all__ = [
@@ -151,28 +150,10 @@ class PublishScript:
         return int(result) == 1
 
 
-def _encode(envelope: Envelope) -> bytes:
-    """JSON for an envelope built in code rather than parsed (it has no `raw` bytes)."""
-    doc: dict[str, Any] = {
-        "gameId": envelope.game_id,
-        "version": envelope.version,
-        "snapshot": envelope.snapshot,
-    }
-    if envelope.viewers is not None:
-        doc["viewers"] = dict(envelope.viewers)
-    if envelope.members is not None:
-        doc["members"] = sorted(envelope.members)
-    if envelope.traceparent is not None:
-        doc["traceparent"] = envelope.traceparent
-    if envelope.published_at is not None:
-        doc["publishedAt"] = envelope.published_at
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def publish_payload(envelope: Envelope, *, now: float | None = None) -> bytes:
     """The bytes to publish: the envelope as given, with `publishedAt` added when it has none."""
-    raw = envelope.raw or _encode(envelope)
-    if b'"publishedAt"' in raw:
+    raw = envelope_json(envelope)
+    if envelope.published_at is not None:
         return raw
     stamp = envelope.published_at if envelope.published_at is not None else now or time.time()
     return stamp_published_at(raw, stamp)

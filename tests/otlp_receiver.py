@@ -15,7 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from wire import serve_app
+
+from gamesync_testing import serve_app
 
 
 @dataclass
