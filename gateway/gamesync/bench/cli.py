@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument(
+        "--gateway-src",
+        type=Path,
+        help="run the gateway from this source root (e.g. an exported commit) "
+        "instead of the installed package",
+    )
+    p.add_argument(
         "--no-pin",
         action="store_true",
         help="do not pin servers to CPU 0 and load to the other CPUs",
@@ -179,6 +185,10 @@ async def _run(args: argparse.Namespace) -> int:
         **fields,
     )
     display = Display(quiet=args.quiet)
+    if args.gateway_src:
+        from gamesync.bench.procs import GATEWAY_SOURCE
+
+        GATEWAY_SOURCE["path"] = str(args.gateway_src.resolve())
     if args.no_pin:
         from gamesync.bench.procs import PINNING
 
@@ -187,7 +197,7 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         outcome = await SCENARIO_FUNCS[args.scenario](Ctx(opts, display))
     except (BenchError, RuntimeError, OSError) as exc:
-        display.console.print(f"[red]bench {args.scenario} failed: {exc}")
+        print(f"gamesync bench {args.scenario} failed: {exc}", file=sys.stderr)
         return 1
     invariants = {
         k: sum(int(r.get(k, 0)) for r in outcome.runs)

@@ -66,8 +66,20 @@ def load_cpus() -> str | None:
     return f"1-{n - 1}" if n >= 2 and shutil.which("taskset") else None
 
 
+#: A source root to run the gateway from instead of the installed package (``--gateway-src``).
+GATEWAY_SOURCE: dict[str, str | None] = {"path": None}
+
+
 def gamesync_command() -> list[str]:
     """How to run the ``gamesync`` console script of this interpreter's environment."""
+    src = GATEWAY_SOURCE["path"]
+    if src:
+        # The source root goes first on sys.path, ahead of the (editable) installed package.
+        code = (
+            f"import sys; sys.path.insert(0, {src!r}); "
+            "from gamesync.cli import main; sys.exit(main())"
+        )
+        return [sys.executable, "-c", code]
     script = Path(sys.executable).with_name("gamesync")
     if script.exists():
         return [str(script)]

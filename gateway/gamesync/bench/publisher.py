@@ -39,7 +39,23 @@ class HttpTarget:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         self.task = asyncio.create_task(self._responses())
 
+    async def ensure_open(self) -> None:
+        """Reconnect if the server closed the idle keep-alive connection (uvicorn: after 5 s)."""
+        if self.task.done() or self.writer.is_closing():
+            self.task.cancel()
+            self.writer.close()
+            await self.open()
+
     async def _responses(self) -> None:
+        try:
+            await self._read_responses()
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            while self.pending:
+                fut = self.pending.popleft()
+                if not fut.done():
+                    fut.set_exception(ConnectionError(f"publish connection closed: {exc!r}"))
+
+    async def _read_responses(self) -> None:
         while True:
             head = await self.reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
@@ -209,7 +225,13 @@ class Publisher:
         data = self.factory.data(time.monotonic(), version)
         return [t.publish(game, version, data) for t in self.targets]
 
+    async def _ensure_open(self) -> None:
+        for target in self.targets:
+            if isinstance(target, HttpTarget):
+                await target.ensure_open()
+
     async def run(self, rate: float, seconds: float) -> dict[str, Any]:
+        await self._ensure_open()
         first = {g: v + 1 for g, v in self.versions.items()}
         total = int(rate * seconds)
         late = 0
@@ -231,6 +253,7 @@ class Publisher:
 
     async def burst(self, rounds: int, window: int = 1) -> dict[str, Any]:
         """Publish ``rounds`` versions per game back to back, ``window`` requests in flight."""
+        await self._ensure_open()
         first = {g: v + 1 for g, v in self.versions.items()}
         started = time.monotonic()
         inflight: deque[asyncio.Future[list[int]]] = deque()

@@ -120,6 +120,16 @@ def _mem_total_gib() -> float:
     return 0.0
 
 
+def _gateway_source() -> str:
+    from gamesync.bench.procs import GATEWAY_SOURCE
+
+    src = GATEWAY_SOURCE["path"]
+    if not src:
+        return "installed package"
+    stamp = Path(src) / "COMMIT"
+    return f"{src} (commit {stamp.read_text().strip()})" if stamp.exists() else src
+
+
 def _pinned() -> bool:
     from gamesync.bench.procs import server_cpus
 
@@ -150,6 +160,7 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "pinned": _pinned(),
+        "gateway_source": _gateway_source(),
         "packages": versions,
     }
 

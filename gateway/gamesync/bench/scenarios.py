@@ -716,6 +716,8 @@ async def polling(ctx: Ctx) -> Outcome:
         )
         # Seed every game once so pollers start from a known snapshot (not counted).
         seed = await pub.call({"cmd": "burst", "rounds": 1}, 60)
+        if "error" in seed:
+            raise BenchError(f"seeding the games failed: {seed['error']}")
         versions = {int(g): int(v) for g, v in seed["last"].items()}
         await push.wait(versions, 10)
         all_samples: dict[str, list[np.ndarray]] = {"push": [], "poll": []}
