@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import re
 import time
@@ -18,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from gamesync.envelope import parse_envelope
+from gamesync.envelope import parse_envelope, stamp_published_at
 from gamesync.errors import BrokerUnavailable, EnvelopeError
 from gamesync.gateway import Gateway
 from gamesync.keys import sign_token
@@ -138,8 +137,7 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
             envelope = parse_envelope(bytes(body), expected_game_id=request.path_params["game_id"])
         except EnvelopeError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        if envelope.published_at is None:
-            envelope = dataclasses.replace(envelope, published_at=time.time())
+        envelope = stamp_published_at(envelope, time.time())
         try:
             published = await gw.publish(envelope)
         except BrokerUnavailable:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import time
 from typing import TYPE_CHECKING
 
-from gamesync.envelope import parse_envelope
+from gamesync.envelope import parse_envelope, stamp_published_at
 
 if TYPE_CHECKING:
     from gamesync.gateway import Gateway
@@ -40,7 +39,7 @@ class DemoFeed:
         while True:
             document = self.game.step()
             envelope = parse_envelope(json.dumps(document))
-            envelope = dataclasses.replace(envelope, published_at=time.time())
+            envelope = stamp_published_at(envelope, time.time())
             try:
                 await self.gateway.publish(envelope)
             except Exception:  # keep playing: the demo must survive a broker blip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from typing import Any
 
 from gamesync.errors import EnvelopeError
 
-__all__ = ["Envelope", "add_field", "envelope_json", "parse_envelope"]
+__all__ = ["Envelope", "add_field", "envelope_json", "parse_envelope", "stamp_published_at"]
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _MAX_ID = 2**63 - 1
@@ -131,3 +132,15 @@ def envelope_json(envelope: Envelope) -> bytes:
     if envelope.published_at is not None:
         doc["publishedAt"] = envelope.published_at
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def stamp_published_at(envelope: Envelope, now: float) -> Envelope:
+    """The envelope with `publishedAt` (for the publish→send latency metrics), if it had none.
+
+    The field is added to the JSON too, so `raw` always says what the fields say.
+    """
+    if envelope.published_at is not None:
+        return envelope
+    published_at = round(now, 6)
+    raw = add_field(envelope_json(envelope), "publishedAt", published_at)
+    return dataclasses.replace(envelope, published_at=published_at, raw=raw)

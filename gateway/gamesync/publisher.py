@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -38,7 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gamesync.broker._redis_common import split_broker_url
 from gamesync.broker.redis import PublishScript, open_command_client, publish_payload
-from gamesync.envelope import Envelope, parse_envelope
+from gamesync.envelope import Envelope, parse_envelope, stamp_published_at
 from gamesync.errors import BrokerUnavailable
 from gamesync.tracing import publish_span
 
@@ -174,8 +173,7 @@ class Publisher:
         # The caller's trace context is captured now, while its span is current.
         with publish_span(_to_envelope(envelope), self._tracer_provider) as env:
             pass
-        if env.published_at is None:
-            env = dataclasses.replace(env, published_at=time.time())
+        env = stamp_published_at(env, time.time())
         queued = self._pending.get(env.game_id)
         if queued is not None:
             if env.version > queued.version:

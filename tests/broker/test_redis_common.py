@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from importlib import resources
 from pathlib import Path
@@ -19,10 +18,9 @@ from gamesync.broker._redis_common import (
     game_of_channel,
     latest_key,
     split_broker_url,
-    stamp_published_at,
 )
-from gamesync.envelope import parse_envelope
-from gamesync.errors import ConfigError
+from gamesync.envelope import add_field, parse_envelope, stamp_published_at
+from gamesync.errors import ConfigError, EnvelopeError
 
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -45,12 +43,13 @@ def test_the_documented_sha1_is_the_shipped_script_bytes() -> None:
 
 def test_published_at_is_added_first_and_every_other_byte_is_kept() -> None:
     tail = b'"gameId":1, "version": 2,"snapshot":{"b":[1, 2]},"traceparent":"%s"}' % TRACEPARENT
-    stamped = stamp_published_at(b" {" + tail + b" ", 1764115200.25)
-    assert stamped == b'{"publishedAt":1764115200.25,' + tail
-    assert json.loads(stamped)["publishedAt"] == 1764115200.25
-    assert parse_envelope(stamped).published_at == 1764115200.25
-    with pytest.raises(ValueError, match="object"):
-        stamp_published_at(b"[1]", 1.0)
+    stamped = stamp_published_at(parse_envelope(b" {" + tail + b" "), 1764115200.25)
+    assert stamped.raw == b'{"publishedAt":1764115200.25,' + tail
+    assert stamped.published_at == 1764115200.25
+    assert parse_envelope(stamped.raw) == stamped
+    assert stamp_published_at(stamped, 1.0) is stamped  # an envelope that has one keeps it
+    with pytest.raises(EnvelopeError, match="object"):
+        add_field(b"[1]", "publishedAt", 1.0)
 
 
 def test_broker_url_options_are_ours_and_the_rest_goes_to_redis() -> None:

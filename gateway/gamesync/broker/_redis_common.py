@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from gamesync.envelope import add_field
-from gamesync.errors import ConfigError, EnvelopeError
+from gamesync.errors import ConfigError
 
 __all__ = [
     "LAG_BUCKETS",
@@ -26,7 +25,6 @@ __all__ = [
     "game_of_channel",
     "latest_key",
     "split_broker_url",
-    "stamp_published_at",
 ]
 
 #: The one publish script (`gamesync/lua/publish.lua`), byte for byte as Redis hashes it.
@@ -56,14 +54,6 @@ def game_of_channel(channel: bytes) -> int | None:
         return None
     digits = channel[len(_CHANNEL_PREFIX) : -1]
     return int(digits) if digits.isdigit() else None
-
-
-def stamp_published_at(raw: bytes, published_at: float) -> bytes:
-    """Add `publishedAt` to an envelope's JSON without re-encoding the rest of it."""
-    try:
-        return add_field(raw, "publishedAt", round(published_at, 6))
-    except EnvelopeError as exc:
-        raise ValueError(str(exc)) from exc
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:

@@ -43,10 +43,9 @@ from gamesync.broker._redis_common import (
     game_of_channel,
     latest_key,
     split_broker_url,
-    stamp_published_at,
 )
 from gamesync.broker.base import EnvelopeHandler
-from gamesync.envelope import Envelope, envelope_json, parse_envelope
+from gamesync.envelope import Envelope, envelope_json, parse_envelope, stamp_published_at
 from gamesync.errors import BrokerUnavailable, ConfigError, EnvelopeError
 
 __all__ = [
@@ -152,11 +151,7 @@ class PublishScript:
 
 def publish_payload(envelope: Envelope, *, now: float | None = None) -> bytes:
     """The bytes to publish: the envelope as given, with `publishedAt` added when it has none."""
-    raw = envelope_json(envelope)
-    if envelope.published_at is not None:
-        return raw
-    stamp = envelope.published_at if envelope.published_at is not None else now or time.time()
-    return stamp_published_at(raw, stamp)
+    return envelope_json(stamp_published_at(envelope, time.time() if now is None else now))
 
 
 class _Link:
