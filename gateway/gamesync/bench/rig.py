@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import time
@@ -143,7 +144,6 @@ class Rig:
         self.logs = workdir / "logs"
         self.credentials = credentials
         self.procs: list[Proc] = []
-        self._seq = 0
 
     async def __aenter__(self) -> Rig:
         return self
@@ -164,9 +164,10 @@ class Rig:
             self.procs.remove(proc)
         await proc.stop()
 
+    _names = itertools.count(1)  # shared by every rig of a run: log names never collide
+
     def _name(self, base: str) -> str:
-        self._seq += 1
-        return f"{base}-{self._seq}"
+        return f"{base}-{next(Rig._names)}"
 
     async def _start(self, base: str, cmd: list[str], cpus: str | None) -> Proc:
         proc = await Proc.start(self._name(base), cmd, cpus=cpus, log_dir=self.logs)
