@@ -320,6 +320,7 @@ class LoadClient:
         self.resubscribes = 0
         self.closed: dict[str, int] = {}
         self.stopped = False
+        self.polling = False
         self._tokens: list[str] = []
         if config.tokens_file:
             with open(config.tokens_file) as f:
@@ -381,8 +382,9 @@ class LoadClient:
         self.slow_ledger.begin(firsts)
         for conn in self.conns:
             conn.bytes_in = conn.bytes_out = conn.messages = conn.requests = conn.not_modified = 0
-        if self.config.kind == "poll":
+        if self.config.kind == "poll" and (self.stopped or not self.polling):
             self.stopped = False
+            self.polling = True
             for conn in self.conns:
                 conn.start_polling(self.config.poll_interval)
         return {"ok": True}

@@ -720,6 +720,10 @@ async def polling(ctx: Ctx) -> Outcome:
             raise BenchError(f"seeding the games failed: {seed['error']}")
         versions = {int(g): int(v) for g, v in seed["last"].items()}
         await push.wait(versions, 10)
+        # Pollers start now and fetch the seed once (with its ETag) before anything is counted,
+        # as players who have been polling for a while would have.
+        await poll.begin({g: v for g, v in versions.items()})
+        await poll.wait(versions, opts.poll_interval + 2)
         all_samples: dict[str, list[np.ndarray]] = {"push": [], "poll": []}
         for r in range(opts.runs):
             first = {g: v + 1 for g, v in versions.items()}
