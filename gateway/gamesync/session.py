@@ -191,6 +191,10 @@ class Session:
             if implied_game is not None:
                 await self._subscribe(implied_game, implied=True)
             await self._loop()
+        except Exception:
+            # A bug must cost one connection, with a clean close, never the client a traceback.
+            log.exception("session failed; closing the connection with 1011")
+            self.close(Close.INTERNAL, "internal error")
         finally:
             self.final_games = sorted(conn.subscriptions)
             for game_id in list(conn.subscriptions):

@@ -257,3 +257,19 @@ async def test_concurrent_subscribers_race_still_get_the_latest(
     finally:
         for ws in clients:
             await ws.close()
+
+
+async def test_an_internal_failure_closes_1011_without_details(
+    gateway: GatewayServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(identity: object, token: str, game_id: int) -> object:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(gateway.gateway.authorizer, "decide", broken)
+    async with await connect(gateway, token=keys.token()) as ws:
+        await recv_json(ws)
+        await ws.send(json.dumps({"type": "subscribe", "gameId": 1}))
+        assert await close_code(ws) == 1011
+        assert ws.close_reason == "internal error"
+    async with await connect(gateway, token=keys.token()) as other:
+        assert (await recv_json(other))["type"] == "welcome"  # the gateway carries on
