@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument(
+        "--placement",
+        choices=("spread", "game"),
+        default="spread",
+        help="latency/peer/slow: spread each game's watchers over every server (default), "
+        "or keep a game's watchers on one server (game-affine routing)",
+    )
+    p.add_argument(
         "--gateway-src",
         type=Path,
         help="run the gateway from this source root (e.g. an exported commit) "
@@ -180,6 +187,7 @@ async def _run(args: argparse.Namespace) -> int:
         window=args.window,
         profile=args.profile,
         settle=args.settle,
+        placement=args.placement,
         hold=args.hold,
         connect_timeout=args.connect_timeout,
         **fields,

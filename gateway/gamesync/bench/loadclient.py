@@ -43,6 +43,7 @@ class ClientConfig:
     tokens_file: str | None = None
     concurrency: int = 200
     poll_interval: float = 3.0
+    placement: str = "spread"
     samples_path: str | None = None
 
     @classmethod
@@ -339,10 +340,13 @@ class LoadClient:
         async def one(i: int) -> None:
             nonlocal done
             index = self.config.offset + i
-            # Connection i watches game i % games; spreading by i // games puts each game's
-            # watchers on every server, so every server receives every game's messages.
+            # Connection i watches game i % games. "spread" puts each game's watchers on every
+            # server (every server receives every game's messages); "game" puts all of a game's
+            # watchers on one server, as game-affine routing at the ingress would.
             targets = self.config.targets
-            host, port = targets[(index // self.config.games) % len(targets)]
+            games = self.config.games
+            key = index % games if self.config.placement == "game" else index // games
+            host, port = targets[key % len(targets)]
             async with sem:
                 remaining = deadline - time.monotonic()
                 try:

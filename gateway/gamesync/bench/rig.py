@@ -271,6 +271,7 @@ class Rig:
         multi: dict[int, list[int]] | None = None,
         poll_interval: float = 3.0,
         offset: int = 0,
+        placement: str = "spread",
     ) -> ClientGroup:
         nproc = max(1, math.ceil(count / PER_CLIENT_PROCESS))
         per = math.ceil(count / nproc)
@@ -290,6 +291,7 @@ class Rig:
                 "multi": {str(k): v for k, v in (multi or {}).items()},
                 "tokens_file": str(self.credentials.tokens_path) if self.credentials else None,
                 "poll_interval": poll_interval,
+                "placement": placement,
                 "samples_path": str(sample_path),
             }
             proc = await Proc.start(

@@ -58,6 +58,7 @@ class Options:
     window: int = 8
     profile: float = 0.0
     settle: float = 3.0
+    placement: str = "spread"
 
 
 @dataclass
@@ -300,7 +301,9 @@ async def _push_setup(
         else:
             servers.append(await rig.gateway(redis_url if broker == "redis" else None))
     count = clients + len(multi or {})
-    group = await rig.clients(system, servers, count, games, multi=multi)
+    group = await rig.clients(
+        system, servers, count, games, multi=multi, placement=ctx.opts.placement
+    )
     connected = await connect(ctx, group, f"{system}: connecting {count}")
     if system == "socketio":
         target: dict[str, Any] = {"kind": "socketio", "url": redis_url}
@@ -555,6 +558,7 @@ async def latency(ctx: Ctx) -> Outcome:
 
 def _push_params(opts: Options) -> dict[str, Any]:
     return {
+        "placement": opts.placement,
         "clients": opts.clients,
         "games": opts.games,
         "rate": opts.rate,
