@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gamesync import jsoncodec
 from gamesync.errors import EnvelopeError
 
 __all__ = ["Envelope", "add_field", "envelope_json", "parse_envelope", "stamp_published_at"]
@@ -40,11 +40,6 @@ def _int_field(doc: Mapping[str, Any], name: str) -> int:
     return value
 
 
-def _refuse_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON (RFC 8259 §6); re-encoded, they would break every client.
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _valid_traceparent(value: object) -> bool:
     # W3C Trace Context §3.2: version ff and all-zero trace or parent ids are invalid.
     if not isinstance(value, str) or not _TRACEPARENT.fullmatch(value):
@@ -57,7 +52,7 @@ def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> 
     """Parse and validate an envelope; raise EnvelopeError with a reason a publisher can act on."""
     data = raw.encode() if isinstance(raw, str) else raw
     try:
-        doc = json.loads(data, parse_constant=_refuse_constant)
+        doc = jsoncodec.loads(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise EnvelopeError("body is not valid JSON") from exc
     if not isinstance(doc, dict):
@@ -109,7 +104,7 @@ def add_field(raw: bytes, name: str, value: Any) -> bytes:
     body = raw.strip()
     if not body.startswith(b"{"):
         raise EnvelopeError("an envelope must be a JSON object")
-    stamp = b"{" + json.dumps(name).encode() + b":" + json.dumps(value).encode()
+    stamp = b"{" + jsoncodec.dumps(name) + b":" + jsoncodec.dumps(value)
     rest = body[1:].lstrip()
     return stamp + rest if rest.startswith(b"}") else stamp + b"," + rest
 
@@ -131,7 +126,7 @@ def envelope_json(envelope: Envelope) -> bytes:
         doc["traceparent"] = envelope.traceparent
     if envelope.published_at is not None:
         doc["publishedAt"] = envelope.published_at
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsoncodec.dumps(doc)
 
 
 def stamp_published_at(envelope: Envelope, now: float) -> Envelope:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 
+from gamesync import jsoncodec
 from gamesync.broker.base import Broker
 from gamesync.connection import Connection, DeliveryStats
 from gamesync.envelope import Envelope
@@ -19,10 +19,6 @@ log = logging.getLogger("gamesync.hub")
 
 #: Called once per fan-out: (envelope, recipients written now, payload bytes written now).
 FanoutObserver = Callable[[Envelope, int, int], None]
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class Topic:
@@ -45,7 +41,7 @@ class Topic:
         self.envelope: Envelope | None = None
         self.ready = asyncio.Event()
         self.linger: asyncio.TimerHandle | None = None
-        self._data_json = ""
+        self._data_json = b""
         self._public = b""
         self._viewers: dict[str, bytes] = {}
 
@@ -54,7 +50,7 @@ class Topic:
         if self.envelope is not None and envelope.version <= self.envelope.version:
             return False
         self.envelope = envelope
-        self._data_json = _json(envelope.snapshot)
+        self._data_json = jsoncodec.dumps(envelope.snapshot)
         self._public = snapshot_frame(envelope.game_id, envelope.version, self._data_json, None)
         self._viewers = {}
         return True
@@ -69,7 +65,10 @@ class Topic:
         frame = self._viewers.get(user_id)
         if frame is None:
             frame = snapshot_frame(
-                envelope.game_id, envelope.version, self._data_json, _json(viewers[user_id])
+                envelope.game_id,
+                envelope.version,
+                self._data_json,
+                jsoncodec.dumps(viewers[user_id]),
             )
             self._viewers[user_id] = frame
         return frame

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from gamesync import jsoncodec
 from gamesync.errors import ProtocolError
 
 __all__ = [
@@ -78,7 +78,7 @@ def _game_id(doc: dict[str, Any]) -> int:
 def parse_client_message(text: str) -> ClientMessage:
     """Parse one client text frame; raise ProtocolError (answered with bad_request)."""
     try:
-        doc = json.loads(text)
+        doc = jsoncodec.loads(text.encode())
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ProtocolError("malformed JSON") from exc
     if not isinstance(doc, dict):
@@ -103,23 +103,24 @@ def parse_client_message(text: str) -> ClientMessage:
 def encode(kind: str, **fields: Any) -> bytes:
     """Encode a server message (`type`, `version`, then fields) as UTF-8 JSON."""
     doc = {"type": kind, "version": PROTOCOL_VERSION, **fields}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsoncodec.dumps(doc)
 
 
 def snapshot_frame(
-    game_id: int, game_version: int, data_json: str, viewer_json: str | None
+    game_id: int, game_version: int, data_json: bytes, viewer_json: bytes | None
 ) -> bytes:
     """A complete websocket text frame for a snapshot, from already-encoded `data`/`viewer`.
 
     Encoding is the fan-out's main cost, so it happens once per (game, version, viewer) and the
     resulting frame bytes are written to every recipient's transport as they are.
     """
-    head = (
-        f'{{"type":"snapshot","version":{PROTOCOL_VERSION},"gameId":{game_id},'
-        f'"gameVersion":{game_version},"data":{data_json}'
+    head = b'{"type":"snapshot","version":%d,"gameId":%d,"gameVersion":%d,"data":' % (
+        PROTOCOL_VERSION,
+        game_id,
+        game_version,
     )
-    tail = "}" if viewer_json is None else f',"viewer":{viewer_json}}}'
-    return text_frame((head + tail).encode())
+    tail = b"}" if viewer_json is None else b',"viewer":' + viewer_json + b"}"
+    return text_frame(head + data_json + tail)
 
 
 def text_frame(payload: bytes) -> bytes:

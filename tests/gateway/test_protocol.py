@@ -171,8 +171,8 @@ def test_frames_back_to_back_parse_in_order() -> None:
 @pytest.mark.parametrize("viewer", [None, {"hand": ["AS", "KD"]}, [], 0, "ü"])
 def test_snapshot_frame_is_valid_json_with_or_without_viewer(viewer: Any) -> None:
     data = {"round": 3, "players": ["ann", "bob"], "note": '"quoted" ü'}
-    data_json = json.dumps(data)
-    viewer_json = None if viewer is None else json.dumps(viewer)
+    data_json = json.dumps(data).encode()
+    viewer_json = None if viewer is None else json.dumps(viewer).encode()
     (text,) = received_texts(snapshot_frame(42, 17, data_json, viewer_json))
     message = json.loads(text)
     expected: dict[str, Any] = {
