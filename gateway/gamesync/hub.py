@@ -143,9 +143,12 @@ class Hub:
     # from connections --------------------------------------------------------------------
 
     async def join(self, conn: Connection, game_id: int) -> None:
-        """Add `conn` to the game, then send it the latest envelope (join before read: no gap).
+        """Add `conn` to the game once the broker subscription is live (join before read).
 
-        Raises BrokerUnavailable when the broker cannot subscribe; `conn` is then not joined.
+        Frames reach `conn` only once it lists the game in `subscriptions`; meanwhile the
+        topic keeps the newest envelope, which `send_current` then hands over, so nothing
+        published during the join is missed. Raises BrokerUnavailable when the broker cannot
+        subscribe; `conn` is then not joined.
         """
         topic = self.topics.get(game_id)
         if topic is None:
@@ -174,15 +177,14 @@ class Hub:
             if self.topics.get(game_id) is not topic:
                 topic.subscribers.discard(conn)
                 await self.join(conn, game_id)  # the first joiner failed: try once ourselves
-                return
-        self.send_current(conn, topic)
 
-    def send_current(self, conn: Connection, topic: Topic) -> None:
-        """Give one connection the topic's current envelope, if it has not seen it."""
-        envelope = topic.envelope
-        if envelope is not None:
+    def send_current(self, conn: Connection, game_id: int) -> None:
+        """Give one connection the game's newest envelope, if it has not seen it."""
+        topic = self.topics.get(game_id)
+        envelope = topic.envelope if topic is not None else None
+        if topic is not None and envelope is not None:
             frame = topic.frame_for(conn.user_id)
-            if conn.deliver(topic.game_id, envelope.version, frame):
+            if conn.deliver(game_id, envelope.version, frame):
                 self.stats.deliveries += 1
                 self.stats.bytes_out += len(frame)
 

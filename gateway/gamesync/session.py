@@ -110,6 +110,7 @@ class Session:
         "conn",
         "final_games",
         "gw",
+        "joining",
         "receive",
         "scope",
         "socket",
@@ -132,6 +133,8 @@ class Session:
         self.close_reason = ""
         self.closed_by_server = False
         self.final_games: list[int] = []
+        #: the game being joined (in the hub, not yet acknowledged), if any
+        self.joining: int | None = None
 
     # closing -----------------------------------------------------------------------------
 
@@ -199,6 +202,8 @@ class Session:
             self.final_games = sorted(conn.subscriptions)
             for game_id in list(conn.subscriptions):
                 gw.hub.leave(conn, game_id)
+            if self.joining is not None:  # cancelled mid-join
+                gw.hub.leave(conn, self.joining)
             conn.subscriptions.clear()
             conn.socket.on_writable = None
             if conn.state is not ConnectionState.CLOSED:
@@ -356,18 +361,24 @@ class Session:
             else:
                 self.send_error("forbidden", "not allowed to watch this game", game_id)
             return
-        conn.subscriptions[game_id] = -1
         conn.idle_since = None
-        self.send(encode("subscribed", gameId=game_id))
+        self.joining = game_id
         try:
             await self.gw.hub.join(conn, game_id)
         except BrokerUnavailable:
-            conn.forget(game_id)
             self._mark_idle_if_empty()
             self.send_error("service_unavailable", "broker unavailable; retry later", game_id)
             return
+        finally:
+            self.joining = None
         if self.close_code is not None or conn.state is ConnectionState.CLOSED:
             self.gw.hub.leave(conn, game_id)
+            return
+        # Only now, with the broker subscription live, is the game acknowledged; from here on
+        # the connection takes its frames, starting with the newest the pod has.
+        conn.subscriptions[game_id] = -1
+        self.send(encode("subscribed", gameId=game_id))
+        self.gw.hub.send_current(conn, game_id)
 
     def _unsubscribe(self, game_id: int) -> None:
         if game_id in self.conn.subscriptions:

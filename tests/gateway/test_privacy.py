@@ -173,8 +173,9 @@ async def play(users: list[str], plan: list[Any]) -> tuple[World, list[Connectio
             conn = conns[op.conn]
             if op.game_id not in conn.subscriptions:  # as the session does
                 sockets[op.conn].joins.append((len(sockets[op.conn].frames), op.game_id))
-                conn.subscriptions[op.game_id] = -1
                 await hub.join(conn, op.game_id)
+                conn.subscriptions[op.game_id] = -1
+                hub.send_current(conn, op.game_id)
         elif isinstance(op, Leave) and op.conn < len(conns):
             conn = conns[op.conn]
             if op.game_id in conn.subscriptions:
