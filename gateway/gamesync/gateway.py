@@ -34,6 +34,9 @@ __all__ = ["Gateway", "drain_plan"]
 log = logging.getLogger("gamesync.gateway")
 conn_log = logging.getLogger("gamesync.connections")
 
+#: The sweeper visits every session once per tick, spread over this many slices.
+SWEEP_SLICES = 20
+
 #: Upper bound of the jittered `retryAfterMs` in a drain's reconnect hint.
 RECONNECT_SPREAD_MS = 2000
 
@@ -248,12 +251,20 @@ class Gateway:
         )
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(tick)
-            self.sweep(loop.time(), time.time())
+            # Each session is visited once per tick, in slices, so that a pass over tens of
+            # thousands never holds the loop for more than a slice's worth (~1 ms).
+            sessions = list(self.sessions)
+            slices = max(1, min(SWEEP_SLICES, len(sessions)))
+            size = math.ceil(len(sessions) / slices) if sessions else 0
+            for start in range(0, slices):
+                await asyncio.sleep(tick / slices)
+                part = sessions[start * size : (start + 1) * size]
+                if part:
+                    self.sweep(loop.time(), time.time(), part)
 
-    def sweep(self, now: float, wall_now: float) -> None:
-        """One pass over every connection: pings, timeouts, token expiry, slow clients."""
-        for session in list(self.sessions):
+    def sweep(self, now: float, wall_now: float, sessions: list[Session] | None = None) -> None:
+        """Pings, timeouts, token expiry and slow clients for `sessions` (default: all)."""
+        for session in list(self.sessions) if sessions is None else sessions:
             if session.close_code is not None:
                 continue
             if session.expire_token_if_due(wall_now):

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from gamesync.broker import LAG_BUCKETS, BrokerStats
 from gamesync.envelope import Envelope
+from gamesync.histogram import LatencyHistogram
 
 __all__ = ["GatewayMetrics", "Snapshot"]
 
@@ -146,6 +147,19 @@ class _BrokerCollector(Collector):
         )
 
 
+class _LatencyCollector(Collector):
+    def __init__(self, histogram: LatencyHistogram) -> None:
+        self._histogram = histogram
+
+    def collect(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(
+            "gamesync_publish_to_send_seconds",
+            "From the envelope's publishedAt to its frames being written on this pod",
+            buckets=self._histogram.cumulative(),
+            sum_value=self._histogram.sum,
+        )
+
+
 class GatewayMetrics:
     """The gateway's metrics, in a registry of its own (several gateways may share a process)."""
 
@@ -175,12 +189,8 @@ class GatewayMetrics:
             "Subscriptions the policy refused",
             registry=self.registry,
         )
-        self.latency = Histogram(
-            "gamesync_publish_to_send_seconds",
-            "From the envelope's publishedAt to its frames being written on this pod",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.latency = LatencyHistogram(LATENCY_BUCKETS)
+        self.registry.register(_LatencyCollector(self.latency))
         self.published = Counter(
             "gamesync_published",
             "Envelopes published through this pod",
@@ -207,4 +217,4 @@ class GatewayMetrics:
     def fanned_out(self, envelope: Envelope, recipients: int, size: int) -> None:
         """Observe publish→send latency once per fan-out (never per delivery)."""
         if envelope.published_at is not None and recipients:
-            self.latency.observe(max(0.0, time.time() - envelope.published_at))
+            self.latency.observe(time.time() - envelope.published_at)
