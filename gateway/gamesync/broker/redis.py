@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import Connection, SSLConnection, parse_url
+from redis.asyncio.connection import BlockingConnectionPool, Connection, SSLConnection, parse_url
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -101,6 +101,10 @@ def _cluster_kwargs(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return nodes, kwargs
 
 
+#: Command connections per pod (latest reads, publishes, probes) for standalone Redis.
+COMMAND_POOL_SIZE = 16
+
+
 def open_command_client(url: str, *, timeout: float) -> CommandClient:
     """A command client for a broker URL (standalone or cluster), failing fast when Redis is away.
 
@@ -121,11 +125,11 @@ def open_command_client(url: str, *, timeout: float) -> CommandClient:
                 startup_nodes=[ClusterNode(host, port) for host, port in nodes],
                 **{**common, **kwargs},
             )
-        kwargs = dict(parse_url(url))
-        connection_class = kwargs.pop("connection_class", None)
-        if connection_class is SSLConnection:
-            kwargs["ssl"] = True
-        return Redis(**{**common, **kwargs})
+        # Bounded: a burst of joins waits for a free connection instead of opening a hundred.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=COMMAND_POOL_SIZE, timeout=timeout, **common
+        )
+        return Redis(connection_pool=pool)
     except (ValueError, TypeError, RedisError) as exc:
         raise ConfigError(f"invalid broker URL {_redact(url)}: {exc}") from exc
 
