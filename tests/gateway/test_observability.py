@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from otlp_receiver import otlp_receiver
 from wire import GatewayFactory, Keys, connect, envelope, publish, recv_until, wait_until
 
 from gamesync.logs import JsonFormatter
+from otlp_receiver import otlp_receiver
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
