@@ -15,7 +15,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from gamesync.broker import LAG_BUCKETS, BrokerStats
+from gamesync.broker import BrokerStats
 from gamesync.envelope import Envelope
 from gamesync.histogram import LatencyHistogram
 
@@ -135,15 +135,11 @@ class _BrokerCollector(Collector):
             ("resyncs", "Latest keys re-read after (re)subscribing", s.resyncs),
         ):
             yield CounterMetricFamily(f"gamesync_broker_{name}", help_text, value=value)
-        cumulative, buckets = 0, []
-        for bound, count in zip((*LAG_BUCKETS, float("inf")), s.lag_buckets, strict=True):
-            cumulative += count
-            buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
         yield HistogramMetricFamily(
             "gamesync_broker_pubsub_lag_seconds",
             "From the envelope's publishedAt to its arrival from Redis on this pod",
-            buckets=buckets,
-            sum_value=s.lag_sum,
+            buckets=s.lag.cumulative(),
+            sum_value=s.lag.sum,
         )
 
 

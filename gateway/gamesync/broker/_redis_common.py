@@ -13,6 +13,7 @@ from importlib import resources
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gamesync.errors import ConfigError
+from gamesync.histogram import LatencyHistogram
 
 __all__ = [
     "LAG_BUCKETS",
@@ -138,17 +139,20 @@ class BrokerStats:
     malformed: int = 0
     #: latest keys re-read after (re)subscribing
     resyncs: int = 0
-    #: publish→receive lag histogram from `publishedAt`: counts per LAG_BUCKETS bound (+Inf last)
-    lag_buckets: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
-    lag_count: int = 0
-    lag_sum: float = 0.0
+    #: publish→receive lag from `publishedAt`, per LAG_BUCKETS bound (+Inf last)
+    lag: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(LAG_BUCKETS))
 
     def observe_lag(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        self.lag_count += 1
-        self.lag_sum += seconds
-        for i, bound in enumerate(LAG_BUCKETS):
-            if seconds <= bound:
-                self.lag_buckets[i] += 1
-                return
-        self.lag_buckets[-1] += 1
+        self.lag.observe(seconds)
+
+    @property
+    def lag_buckets(self) -> list[int]:
+        return self.lag.counts
+
+    @property
+    def lag_count(self) -> int:
+        return self.lag.count
+
+    @property
+    def lag_sum(self) -> float:
+        return self.lag.sum
