@@ -18,6 +18,7 @@ from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
     NoScriptError,
+    RedisClusterException,
     RedisError,
     TryAgainError,
 )
@@ -43,7 +44,13 @@ __all__ = [
 ]
 
 #: Errors that mean "Redis cannot be used right now" (wrapped as BrokerUnavailable).
-UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+#: RedisClusterException is not a RedisError: "no startup node reachable", a slot not covered.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 
 #: Failures worth another try: the connection, a timeout, a cluster mid-failover or loading.
 #: Any other RedisError is an answer (authentication, ACL, a script error).
@@ -53,6 +60,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     ClusterDownError,
     TryAgainError,
     BusyLoadingError,
+    RedisClusterException,
     OSError,
     TimeoutError,
 )
