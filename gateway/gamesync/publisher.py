@@ -81,10 +81,11 @@ class Backlog:
 
 @dataclass(slots=True)
 class _Queued:
-    """A game's newest unsent envelope and when the game joined the backlog (monotonic)."""
+    """A game's newest unsent envelope, since when it waits (monotonic), its failed attempts."""
 
     envelope: Envelope
     since: float
+    failures: int = 0
 
 
 def _to_envelope(envelope: EnvelopeLike) -> Envelope:
@@ -261,8 +262,9 @@ class Publisher:
                     await self._attempt(env, publish_payload(env))
             except Exception as exc:  # never let the worker die: back off, try again
                 self.stats.retries += 1
-                if failures == 0:
-                    self._log_failure(game_id, sent, exc)
+                # Once per outage, or once per game that fails while others go out.
+                self._log_failure(game_id, sent, exc, quiet=failures > 0 or queued.failures > 0)
+                queued.failures += 1
                 # The game goes to the back of the queue, still holding its newest envelope.
                 self._pending[game_id] = self._pending.pop(game_id)
                 await asyncio.sleep(
@@ -283,12 +285,19 @@ class Publisher:
                     backlog.games,
                 )
                 failures = 0
-            if queued.envelope is sent:  # else superseded while in flight: send the newer one
+            if queued.envelope is sent:
                 del self._pending[game_id]
+            else:  # superseded while in flight: the newer one waits its turn, behind the others
+                queued.since = time.monotonic()
+                self._pending[game_id] = self._pending.pop(game_id)
 
-    def _log_failure(self, game_id: int, env: Envelope, exc: Exception) -> None:
-        """The first failure of a streak: once at WARNING, not once per retry."""
-        if isinstance(exc, UNAVAILABLE):
+    def _log_failure(self, game_id: int, env: Envelope, exc: Exception, *, quiet: bool) -> None:
+        """A failed attempt: at WARNING unless `quiet` (then DEBUG), never once per retry."""
+        if quiet:
+            log.debug(
+                "publishing game %s v%s failed again: %s", game_id, env.version, error_text(exc)
+            )
+        elif isinstance(exc, UNAVAILABLE):
             log.warning(
                 "publishing game %s v%s failed, retrying with backoff (%d games pending): %s",
                 game_id,
