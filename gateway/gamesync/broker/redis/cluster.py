@@ -1,10 +1,4 @@
-"""The Redis Cluster broker: sharded pub/sub on every primary, following the slot map.
-
-A game's channel and its keys share a slot (hash tag `{ID}`), so the publish script runs on the
-node that also delivers the message, and each primary's `Link` carries exactly the games whose
-slots it owns. This module keeps that true as the cluster changes: it watches the topology and
-re-routes subscriptions when a slot moves or a node goes.
-"""
+"""The Redis Cluster broker: sharded pub/sub on every primary, following the slot map."""
 
 from __future__ import annotations
 
