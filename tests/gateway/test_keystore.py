@@ -41,7 +41,7 @@ def test_public_keys_pass(alg: str) -> None:
 
 def test_an_hs256_secret_needs_the_explicit_opt_in() -> None:
     secret, _ = generate_key("HS256", kid="shared")
-    with pytest.raises(ConfigError, match="'shared' is an HS256 shared secret.*--allow-hs256"):
+    with pytest.raises(ConfigError, match=r"'shared' is an HS256 shared secret.*--allow-hs256"):
         refuse_signing_keys({"keys": [secret]}, allow_hs256=False)
     refuse_signing_keys({"keys": [secret]}, allow_hs256=True)
 
