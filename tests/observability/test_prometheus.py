@@ -2,8 +2,8 @@
 and the operator's metrics endpoint through a scripted scenario.
 
 Prometheus scrapes as the chart's monitors do: the gateway as job `gamesync-gateway`, the
-operator as job `gamesync-operator` with `honor_labels` (its series carry the GameSyncCluster's
-namespace), both targets labelled `namespace` and `pod`.
+operator with the job and `honorLabels` of the chart's rendered ServiceMonitor (its series carry
+the GameSyncCluster's namespace), both targets labelled `namespace` and `pod`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import httpx
 import pytest
 import websockets
+import yaml
 from prometheus_client import make_asgi_app
 from prometheus_server import Prometheus, eventually, running_prometheus
 
@@ -93,6 +95,23 @@ def _target(url: str, job: str, labels: dict[str, str], **extra: Any) -> dict[st
         "static_configs": [{"targets": [url.removeprefix("http://")], "labels": labels}],
         **extra,
     }
+
+
+def _operator_scrape(url: str) -> dict[str, Any]:
+    """A scrape job for `url` with the job name and honorLabels of the chart's ServiceMonitor."""
+    with helm.Chart.load(ROOT / "charts" / "gamesync-operator") as chart:
+        manifests = chart.render({"serviceMonitor": {"enabled": True}}, name="gs", namespace="ops")
+    [monitor] = [
+        doc
+        for template, text in manifests.items()
+        if template.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc and doc["kind"] == "ServiceMonitor"
+    ]
+    [endpoint] = monitor["spec"]["endpoints"]
+    [job] = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
+    labels = {"namespace": "ops", "pod": "gs-gamesync-operator-0"}
+    return _target(url, job, labels, honor_labels=endpoint["honorLabels"])
 
 
 def _dashboard_queries() -> list[tuple[str, str]]:
@@ -198,12 +217,7 @@ async def test_dashboard_and_rules_work_against_a_real_prometheus_and_gateway(
         )
         scrape = [
             _target(gateway.internal, "gamesync-gateway", {"namespace": NAMESPACE, "pod": POD}),
-            _target(
-                operator_url,
-                "gamesync-operator",
-                {"namespace": "gamesync", "pod": "operator-0"},
-                honor_labels=True,
-            ),
+            _operator_scrape(operator_url),
         ]
         prometheus = await stack.enter_async_context(
             running_prometheus(
