@@ -106,6 +106,7 @@ class Gateway:
         keys = KeyStore(
             audience=settings.audience, issuer=settings.issuer, leeway=settings.leeway_seconds
         )
+        keys.allow_hs256 = settings.allow_hs256
         signer = None
         if settings.keys is None:
             private, public = generate_key("ES256", kid="dev")
@@ -298,7 +299,7 @@ class Gateway:
         window = self.settings.drain_seconds
         sessions = [s for s in self.sessions if s.close_code is None]
         batch, pause = drain_plan(len(sessions), window)
-        log.warning(
+        (log.warning if sessions else log.info)(  # nothing to drain is no warning
             "draining %d connections over %.1fs (batches of %d)", len(sessions), window, batch
         )
         random.shuffle(sessions)
