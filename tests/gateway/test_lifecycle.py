@@ -60,7 +60,7 @@ async def test_a_client_answering_pings_stays_connected(
     async with await connect(server, "/ws/games/1", token=keys.token()) as ws:
         await recv_until(ws, lambda m: m["type"] == "subscribed")
         gw = server.gateway
-        session = next(iter(gw.sessions))
+        session = next(iter(gw.registry.members()))
         # Several ping rounds pass (the websockets client answers them) and we stay open.
         await wait_until(lambda: session.conn.ping_sent_at is not None, what="a first ping")
         first_ping = session.conn.ping_sent_at
@@ -82,7 +82,7 @@ async def test_slow_client_gets_only_the_newest_snapshot_and_others_are_unaffect
         await recv_until(fast, lambda m: m["type"] == "subscribed")
         gw = server.gateway
         await wait_until(lambda: len(gw.hub.topics.get(4, _Empty).subscribers) == 2)
-        slow_session = next(s for s in gw.sessions if s.conn.user_id == "slow")
+        slow_session = next(s for s in gw.registry.members() if s.conn.user_id == "slow")
         big = "x" * 200_000
         last = 0
         for version in range(1, 41):
@@ -124,7 +124,7 @@ async def test_client_that_cannot_drain_is_closed_1013(
         big = "y" * 300_000
         version = 0
         async with asyncio.timeout(15):
-            while gw.sessions:
+            while len(gw.registry):
                 version += 1
                 await publish(server, envelope(4, version, snapshot={"pad": big}))
                 await asyncio.sleep(0.05)  # paces the publisher, not a synchronisation
