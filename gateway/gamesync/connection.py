@@ -90,7 +90,7 @@ _ALLOWED = {
     ConnectionState.CLOSED: set(),
 }
 
-#: States in which a connection is served: pinged, checked, and sent snapshots.
+#: States the sweeper checks (pings, timeouts, expiry): the connection is being served.
 LIVE = frozenset({ConnectionState.OPEN, ConnectionState.DRAINING})
 
 
@@ -209,8 +209,9 @@ class Connection:
         self._start_closing(Closing(code, reason, by_server=False))
 
     def finish(self, now: float) -> ConnectionEnd:
-        """CLOSED: the end of the lifecycle, and how it went (a session that ended with no
-        close seen, e.g. cancelled at shutdown, counts as a client's 1000)."""
+        """Enter CLOSED, the end of the lifecycle, and say how the connection ended."""
+        # A session that ended with no close seen (cancelled at shutdown) counts as a client's
+        # 1000, as it always has in the close metric.
         self._start_closing(Closing(Close.NORMAL, "", by_server=False))
         self.transition(ConnectionState.CLOSED)
         assert self.closing is not None  # set by _start_closing

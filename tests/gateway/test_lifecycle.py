@@ -198,3 +198,29 @@ async def test_new_upgrades_are_refused_503_while_draining(
     with pytest.raises(websockets.InvalidStatus) as refused:
         await connect(server, token=keys.token())
     assert refused.value.response.status_code == 503
+
+
+async def test_connections_waiting_for_their_drain_batch_count_as_draining(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    # 4 connections over 6 s: one batch of 1 every 1.35 s, the first at once.
+    server = await gateway_factory(drain_seconds=6)
+    clients = [await connect(server, token=keys.token(str(i))) for i in range(4)]
+    gw = server.gateway
+
+    def gauge(state: str) -> float:
+        value = gw.metrics.registry.get_sample_value("gamesync_connections", {"state": state})
+        return -1 if value is None else value
+
+    try:
+        for ws in clients:
+            assert (await recv_json(ws))["type"] == "welcome"
+        assert (gauge("open"), gauge("draining")) == (4, 0)
+        drain = asyncio.create_task(gw.drain())
+        await wait_until(lambda: gauge("open") == 0, what="the drain to begin")
+        assert gauge("draining") == 3  # the first batch is closing; the rest wait their turn
+        await wait_until(lambda: gauge("draining") == 2, what="the second batch")
+        drain.cancel()
+    finally:
+        for ws in clients:
+            await ws.close()
