@@ -98,7 +98,13 @@ class IllegalTransition(RuntimeError):
     """A lifecycle step that the state machine does not allow."""
 
     def __init__(self, current: ConnectionState, wanted: ConnectionState) -> None:
-        super().__init__(f"connection is {current.value}; cannot become {wanted.value}")
+        allowed = ", ".join(sorted(s.value for s in _ALLOWED[current]))
+        expected = f"from {current.value} only: {allowed}" if allowed else "that state is final"
+        super().__init__(
+            f"connection is {current.value}; cannot become {wanted.value} ({expected})"
+        )
+        self.current = current
+        self.wanted = wanted
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,12 @@ def test_illegal_transitions_raise_naming_both_states(current: S, wanted: S) -> 
     conn.state = current
     with pytest.raises(IllegalTransition) as caught:
         conn.transition(wanted)
-    assert str(caught.value) == f"connection is {current.value}; cannot become {wanted.value}"
+    allowed = ", ".join(sorted(b.value for a, b in LEGAL if a is current))
+    expected = f"from {current.value} only: {allowed}" if allowed else "that state is final"
+    assert str(caught.value) == (
+        f"connection is {current.value}; cannot become {wanted.value} ({expected})"
+    )
+    assert (caught.value.current, caught.value.wanted) == (current, wanted)
     assert conn.state is current
 
 
