@@ -117,6 +117,7 @@ class Gateway:
         keys = KeyStore(
             audience=settings.audience, issuer=settings.issuer, leeway=settings.leeway_seconds
         )
+        keys.allow_hs256 = settings.allow_hs256
         signer = None
         if settings.keys is None:
             private, public = generate_key("ES256", kid="dev")
@@ -207,7 +208,7 @@ class Gateway:
         members = self.registry.start_draining()
         window = self.settings.drain_seconds
         batch, pause = drain_plan(len(members), window)
-        log.warning(
+        (log.warning if members else log.info)(  # nothing to drain is no warning
             "draining %d connections over %.1fs (batches of %d)", len(members), window, batch
         )
         random.shuffle(members)

@@ -1,7 +1,7 @@
 """The socket under a gateway connection: uvicorn's sans-I/O websocket protocol, extended.
 
 uvicorn's ASGI `send` costs an awaited coroutine and a message dict per frame, about half of the
-per-delivery CPU when we measured it. The fan-out instead writes pre-built
+per-delivery CPU in our probe (15 us a delivery; a bare write costs 8). The fan-out writes pre-built
 frames straight to the transport, synchronously, and never awaits a client. Handshake and close
 still go through ASGI, so uvicorn keeps its bookkeeping. This is the only module that knows
 uvicorn's internals; the ASGI scope carries the socket under `extensions["gamesync.socket"]`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -224,3 +225,30 @@ async def test_connections_waiting_for_their_drain_batch_count_as_draining(
     finally:
         for ws in clients:
             await ws.close()
+
+
+async def test_draining_warns_only_when_there_are_connections_to_drain(
+    gateway_factory: GatewayFactory, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    def drain_records() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith("draining ")]
+
+    idle = await gateway_factory(drain_seconds=0.2)
+    with caplog.at_level(logging.INFO, logger="gamesync.gateway"):
+        await idle.gateway.drain()
+    [record] = drain_records()
+    assert (record.levelname, record.getMessage().split(" over")[0]) == (
+        "INFO",
+        "draining 0 connections",
+    )
+    caplog.clear()
+    busy = await gateway_factory(drain_seconds=0.2)
+    async with await connect(busy, token=keys.token()) as ws:
+        await recv_json(ws)
+        with caplog.at_level(logging.INFO, logger="gamesync.gateway"):
+            await busy.gateway.drain()
+    [record] = drain_records()
+    assert (record.levelname, record.getMessage().split(" over")[0]) == (
+        "WARNING",
+        "draining 1 connections",
+    )
