@@ -33,15 +33,7 @@ def _probes(gw: Gateway) -> list[Route]:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
-        reasons = []
-        if not gw.started:
-            reasons.append("not started")
-        if gw.draining:
-            reasons.append("draining")
-        if not gw.keys.keyset:
-            reasons.append("no keys loaded")
-        if not gw.broker.ready:
-            reasons.append("broker unavailable")
+        reasons = gw.not_ready_reasons()
         status = 200 if not reasons else 503
         return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=status)
 
@@ -103,7 +95,7 @@ def public_app(
             Route("/console-config.json", console_config),
             Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ]
-    return PublicApp(WebSocketEndpoint(gw), Starlette(routes=routes))
+    return PublicApp(WebSocketEndpoint(gw.services), Starlette(routes=routes))
 
 
 def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:

@@ -34,13 +34,13 @@ from gamesync.metric_labels import (
     close_code_label,
 )
 
-__all__ = ["GatewayMetrics", "Snapshot"]
+__all__ = ["GatewayMetrics", "GatewaySample"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class GatewaySample:
     """Gateway state read at scrape time (cheap: no hot-path metric updates)."""
 
     connections_by_state: dict[str, int]
@@ -63,7 +63,7 @@ class Snapshot:
 
 
 class _StateCollector(Collector):
-    def __init__(self, read: Callable[[], Snapshot]) -> None:
+    def __init__(self, read: Callable[[], GatewaySample]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
@@ -177,7 +177,7 @@ class _LatencyCollector(Collector):
 class GatewayMetrics:
     """The gateway's metrics, in a registry of its own (several gateways may share a process)."""
 
-    def __init__(self, read: Callable[[], Snapshot]) -> None:
+    def __init__(self, read: Callable[[], GatewaySample]) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_StateCollector(read))
         self._closes = Counter(
