@@ -175,7 +175,7 @@ class GatewayServer:
             await self.demo.stop()
         await self.gateway.drain()
         # Give closing handshakes a moment before uvicorn drops what is left.
-        await self.gateway.wait_empty(self.settings.drain_seconds * 0.1 + 1.0)
+        await self.gateway.registry.wait_empty(self.settings.drain_seconds * 0.1 + 1.0)
         await self.stop()
 
     async def stop(self) -> None:
