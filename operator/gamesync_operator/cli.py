@@ -7,11 +7,6 @@ import asyncio
 import logging
 from typing import Any
 
-import kopf
-
-from gamesync_operator.config import OperatorConfig
-from gamesync_operator.handlers import register
-
 __all__ = ["main"]
 
 
@@ -62,6 +57,12 @@ def main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on errors
         return int(exc.code or 0)
+    # kopf and the Kubernetes client take seconds to import: only a run pays for them, not --help.
+    import kopf
+
+    from gamesync_operator.config import OperatorConfig
+    from gamesync_operator.handlers import register
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
