@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, help="latency/peer/slow: websocket clients")
     p.add_argument("--rate", type=float, help="publishes per second")
     p.add_argument("--seconds", type=float, help="length of each publishing window")
+    p.add_argument(
+        "--max-rate",
+        type=float,
+        default=0.0,
+        help="throughput: stop stepping the rate up beyond this (default: until a window fails)",
+    )
     p.add_argument("--gateways", type=int, help="latency/peer: server processes (default 2)")
     p.add_argument(
         "--systems",
@@ -140,6 +146,7 @@ def resolve_options(args: argparse.Namespace, workdir: Path) -> Options:
         profile=args.profile,
         settle=args.settle,
         placement=args.placement,
+        max_rate=args.max_rate,
         hold=args.hold,
         connect_timeout=args.connect_timeout,
         **sizes,

@@ -19,6 +19,8 @@ def plot_result(payload: dict[str, Any], series: dict[str, Any], path: Path) -> 
     panels = []
     if any("deliveries_per_s" in r for r in runs):
         panels.append("throughput")
+    if any("server_us_per_publish" in r for r in runs):
+        panels.append("steps")
     if any("kib_per_conn" in r for r in runs):
         panels.append("idle")
     if any("bytes_per_player_min" in r for r in runs):
@@ -33,6 +35,8 @@ def plot_result(payload: dict[str, Any], series: dict[str, Any], path: Path) -> 
     for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "throughput":
             _bars(ax, runs, "deliveries_per_s", "connections", "deliveries/s (median)")
+        elif panel == "steps":
+            _steps(ax, runs)
         elif panel == "idle":
             _bars(ax, runs, "kib_per_conn", "connections", "KiB per idle connection (median)")
             ax.axhline(16000 / 1024, color="red", linestyle="--", linewidth=1, label="16 KB target")
@@ -86,3 +90,24 @@ def _bars(ax: Any, runs: list[dict[str, Any]], metric: str, group_key: str, titl
     ax.set_xticklabels([f"{group_key}={g}" for g in groups])
     ax.set_title(title)
     ax.legend(fontsize=8)
+
+
+def _steps(ax: Any, runs: list[dict[str, Any]]) -> None:
+    """``throughput``: each window's p99 against its publish rate, passes and failures."""
+    for system in sorted({r["system"] for r in runs}):
+        for passed, marker in ((True, "o"), (False, "x")):
+            mine = [r for r in runs if r["system"] == system and r["passed"] is passed]
+            ax.scatter(
+                [r["rate"] for r in mine],
+                [max(r["latency_ms"]["p99"], 0.01) for r in mine],
+                marker=marker,
+                label=f"{system} {'passed' if passed else 'failed'}",
+            )
+    ax.axhline(50, color="red", linestyle="--", linewidth=1, label="p99 limit")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("publishes/s (log)")
+    ax.set_ylabel("p99 publish → client (ms, log)")
+    ax.set_title("throughput steps")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)

@@ -1,8 +1,9 @@
 """The test rig of one benchmark: the processes it started, and the operations on them.
 
-A :class:`Rig` starts servers (GameSync gateways, the raw broadcast server, the socket.io peer,
-the polling server, redis-server) pinned to the server CPU, load clients and publishers pinned
-to the load CPUs, and stops every one of them by pid when it closes.
+A :class:`Rig` starts servers (GameSync gateways, the raw broadcast server, the bare-subscriber
+floor, the socket.io peer, the polling server, redis-server) pinned to the server CPU, load
+clients and publishers pinned to the load CPUs, and stops every one of them by pid when it
+closes.
 """
 
 from __future__ import annotations
@@ -243,6 +244,16 @@ class Rig:
         )
         await proc.wait_line(READY, 30)
         return Server("raw", proc, port)
+
+    async def floor(self, size: int, redis_port: int | None = None) -> Server:
+        """The bare-subscriber floor (``gamesync.bench.floorserver``), on Redis when given."""
+        port = free_port()
+        args = [str(port), str(size)] + ([str(redis_port)] if redis_port else [])
+        proc = await self._start(
+            "floor", python_module("gamesync.bench.floorserver", *args), server_cpus()
+        )
+        await proc.wait_line(READY, 30)
+        return Server("floor", proc, port)
 
     async def peer(self, redis_url: str) -> Server:
         port = free_port()

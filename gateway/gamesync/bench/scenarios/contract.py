@@ -40,6 +40,7 @@ class Options:
     profile: float = 0.0
     settle: float = 3.0
     placement: str = "spread"
+    max_rate: float = 0.0
 
 
 @dataclass

@@ -29,7 +29,7 @@ from gamesync.bench.rig import ClientGroup, Rig, Server
 from gamesync.bench.scenarios.contract import Context, Options
 from gamesync.bench.scenarios.steps import MIB, RssSampler, connect, pct
 
-__all__ = ["COLUMNS", "params", "run_system"]
+__all__ = ["COLUMNS", "PushSetup", "params", "run_system", "window"]
 
 # The digest's per-run columns of a push run (``slow`` adds its own).
 COLUMNS = (
@@ -140,7 +140,7 @@ async def _delayed_record(pid: int, seconds: float, out: Path) -> Path | None:
     return await record(pid, seconds, out)
 
 
-async def _window(
+async def window(
     ctx: Context,
     setup: PushSetup,
     *,
@@ -264,7 +264,7 @@ async def run_system(
             profile_to = None
             if opts.profile > 0 and r == 0:
                 profile_to = opts.workdir / f"profile-{label}-{setup.servers[0].kind}.txt"
-            row, samples, rss = await _window(
+            row, samples, rss = await window(
                 ctx,
                 setup,
                 rate=opts.rate,
