@@ -1,4 +1,13 @@
-"""The publish envelope (DESIGN §3): one JSON object per state commit, validated once."""
+"""The publish envelope (DESIGN §3): one JSON object per state commit, validated once.
+
+Every gateway parses every envelope of its games, so parsing is on the per-publish hot path.
+When the fields before `snapshot` are plain values and `snapshot` comes last (the order the
+bench publisher, `gamesync.publisher` and docs/publishing.md use), `parse_envelope` takes a fast
+path: orjson validates the snapshot's bytes and reads the small fields in front of it, and the
+snapshot's JSON text is kept as it arrived, so the hub puts it into frames without decoding and
+re-encoding it (integers beyond 64 bits included). Any other shape, and anything the fast path
+would refuse, goes through the full decode, which has the last word on what is valid and why.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from gamesync import jsoncodec
 from gamesync.errors import EnvelopeError
@@ -19,16 +30,22 @@ _MAX_ID = 2**63 - 1
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A validated envelope. `raw` is the JSON exactly as published (what Redis stores)."""
+    """A validated envelope. `raw` is the JSON exactly as published (what Redis stores);
+    `snapshot_json` is the snapshot's JSON text (as published when the fast path sliced it)."""
 
     game_id: int
     version: int
-    snapshot: Any
+    snapshot_json: bytes
     viewers: Mapping[str, Any] | None = None
     members: frozenset[str] | None = None
     traceparent: str | None = None
     published_at: float | None = None
     raw: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def snapshot(self) -> Any:
+        """The snapshot, decoded on demand (the fan-out never needs it decoded)."""
+        return jsoncodec.loads(self.snapshot_json)
 
 
 def _int_field(doc: Mapping[str, Any], name: str) -> int:
@@ -51,6 +68,86 @@ def _valid_traceparent(value: object) -> bool:
 def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> Envelope:
     """Parse and validate an envelope; raise EnvelopeError with a reason a publisher can act on."""
     data = raw.encode() if isinstance(raw, str) else raw
+    fast = _parse_fast(data, expected_game_id)
+    return fast if fast is not None else _parse_full(data, expected_game_id)
+
+
+# JSON's own whitespace (RFC 8259 §2), never `\s` (which also takes \f and \v).
+_WS = b" \t\n\r"
+_W = rb"[ \t\n\r]*"
+# A value the fast path steps over without understanding it; orjson validates it afterwards.
+_SCALAR = rb'(?:"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null)'
+_VALUE = rb"(?:%s|\[%s(?:%s(?:%s,%s%s)*)?%s\])" % (_SCALAR, _W, _SCALAR, _W, _W, _SCALAR, _W)
+# `{`, then members with plain keys and scalar or flat-array values, then the `snapshot` key.
+_HEAD = re.compile(
+    rb'%s\{(?:%s"[^"\\]*"%s:%s%s%s,)*%s(?P<key>"snapshot"%s:)'
+    % (_W, _W, _W, _W, _VALUE, _W, _W, _W)
+)
+
+
+def _parse_fast(data: bytes, expected_game_id: int | None) -> Envelope | None:
+    """The envelope if `snapshot` is its last member after plain ones and all is valid; else None.
+
+    The snapshot's bytes are validated (orjson parses them, exactly one JSON object) but not
+    kept decoded: the frame takes them as they are. Every doubt returns None, and the full
+    decode then decides, so both always agree (tests/gateway/test_envelope.py checks it).
+    """
+    head = _HEAD.match(data)
+    if head is None:
+        return None
+    end = len(data.rstrip(_WS)) - 1
+    if end < head.end() or data[end] != 0x7D:  # "}" closes the envelope
+        return None
+    snapshot = data[head.end() : end].strip(_WS)
+    front = data[: head.start("key")].rstrip(_WS)
+    front = front + b"}" if front.endswith(b"{") else front[:-1] + b"}"
+    try:
+        if not snapshot.startswith(b"{"):
+            return None
+        orjson.loads(snapshot)  # one JSON value, nothing after it: a trailing member fails here
+        doc = orjson.loads(front)
+    except orjson.JSONDecodeError:
+        return None
+    game_id, version = doc.get("gameId"), doc.get("version")
+    if type(game_id) is not int or type(version) is not int:
+        return None
+    if not (0 <= game_id <= _MAX_ID and 0 <= version <= _MAX_ID):
+        return None
+    if expected_game_id is not None and game_id != expected_game_id:
+        return None
+    if doc.get("viewers") is not None:
+        return None
+    members_raw = doc.get("members")
+    members: frozenset[str] | None = None
+    if members_raw is not None:
+        if not isinstance(members_raw, list) or not all(
+            type(m) is str or type(m) is int for m in members_raw
+        ):
+            return None  # a float here may be an integer beyond 64 bits: the full decode reads it
+        members = frozenset(str(m) for m in members_raw)
+    traceparent = doc.get("traceparent")
+    if traceparent is not None and not _valid_traceparent(traceparent):
+        return None
+    published_at = doc.get("publishedAt")
+    if (
+        published_at is not None
+        and type(published_at) is not float
+        and type(published_at) is not int
+    ):
+        return None
+    return Envelope(
+        game_id=game_id,
+        version=version,
+        snapshot_json=snapshot,
+        members=members,
+        traceparent=traceparent,
+        published_at=float(published_at) if published_at is not None else None,
+        raw=data,
+    )
+
+
+def _parse_full(data: bytes, expected_game_id: int | None) -> Envelope:
+    """Decode the whole envelope (exact, any member order) and validate every field."""
     try:
         doc = jsoncodec.loads(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
@@ -85,7 +182,7 @@ def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> 
     return Envelope(
         game_id=game_id,
         version=version,
-        snapshot=doc["snapshot"],
+        snapshot_json=jsoncodec.dumps(doc["snapshot"]),
         viewers=viewers,
         members=members,
         traceparent=traceparent,

@@ -50,7 +50,7 @@ class Topic:
         if self.envelope is not None and envelope.version <= self.envelope.version:
             return False
         self.envelope = envelope
-        self._data_json = jsoncodec.dumps(envelope.snapshot)
+        self._data_json = envelope.snapshot_json  # as published: never decoded, never re-encoded
         self._public = snapshot_frame(envelope.game_id, envelope.version, self._data_json, None)
         self._viewers = {}
         return True

@@ -10,14 +10,21 @@ with 19 or more digits in a row (possibly such an integer) go through the standa
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 __all__ = ["dumps", "loads"]
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# Every digit becomes "0" and every other byte "x": a run of 19 digits is then a plain substring
+# search. A regular expression (\d{19}) took ~40 us on a 2 KB snapshot, more than orjson's parse.
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_DIGIT_RUN = b"0" * 19
+
+
+def _has_long_number(data: bytes) -> bool:
+    """Whether `data` holds 19 or more digits in a row (maybe an integer orjson cannot keep)."""
+    return _DIGIT_RUN in data.translate(_DIGITS)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -26,7 +33,7 @@ def _refuse_constant(name: str) -> Any:
 
 def loads(data: bytes) -> Any:
     """Parse JSON; ValueError (or RecursionError) for invalid input, NaN and Infinity included."""
-    if _LONG_NUMBER.search(data) is None:
+    if not _has_long_number(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:

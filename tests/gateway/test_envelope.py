@@ -39,7 +39,7 @@ def test_full_envelope_is_parsed_and_raw_bytes_are_kept() -> None:
     assert envelope == Envelope(
         game_id=42,
         version=17,
-        snapshot={"round": 3},
+        snapshot_json=b'{"round":3}',
         viewers={"7": {"hand": ["AS"]}},
         members=frozenset({"7", "8"}),
         traceparent=TRACEPARENT,

@@ -6,7 +6,7 @@ socket of the game) in the same invocation, the runs alternating between the two
 its own redis-server, publisher (the package's Lua script by EVALSHA, from a separate process)
 and load clients: C clients over G games, so C/G local watchers per game (4 by default).
 
-A run steps the publish rate up from ``--rate`` by ×1.5 while a window of ``--seconds`` passes,
+A run steps the publish rate up from ``--rate`` by 1.5x while a window of ``--seconds`` passes,
 then bisects twice between the last rate that passed and the first that failed. A window passes
 when the publisher kept up (≥ 95 % of the rate), nothing was lost, skipped, duplicated or
 reordered, and the clients' p99 was at most 50 ms. A run's result is its highest passing rate;
@@ -36,7 +36,7 @@ P99_MS = 50.0
 #: The publisher must achieve this share of the asked rate, or the load side is the limit.
 KEPT_UP = 0.95
 STEP = 1.5
-#: Bounds every climb: at most this many ×1.5 steps above the starting rate.
+#: Bounds every climb: at most this many 1.5x steps above the starting rate.
 MAX_STEPS = 12
 BISECTIONS = 2
 #: After a failed window the server may still drain a backlog; the next starts once it is quiet.

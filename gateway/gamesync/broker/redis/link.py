@@ -17,6 +17,8 @@ import enum
 
 from redis.asyncio.connection import Connection
 
+from gamesync.broker.redis.stream import PubSubStream
+
 __all__ = ["IllegalLinkTransition", "Link", "LinkState"]
 
 
@@ -65,13 +67,17 @@ class Link:
         self._live = asyncio.Event()
         #: how many times the link became LIVE (more than once: it reconnected)
         self.times_live = 0
+        #: redis-py's connection (it made the handshake; `drop` closes it)
         self.conn: Connection | None = None
+        #: what reads and writes that connection's socket once it is taken over
+        self.stream: PubSubStream | None = None
         #: channels the server confirmed on the current connection
         self.channels: set[bytes] = set()
         #: unsubscribes we asked for (any other unsubscribe came from the server)
         self.leaving: dict[bytes, int] = {}
         self.supervisor: asyncio.Task[None] | None = None
-        self.reader: asyncio.Task[None] | None = None
+        #: resolves with the reason when the connection is lost (`PubSubStream.closed`)
+        self.reader: asyncio.Future[str] | None = None
         self.probe: asyncio.Future[None] | None = None
         self.probe_token = b""
 

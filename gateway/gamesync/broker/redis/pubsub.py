@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import secrets
 import time
@@ -26,7 +25,6 @@ from typing import Any
 
 from redis.asyncio.connection import Connection, parse_url
 from redis.backoff import NoBackoff
-from redis.exceptions import ResponseError
 from redis.retry import Retry
 
 from gamesync.backoff import full_jitter
@@ -42,6 +40,7 @@ from gamesync.broker.redis.commands import (
 from gamesync.broker.redis.link import Link, LinkState
 from gamesync.broker.redis.options import BrokerOptions
 from gamesync.broker.redis.script import channel_name, game_of_channel, latest_key
+from gamesync.broker.redis.stream import PubSubStream, ReplyError
 from gamesync.broker.schemes import log_safe_url
 from gamesync.broker.stats import BrokerStats
 from gamesync.envelope import Envelope, parse_envelope
@@ -300,16 +299,17 @@ class RedisBroker:
         async with asyncio.timeout(self.options.command_timeout):
             conn = await self._connect(link.node)
         link.conn = conn
+        stream = PubSubStream.take_over(conn, lambda replies: self._on_replies(link, replies))
+        link.stream = stream
         link.channels.clear()
         link.leaving.clear()
         link.transition(LinkState.SUBSCRIBING)
-        reader = asyncio.get_running_loop().create_task(
-            self._read(link, conn), name=f"redis-reader-{link.node}"
-        )
+        reader = stream.closed
         link.reader = reader
-        establish = asyncio.get_running_loop().create_task(self._establish(link, conn))
+        establish = asyncio.get_running_loop().create_task(self._establish(link, stream))
         try:
-            await asyncio.wait({reader, establish}, return_when=asyncio.FIRST_COMPLETED)
+            first: set[asyncio.Future[Any]] = {reader, establish}
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
             if not establish.done():
                 establish.cancel()
                 await asyncio.gather(establish, return_exceptions=True)
@@ -327,20 +327,22 @@ class RedisBroker:
             await asyncio.gather(reader, establish, return_exceptions=True)
 
     @staticmethod
-    def _raise_reader_end(reader: asyncio.Task[None]) -> None:
+    def _raise_reader_end(reader: asyncio.Future[str]) -> None:
         if reader.cancelled():
             raise ConnectionError("pub/sub connection rebuilt")
-        exc = reader.exception()
-        raise exc if exc is not None else ConnectionError("pub/sub reader ended")
+        raise ConnectionError(reader.result())
 
     async def _drop(self, link: Link) -> None:
         conn, link.conn = link.conn, None
+        stream, link.stream = link.stream, None
         link.channels.clear()
+        if stream is not None:
+            stream.abort()
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.disconnect(nowait=True)
 
-    async def _establish(self, link: Link, conn: Connection) -> None:
+    async def _establish(self, link: Link, stream: PubSubStream) -> None:
         """Subscribe every channel this node carries (batched), then re-read their latest keys."""
         channels = [link.probe_channel]
         games = []
@@ -349,15 +351,14 @@ class RedisBroker:
             if self._node_of(channel) == link.node:
                 channels.append(channel)
                 games.append(game_id)
-        await self._subscribe_many(link, conn, channels)
+        await self._subscribe_many(stream, channels)
         await self._resync(games)
         self._commands_ok = True
 
-    async def _subscribe_many(self, link: Link, conn: Connection, channels: list[bytes]) -> None:
+    async def _subscribe_many(self, stream: PubSubStream, channels: list[bytes]) -> None:
         """Subscribe in batches sent in one write, and wait for every confirmation."""
         waits = [self._expect(channel) for channel in channels]
-        commands = [(self._SUBSCRIBE, *batch) for batch in self._subscribe_batches(channels)]
-        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        stream.send([(self._SUBSCRIBE, *batch) for batch in self._subscribe_batches(channels)])
         async with asyncio.timeout(self.options.command_timeout * (1 + len(channels) // 10_000)):
             await asyncio.gather(*(asyncio.shield(wait) for wait in waits))
 
@@ -380,14 +381,12 @@ class RedisBroker:
             if envelope is not None:
                 self._deliver(envelope)
 
-    async def _read(self, link: Link, conn: Connection) -> None:
-        """The hot path: one task per node reads its pub/sub connection and routes every reply."""
+    def _on_replies(self, link: Link, replies: list[Any]) -> None:
+        """The hot path: every complete reply of one socket read, routed in order."""
         message, subscribed, unsubscribed = self._MESSAGE, self._SUBSCRIBED, self._UNSUBSCRIBED
-        while True:
-            try:
-                reply = await conn.read_response(timeout=math.inf)
-            except ResponseError as exc:  # e.g. MOVED for an SSUBSCRIBE after a slot moved
-                log.info("pub/sub error reply from %s: %s %s", link.node, type(exc).__name__, exc)
+        for reply in replies:
+            if isinstance(reply, ReplyError):  # e.g. MOVED for an SSUBSCRIBE after a slot moved
+                log.info("pub/sub error reply from %s: %s", link.node, reply)
                 self._topology_suspect()
                 continue
             if not isinstance(reply, list) or len(reply) < 3:
@@ -480,27 +479,22 @@ class RedisBroker:
     async def _subscribe_on_link(self, channel: bytes) -> None:
         while True:
             link = await self._live_link_for(channel)
-            conn = link.conn
+            stream = link.stream
             if channel in link.channels and channel not in link.leaving:
                 return
-            if conn is None:  # not expected while live; never spin on it
+            if stream is None:  # not expected while live; never spin on it
                 await asyncio.sleep(self.options.reconnect_base)
                 continue
             fut = self._expect(channel)
-            await conn.send_command(self._SUBSCRIBE, channel, check_health=False)
+            stream.send([(self._SUBSCRIBE, channel)])
             await asyncio.shield(fut)
             if self._links.get(link.node) is link and channel in link.channels:
                 return
 
     async def _send_unsubscribe(self, channel: bytes) -> None:
         for link in list(self._links.values()):
-            conn = link.conn
-            if conn is None or channel not in link.channels:
-                continue
-            link.leaving[channel] = link.leaving.get(channel, 0) + 1
-            # On failure the connection is being rebuilt, and it will not re-subscribe the game.
-            with contextlib.suppress(*UNAVAILABLE):
-                await conn.send_command(self._UNSUBSCRIBE, channel, check_health=False)
+            if channel in link.channels:
+                await self._send_unsubscribe_on(link, channel)
 
     def _schedule_reroute(self) -> None:
         if self._reroute_task is not None and not self._reroute_task.done():
@@ -537,20 +531,20 @@ class RedisBroker:
                 to_move.setdefault(owner.node, []).append(game_id)
         for node, games in to_move.items():
             owner = self._links.get(node)
-            if owner is None or owner.conn is None:
+            if owner is None or owner.stream is None:
                 self._reroute_again = True
                 continue
             channels = [channel_name(g).encode() for g in games]
-            await self._subscribe_many(owner, owner.conn, channels)
+            await self._subscribe_many(owner.stream, channels)
             await self._resync(games)
 
     async def _send_unsubscribe_on(self, link: Link, channel: bytes) -> None:
-        conn = link.conn
-        if conn is None:
+        stream = link.stream
+        if stream is None:
             return
         link.leaving[channel] = link.leaving.get(channel, 0) + 1
-        with contextlib.suppress(*UNAVAILABLE):
-            await conn.send_command(self._UNSUBSCRIBE, channel, check_health=False)
+        # A lost connection is being rebuilt, and it will not re-subscribe the game.
+        stream.send([(self._UNSUBSCRIBE, channel)])
 
     async def _refresh_topology(self) -> None:
         """Cluster: re-read the slot map and match links to primaries. Standalone: nothing."""
