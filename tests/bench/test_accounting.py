@@ -11,6 +11,7 @@ from gamesync.bench.accounting import (
     Shortfall,
     counts,
     invariants,
+    merge_counts,
     shortfall,
 )
 
@@ -110,3 +111,8 @@ def test_invariants_sum_over_runs_and_a_missing_count_is_zero() -> None:
     rows = [{"lost": 1, "duplicates": 0, "out_of_order": 2}, {"lost": 1}]
     assert invariants(rows) == {"lost": 2, "duplicates": 0, "out_of_order": 2}
     assert invariants(iter(rows)) == {"lost": 2, "duplicates": 0, "out_of_order": 2}
+
+
+def test_counts_by_key_from_several_processes_add_up() -> None:
+    # The idle scenario's close codes of its two client groups (it used to keep only the last).
+    assert merge_counts({"1000": 2, "1006": 1}, {"1000": 3}, {}) == {"1000": 5, "1006": 1}

@@ -85,16 +85,18 @@ def test_fanout_delivers_every_snapshot_to_every_connection_on_both_servers(tmp_
     )
     check_shape(result, "fanout")
     check_invariants(result)
-    assert {r["system"] for r in result["runs"]} == {"raw", "gamesync"}
+    assert {r["system"] for r in result["runs"]} == {"raw", "floor", "gamesync"}
     for row in result["runs"]:
         assert row["connected"] == 40
         assert row["delivered"] == row["expected"] == 40 * 50
         assert row["deliveries_per_s"] > 0
         assert row["deliveries_per_cpu_s"] >= 0
-    assert "ratio" in result["summary"]["40"]
+    assert {"ratio_raw", "ratio_floor"} <= set(result["summary"]["40"])
     assert [t["name"] for t in result["targets"]] == [
-        "fanout N=40",
-        "fanout N=40, per server CPU-second",
+        "fanout N=40 vs broadcast()",
+        "fanout N=40 vs broadcast(), per server CPU-second",
+        "fanout N=40 vs the bare floor",
+        "fanout N=40 vs the bare floor, per server CPU-second",
     ]
     assert all(Path(p).is_file() for p in result["plots"])
     assert result["plots"]
@@ -158,6 +160,50 @@ def test_peer_runs_the_same_workload_against_python_socketio(tmp_path: Path) -> 
     for row in result["runs"]:
         assert row["delivered"] == row["expected"] == 40 * 3
     assert "ratio_p99" in result["summary"]
+
+
+@needs_redis
+@pytest.mark.redis
+def test_throughput_steps_both_systems_up_and_loses_nothing_it_passes(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path,
+        "throughput",
+        "--clients",
+        "40",
+        "--games",
+        "10",
+        "--rate",
+        "40",
+        "--max-rate",
+        "70",
+        "--seconds",
+        "1",
+        "--runs",
+        "1",
+        "--no-plot",
+        timeout=90,
+    )
+    check_shape(result, "throughput")
+    check_invariants(result)
+    assert {r["system"] for r in result["runs"]} == {"gamesync", "floor"}
+    for row in result["runs"]:
+        assert row["connected"] == 40
+        assert row["rate"] <= 70  # --max-rate caps the climb
+        if row["passed"]:  # every passing window delivered every version to every watcher
+            assert row["delivered"] == row["expected"] == row["published"] * 4
+            assert row["skipped"] == 0
+        assert row["server_us_per_publish"] > 0
+        assert row["redis_us_per_publish"] >= 0
+    for system in ("gamesync", "floor"):
+        summary = result["summary"][system]
+        assert summary["max_rate"] > 0, f"{system} passed no window"
+        assert len(summary["max_rate_runs"]) == 1
+    assert "ratio" in result["summary"]
+    names = [t["name"] for t in result["targets"]]
+    assert names == [
+        "throughput, GameSync / bare-subscriber floor",
+        "throughput: passing windows lose nothing",
+    ]
 
 
 def test_polling_compares_etag_polling_with_push(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "Shortfall",
     "counts",
     "invariants",
+    "merge_counts",
     "shortfall",
 ]
 
@@ -124,3 +125,12 @@ def invariants(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """The :data:`INVARIANTS` summed over result rows (a row without one counts 0)."""
     rows = list(rows)
     return {k: sum(int(r.get(k, 0)) for r in rows) for k in INVARIANTS}
+
+
+def merge_counts(*tallies: Mapping[str, int]) -> dict[str, int]:
+    """Counts by key (e.g. close codes) of several load-client processes, added up."""
+    merged: dict[str, int] = {}
+    for tally in tallies:
+        for key, n in tally.items():
+            merged[key] = merged.get(key, 0) + int(n)
+    return merged

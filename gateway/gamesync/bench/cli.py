@@ -166,10 +166,17 @@ async def _run(args: argparse.Namespace) -> int:
     from gamesync.bench.display import Display
     from gamesync.bench.plots import plot_result
     from gamesync.bench.procs import BenchError
-    from gamesync.bench.results import machine_info, markdown, now_stamp, write_result
+    from gamesync.bench.results import (
+        current_loadavg,
+        machine_info,
+        markdown,
+        now_stamp,
+        write_result,
+    )
 
     scenario = SCENARIOS[args.scenario]
     started, stamp = now_stamp()
+    machine = machine_info()  # now: its load average is the machine's before the scenario ran
     results_dir: Path = args.results
     workdir = results_dir / f"{args.scenario}-{stamp}"
     opts = resolve_options(args, workdir.resolve())
@@ -194,7 +201,7 @@ async def _run(args: argparse.Namespace) -> int:
         "scenario": args.scenario,
         "started": started,
         "stamp": stamp,
-        "machine": machine_info(),
+        "machine": {**machine, "loadavg_at_end": current_loadavg()},
         "params": measured.params,
         "runs": measured.runs,
         "summary": measured.summary,

@@ -30,6 +30,7 @@ __all__ = [
     "SCHEMA",
     "Target",
     "cdf_points",
+    "current_loadavg",
     "latency_summary",
     "machine_info",
     "markdown",
@@ -139,6 +140,11 @@ def _pinned() -> bool:
     return server_cpus() is not None
 
 
+def current_loadavg() -> list[float]:
+    """The 1, 5 and 15-minute load averages, rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine_info() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for dist in (
@@ -161,7 +167,7 @@ def machine_info() -> dict[str, Any]:
         "mem_gib": _mem_total_gib(),
         "kernel": platform.release(),
         "python": sys.version.split()[0],
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_at_start": current_loadavg(),
         "pinned": _pinned(),
         "gateway_source": _gateway_source(),
         "packages": versions,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import struct
 
 __all__ = [
@@ -135,18 +136,17 @@ class FrameParser:
         return out
 
 
+# A number after a key: separators skipped, the number matched in C (a load client reads three
+# per delivery; a byte-by-byte Python loop was a good part of its CPU).
+_NUMBER = re.compile(rb"[ :]*([0-9.+\-eE]+)")
+
+
 def _number_after(payload: bytes, key: bytes) -> bytes | None:
     i = payload.find(key)
     if i < 0:
         return None
-    i += len(key)
-    n = len(payload)
-    while i < n and payload[i] in b" :":
-        i += 1
-    j = i
-    while j < n and payload[j] in b"0123456789.-+eE":
-        j += 1
-    return payload[i:j] if j > i else None
+    found = _NUMBER.match(payload, i + len(key))
+    return found.group(1) if found is not None else None
 
 
 def int_field(payload: bytes, key: bytes) -> int | None:

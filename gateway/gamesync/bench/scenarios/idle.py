@@ -6,7 +6,7 @@ import asyncio
 import math
 from typing import Any
 
-from gamesync.bench.accounting import INVARIANTS, counts
+from gamesync.bench.accounting import INVARIANTS, counts, merge_counts
 from gamesync.bench.results import Target
 from gamesync.bench.rig import Rig
 from gamesync.bench.scenarios.contract import Context, Measurement, Scenario
@@ -57,7 +57,7 @@ async def run(ctx: Context) -> Measurement:
                     rep1, _ = await first.report({})
                     rep2, _ = await second.report({})
                     held = rep1["open"] + rep2["open"]
-                    closed = {**rep1["closed"], **rep2["closed"]}
+                    closed = merge_counts(rep1["closed"], rep2["closed"])
                     connected = c1["connected"] + c2["connected"]
                     conn = {
                         "connected": connected,

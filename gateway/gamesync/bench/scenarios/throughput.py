@@ -111,6 +111,7 @@ class Climb:
             reason=reason,
             clients=opts.clients,
             games=opts.games,
+            connected=self.setup.connected["connected"],
             server_us_per_publish=round(row["server_cpu_s"] / published * 1e6, 1),
             server_us_per_delivery=round(row["server_cpu_s"] / max(1, row["delivered"]) * 1e6, 2),
             redis_us_per_publish=round(
