@@ -11,6 +11,8 @@ import kopf
 
 from gamesync_operator.config import OperatorConfig
 from gamesync_operator.handlers import register
+from gamesync_operator.network import OperatorPeer
+from gamesync_operator.policy import ImagePolicy
 
 __all__ = ["main"]
 
@@ -52,8 +54,40 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:8081",
     )
+    parser.add_argument(
+        "--allowed-image",
+        action="append",
+        dest="allowed_images",
+        default=[],
+        metavar="PATTERN",
+        help="a glob a GameSyncCluster's gateway image must match, e.g. "
+        "'ghcr.io/nommie/gamesync-gateway:*' (repeatable; none given: any image)",
+    )
+    parser.add_argument(
+        "--self-namespace",
+        metavar="NS",
+        help="the operator's own namespace: gateway NetworkPolicies let it reach port 9000",
+    )
+    parser.add_argument(
+        "--self-labels",
+        metavar="K=V,...",
+        default="",
+        help="labels of the operator's own pods (with --self-namespace)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def _peer(namespace: str | None, labels: str) -> OperatorPeer | None:
+    """The operator's own pods from --self-namespace/--self-labels; ValueError if malformed."""
+    pairs = [p.strip() for p in labels.split(",") if p.strip()]
+    if any("=" not in p for p in pairs):
+        raise ValueError(f"--self-labels wants K=V,..., got {labels!r}")
+    if namespace is None:
+        if pairs:
+            raise ValueError("--self-labels needs --self-namespace")
+        return None
+    return OperatorPeer(namespace, dict(p.split("=", 1) for p in pairs))
 
 
 def main(argv: list[str]) -> int:
@@ -66,7 +100,19 @@ def main(argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    config = OperatorConfig(interval=args.interval, stats_timeout=args.stats_timeout)
+    try:
+        peer = _peer(args.self_namespace, args.self_labels)
+    except ValueError as exc:
+        print(f"gamesync operator: {exc}")
+        return 2
+    namespaces = args.namespaces or ()
+    config = OperatorConfig(
+        interval=args.interval,
+        stats_timeout=args.stats_timeout,
+        images=ImagePolicy(tuple(args.allowed_images)),
+        peer=peer,
+        scan_namespaces=any(set(ns) & set("*?[!,") for ns in namespaces),
+    )
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
         if not port.isdigit():
@@ -89,7 +135,7 @@ def main(argv: list[str]) -> int:
                 priority=args.priority,
                 liveness_endpoint=args.liveness,
                 clusterwide=bool(args.all_namespaces),
-                namespaces=args.namespaces or (),
+                namespaces=namespaces,
             )
         )
     except KeyboardInterrupt:
