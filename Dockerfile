@@ -61,11 +61,21 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels gamesync \
  && pip uninstall --yes pip setuptools wheel
 USER 65532:65532
-# In a container the gateway listens on every interface (the CLI's default is 127.0.0.1).
+# In a container the gateway listens on every interface (the CLI's default is 127.0.0.1); the
+# internal listener follows --host unless --internal-host / GAMESYNC_INTERNAL_HOST says otherwise.
+# Nothing here selects dev mode: the default command is a production gateway that verifies
+# tokens with the JWKS it is given and refuses to start without one. What to provide:
+#   /etc/gamesync/keys/       a directory holding jwks.json (public keys; mount the JWKS Secret
+#                             as a directory, never subPath, so rotations reach it)
+#   GAMESYNC_BROKER           redis://, rediss:// or redis+cluster:// URL (default: in-process)
+#   GAMESYNC_PUBLISH_TOKEN    optional: enables HTTP publish on the internal port
+#   /etc/gamesync/runtime/    optional: runtime.json (tracing, log level), with
+#                             GAMESYNC_RUNTIME_CONFIG=/etc/gamesync/runtime/runtime.json
+# The operator sets all of these for the pods it runs. For a laptop: `gamesync gateway --dev`.
 ENV GAMESYNC_HOST=0.0.0.0
 EXPOSE 8000 9000
 ENTRYPOINT ["gamesync"]
-CMD ["gateway"]
+CMD ["gateway", "--keys", "/etc/gamesync/keys/jwks.json"]
 
 FROM runtime AS operator
 LABEL org.opencontainers.image.title="GameSync operator"

@@ -14,7 +14,7 @@ from gamesync_operator.handlers import register
 from gamesync_operator.network import OperatorPeer
 from gamesync_operator.policy import ImagePolicy
 
-__all__ = ["main"]
+__all__ = ["config_from", "main", "parse"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,10 +90,28 @@ def _peer(namespace: str | None, labels: str) -> OperatorPeer | None:
     return OperatorPeer(namespace, dict(p.split("=", 1) for p in pairs))
 
 
+def config_from(args: argparse.Namespace) -> OperatorConfig:
+    """The operator's settings from parsed flags; ValueError for a malformed one."""
+    namespaces = args.namespaces or ()
+    return OperatorConfig(
+        interval=args.interval,
+        stats_timeout=args.stats_timeout,
+        images=ImagePolicy(tuple(args.allowed_images)),
+        peer=_peer(args.self_namespace, args.self_labels),
+        # Globs need kopf to follow namespaces (cluster-wide list/watch); exact names do not.
+        scan_namespaces=any(set(ns) & set("*?[!,") for ns in namespaces),
+    )
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The flags of `gamesync operator`; SystemExit on --help and on errors (argparse)."""
+    return _parser().parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
     """Run until interrupted; returns the process exit code."""
     try:
-        args = _parser().parse_args(argv)
+        args = parse(argv)
     except SystemExit as exc:  # argparse exits on --help and on errors
         return int(exc.code or 0)
     logging.basicConfig(
@@ -101,18 +119,11 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        peer = _peer(args.self_namespace, args.self_labels)
+        config = config_from(args)
     except ValueError as exc:
         print(f"gamesync operator: {exc}")
         return 2
     namespaces = args.namespaces or ()
-    config = OperatorConfig(
-        interval=args.interval,
-        stats_timeout=args.stats_timeout,
-        images=ImagePolicy(tuple(args.allowed_images)),
-        peer=peer,
-        scan_namespaces=any(set(ns) & set("*?[!,") for ns in namespaces),
-    )
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
         if not port.isdigit():

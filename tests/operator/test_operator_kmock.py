@@ -606,3 +606,73 @@ async def test_a_failed_jwks_write_stops_the_signer_from_using_an_unpublished_ke
             lambda: world.condition("Degraded").get("reason") == "ApiError", "Degraded"
         )
         assert get(kmock, SECRETS, "arena-signer") is None
+
+
+async def test_mode_switches_create_update_and_delete_each_optional_child(kmock: Any) -> None:
+    route, ingress = "gateway.networking.k8s.io/v1/httproutes", "networking.k8s.io/v1/ingresses"
+    hpa, scaled = "autoscaling/v2/horizontalpodautoscalers", "keda.sh/v1alpha1/scaledobjects"
+    policy, pdb = "networking.k8s.io/v1/networkpolicies", "policy/v1/poddisruptionbudgets"
+    keda = {"mode": "KEDA", "keda": {"serverAddress": "http://prometheus:9090"}}
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec(autoscaling=keda))
+        await world.eventually(lambda: get(kmock, scaled, "arena"), "a ScaledObject")
+
+        async def change(patch: dict[str, Any], done: Any, what: str) -> None:
+            await world.patch_cluster({"spec": patch})
+            await world.eventually(done, what)
+
+        await change(
+            {"autoscaling": {**keda, "maxReplicas": 7}},
+            lambda: get(kmock, scaled, "arena")["spec"]["maxReplicaCount"] == 7,
+            "the ScaledObject updated",
+        )
+        await change(
+            {"autoscaling": {"mode": "HPA"}},
+            lambda: get(kmock, hpa, "arena") and get(kmock, scaled, "arena") is None,
+            "an HPA instead",
+        )
+        await change(
+            {"autoscaling": {"mode": "HPA", "maxReplicas": 8}},
+            lambda: get(kmock, hpa, "arena")["spec"]["maxReplicas"] == 8,
+            "the HPA updated",
+        )
+        await change(
+            {"autoscaling": {"mode": "Operator"}, "gateway": {"maxUnavailable": 2}},
+            lambda: get(kmock, hpa, "arena") is None
+            and get(kmock, pdb, "arena")["spec"]["maxUnavailable"] == 2,
+            "no HPA, the PDB updated",
+        )
+        await change(
+            {"exposure": {"httpRoute": {"parentRefs": [{"name": "other"}]}}},
+            lambda: get(kmock, route, "arena")["spec"]["parentRefs"][0]["name"] == "other",
+            "the HTTPRoute updated",
+        )
+        await change(
+            {"exposure": {"mode": "Ingress", "host": "a.example.com"}},
+            lambda: get(kmock, ingress, "arena") is not None,
+            "an Ingress",
+        )
+        await change(
+            {"exposure": {"mode": "Ingress", "host": "b.example.com"}},
+            lambda: get(kmock, ingress, "arena")["spec"]["rules"][0]["host"] == "b.example.com",
+            "the Ingress updated",
+        )
+        await change(
+            {"exposure": {"mode": "None"}, "networkPolicy": {"monitoringNamespace": "prom"}},
+            lambda: get(kmock, ingress, "arena") is None
+            and "prom" in json.dumps(get(kmock, policy, "arena")),
+            "no Ingress, the NetworkPolicy updated",
+        )
+        # A person removes a field the operator set: nobody owns it any more, so it comes back.
+        response = await world.api.patch(
+            SERVICE_PATH,
+            json=[{"op": "remove", "path": "/spec/ports/0/appProtocol"}],
+            headers={"Content-Type": "application/json-patch+json"},
+        )
+        response.raise_for_status()
+        await world.patch_cluster({"spec": {"gateway": {"logLevel": "debug"}}})
+        await world.eventually(
+            lambda: get(kmock, SERVICES, "arena")["spec"]["ports"][0].get("appProtocol")
+            == "kubernetes.io/ws",
+            "the removed field restored",
+        )

@@ -140,3 +140,16 @@ anything but the GameSyncClusters: children and Secrets are read one by one, by 
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+The gateway images a GameSyncCluster may run: operator.allowedImages, or by default the
+chart's own gateway repository at any tag or digest.
+*/}}
+{{- define "gamesync-operator.allowedImages" -}}
+{{- if .Values.operator.allowedImages }}
+{{- toYaml .Values.operator.allowedImages }}
+{{- else }}
+- {{ printf "%s:*" .Values.gatewayImage.repository }}
+- {{ printf "%s@*" .Values.gatewayImage.repository }}
+{{- end }}
+{{- end }}
