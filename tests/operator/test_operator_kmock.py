@@ -638,8 +638,10 @@ async def test_mode_switches_create_update_and_delete_each_optional_child(kmock:
         )
         await change(
             {"autoscaling": {"mode": "Operator"}, "gateway": {"maxUnavailable": 2}},
-            lambda: get(kmock, hpa, "arena") is None
-            and get(kmock, pdb, "arena")["spec"]["maxUnavailable"] == 2,
+            lambda: (
+                get(kmock, hpa, "arena") is None
+                and get(kmock, pdb, "arena")["spec"]["maxUnavailable"] == 2
+            ),
             "no HPA, the PDB updated",
         )
         await change(
@@ -659,8 +661,10 @@ async def test_mode_switches_create_update_and_delete_each_optional_child(kmock:
         )
         await change(
             {"exposure": {"mode": "None"}, "networkPolicy": {"monitoringNamespace": "prom"}},
-            lambda: get(kmock, ingress, "arena") is None
-            and "prom" in json.dumps(get(kmock, policy, "arena")),
+            lambda: (
+                get(kmock, ingress, "arena") is None
+                and "prom" in json.dumps(get(kmock, policy, "arena"))
+            ),
             "no Ingress, the NetworkPolicy updated",
         )
         # A person removes a field the operator set: nobody owns it any more, so it comes back.
@@ -672,7 +676,9 @@ async def test_mode_switches_create_update_and_delete_each_optional_child(kmock:
         response.raise_for_status()
         await world.patch_cluster({"spec": {"gateway": {"logLevel": "debug"}}})
         await world.eventually(
-            lambda: get(kmock, SERVICES, "arena")["spec"]["ports"][0].get("appProtocol")
-            == "kubernetes.io/ws",
+            lambda: (
+                get(kmock, SERVICES, "arena")["spec"]["ports"][0].get("appProtocol")
+                == "kubernetes.io/ws"
+            ),
             "the removed field restored",
         )
