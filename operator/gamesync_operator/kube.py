@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from kubernetes.aio.config import ConfigException, load_incluster_config, load_k
 
 from gamesync_operator.crd import GROUP, KIND, PLURAL, VERSION
 from gamesync_operator.errors import ApiError
+from gamesync_operator.ownership import FIELD_MANAGER
 
 __all__ = [
     "CLUSTERS",
@@ -50,10 +51,9 @@ __all__ = [
     "resource_of",
 ]
 
-#: The name under which the operator owns the fields it sets (server-side apply).
-FIELD_MANAGER = "gamesync-operator"
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
 _USER_AGENT = "gamesync-operator"
 
 #: Builds the client configuration (server, credentials); tests point it at a mock server.
@@ -415,6 +415,17 @@ class Kube:
         ops = await self._bound(res)
         out: dict[str, Any] = await self._call(
             f"patch {res.kind}/{name}", lambda: ops.patch(namespace, name, dict(body), _MERGE, None)
+        )
+        return out
+
+    async def json_patch(
+        self, res: Resource, namespace: str, name: str, operations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """JSON patch (RFC 6902): a list of operations, `test` ones as preconditions."""
+        ops = await self._bound(res)
+        out: dict[str, Any] = await self._call(
+            f"patch {res.kind}/{name}",
+            lambda: ops.patch(namespace, name, [dict(o) for o in operations], _JSON_PATCH, None),
         )
         return out
 

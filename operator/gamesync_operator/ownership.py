@@ -13,18 +13,24 @@ from typing import Any
 
 __all__ = [
     "APPLIED_ANNOTATION",
+    "FIELD_MANAGER",
+    "LEGACY_MANAGERS",
     "OWN_MANAGERS",
     "controlled_by",
     "describe_controller",
     "field_managers",
     "foreign",
     "stamp",
+    "upgraded_managed_fields",
 ]
 
-#: The field managers that are this operator: today's, and the name the API server gave the
-#: hand-written client of earlier versions (it sent no fieldManager, so its User-Agent's first
-#: word was used). Fields only these own are ours to take back with `force`.
-OWN_MANAGERS = frozenset({"gamesync-operator", "python-httpx"})
+#: The name under which the operator owns the fields it sets (server-side apply).
+FIELD_MANAGER = "gamesync-operator"
+#: Fields owned only by this name (its create, an Update) are ours to take back with `force`.
+OWN_MANAGERS = frozenset({FIELD_MANAGER})
+#: The name the API server gave the hand-written client of versions before server-side apply
+#: (it sent no fieldManager, so its User-Agent's first word was used).
+LEGACY_MANAGERS = frozenset({"python-httpx"})
 #: A hash of the last configuration the operator applied: a changed desired state always
 #: differs from what is stored, so fields it stopped setting are released by the next apply.
 APPLIED_ANNOTATION = "gamesync.nommie.dev/applied-configuration-hash"
@@ -69,3 +75,44 @@ def stamp(obj: dict[str, Any]) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
     annotations[APPLIED_ANNOTATION] = digest
     return obj
+
+
+def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _union(out[key], value) if key in out else value
+    return out
+
+
+def upgraded_managed_fields(obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """managedFields with the legacy client's Update entries folded into the operator's Apply
+    entry, as kubectl upgrades client-side apply; None when there is nothing to upgrade.
+
+    Without this, fields the old client set and the operator no longer wants (the internal port
+    on the public Service) would stay forever: apply only removes fields its manager owns.
+    """
+    entries = list((obj.get("metadata") or {}).get("managedFields") or [])
+    legacy = [
+        e
+        for e in entries
+        if e.get("manager") in LEGACY_MANAGERS
+        and e.get("operation") == "Update"
+        and not e.get("subresource")
+    ]
+    if not legacy:
+        return None
+    mine = [
+        e for e in entries if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply"
+    ]
+    fields: dict[str, Any] = {}
+    for entry in (*mine, *legacy):
+        fields = _union(fields, entry.get("fieldsV1") or {})
+    kept = [e for e in entries if e not in legacy and e not in mine]
+    applied = {
+        "manager": FIELD_MANAGER,
+        "operation": "Apply",
+        "apiVersion": obj.get("apiVersion"),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    return [*kept, applied]

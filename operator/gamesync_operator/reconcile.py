@@ -606,6 +606,7 @@ class Reconciler:
                 )
             if contains(actual, obj):
                 return
+            await self._upgrade_managed_fields(res, actual)
             try:
                 await self.kube.apply(obj)
             except ApplyConflict as exc:
@@ -637,6 +638,24 @@ class Reconciler:
             else:
                 reason, message = f"{obj['kind']}Failed", f"{label}: {exc}"
             outcome.problems.append((reason, message))
+
+    async def _upgrade_managed_fields(self, res: Resource, actual: Mapping[str, Any]) -> None:
+        """Make the fields an earlier, pre-apply operator set this operator's applied ones."""
+        upgraded = ownership.upgraded_managed_fields(actual)
+        if upgraded is None:
+            return
+        meta = actual["metadata"]
+        operations: list[dict[str, Any]] = []
+        if meta.get("resourceVersion"):  # a precondition: nobody wrote in between
+            operations.append(
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": meta["resourceVersion"],
+                }
+            )
+        operations.append({"op": "replace", "path": "/metadata/managedFields", "value": upgraded})
+        await self.kube.json_patch(res, meta["namespace"], meta["name"], operations)
 
     async def _remove_unwanted(
         self, spec: ClusterSpec, uid: str, wanted: set[Resource], outcome: Outcome

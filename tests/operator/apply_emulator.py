@@ -254,7 +254,17 @@ def apply(
     result = _merge(copy.deepcopy(dict(old)) if old is not None else {}, config)
     still_owned = set().union(*(_owned(e) for e in new_entries)) if new_entries else set()
     released = (_owned(mine) if mine else set()) - set(wanted)
+    kept = still_owned | set(wanted)
+    # A list item none of whose fields anyone still claims goes as a whole (its key fields
+    # with it); otherwise single fields go, unless someone else owns them.
+    items = {p[: n + 1] for p in released for n, e in enumerate(p) if not isinstance(e, str)}
+    gone = {q for q in items if not any(_under(p, q) for p in kept)}
+    gone = {q for q in gone if not any(q != r and _under(q, r) for r in gone)}
+    for path in sorted(gone, key=len, reverse=True):
+        _remove(result, path)
     for path in sorted(released, key=len, reverse=True):
+        if any(_under(path, q) for q in gone):
+            continue
         if not any(_under(p, path) or _under(path, p) for p in still_owned):
             _remove(result, path)
     new_entries.append(_entry(manager, "Apply", api_version, set(wanted)))
@@ -269,7 +279,10 @@ def update(old: Mapping[str, Any] | None, new: dict[str, Any], manager: str) -> 
     changed = {p for p, v in after.items() if before.get(p, object()) != v}
     gone = set(before) - set(after)
     entries = []
-    for e in _entries(old):
+    given = _entries(new)
+    # A write that sets managedFields itself (an ownership upgrade) is taken as given.
+    base = given if old is not None and given != _entries(old) else _entries(old)
+    for e in base:
         kept = _owned(e) - changed - gone
         if e["manager"] == manager and e["operation"] == "Update":
             changed |= kept

@@ -415,3 +415,50 @@ async def test_namespaced_mode_needs_nothing_cluster_scoped(kmock: Any) -> None:
             lambda: get(kmock, "gateway.networking.k8s.io/v1/httproutes", "arena") is None,
             "the HTTPRoute replaced",
         )
+
+
+async def test_children_of_the_pre_apply_operator_are_taken_over_and_cleaned_up(
+    kmock: Any,
+) -> None:
+    """An upgrade: the old client wrote children without a field manager (the API server named
+    it after its User-Agent) and put the internal port on the public Service."""
+    old_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "arena",
+            "namespace": NS,
+            "ownerReferences": [
+                {
+                    "apiVersion": "gamesync.nommie.dev/v1alpha1",
+                    "kind": "GameSyncCluster",
+                    "name": "arena",
+                    "uid": "uid-arena",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "ports": [
+                {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"},
+                {"name": "internal", "port": 9000, "targetPort": "internal", "protocol": "TCP"},
+            ],
+        },
+    }
+    async with running_operator(kmock) as world:
+        response = await world.api.post(
+            f"/api/v1/namespaces/{NS}/services",
+            json=old_service,
+            headers={"User-Agent": "python-httpx/0.28.1"},
+        )
+        response.raise_for_status()
+        await world.apply(raw_spec())
+        await world.eventually(
+            lambda: [p["port"] for p in get(kmock, SERVICES, "arena")["spec"]["ports"]] == [8000],
+            "the internal port gone from the public Service",
+        )
+        await world.eventually(lambda: _ready(world), "Ready=True")
+        owners = {m for m, _, _ in managers(get(kmock, SERVICES, "arena"))}
+        assert owners == {"gamesync-operator"}
