@@ -85,17 +85,19 @@ def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def upgraded_managed_fields(obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """managedFields with the legacy client's Update entries folded into the operator's Apply
-    entry, as kubectl upgrades client-side apply; None when there is nothing to upgrade.
+    """managedFields with the operator's own Update entries (its POST create, and the
+    pre-apply client of earlier versions) folded into its Apply entry, as kubectl upgrades
+    client-side apply; None when there is nothing to fold.
 
-    Without this, fields the old client set and the operator no longer wants (the internal port
-    on the public Service) would stay forever: apply only removes fields its manager owns.
+    An apply only removes fields its own Apply entry owns: without this, a field set at create
+    time (or by the old client, like the internal port on the public Service) that the operator
+    no longer wants would stay forever, and an autoscaler could not be handed `replicas`.
     """
     entries = list((obj.get("metadata") or {}).get("managedFields") or [])
     legacy = [
         e
         for e in entries
-        if e.get("manager") in LEGACY_MANAGERS
+        if e.get("manager") in LEGACY_MANAGERS | OWN_MANAGERS
         and e.get("operation") == "Update"
         and not e.get("subresource")
     ]

@@ -54,6 +54,12 @@ def test_legacy_fields_become_the_operators_applied_ones() -> None:
     ]
     assert upgraded[1]["fieldsV1"] == {"f:a": {}, "f:b": {}}
     assert ownership.upgraded_managed_fields({"metadata": {"managedFields": upgraded}}) is None
+    own_create = {"manager": "gamesync-operator", "operation": "Update", "fieldsV1": {"f:d": {}}}
+    folded = ownership.upgraded_managed_fields({"metadata": {"managedFields": [own_create]}})
+    assert folded is not None
+    assert [(e["manager"], e["operation"], e["fieldsV1"]) for e in folded] == [
+        ("gamesync-operator", "Apply", {"f:d": {}})
+    ]
 
 
 def test_stamp_changes_when_the_object_does() -> None:
