@@ -322,6 +322,14 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
             "networkPolicy.backendSelector must select something: an empty selector would open "
             "the internal port to every pod in the namespace",
         )
+    for peer in npol.get("publicFrom") or ():
+        selectors = {"namespaceSelector", "podSelector"} & set(peer)
+        if not selectors and "ipBlock" not in peer:
+            raise SpecError(
+                "InvalidSpec", "a peer needs a namespaceSelector, a podSelector or an ipBlock"
+            )
+        if selectors and "ipBlock" in peer:
+            raise SpecError("InvalidSpec", "an ipBlock peer cannot also have selectors")
     network_policy = NetworkPolicySpec(
         enabled=bool(npol["enabled"]),
         public_from=tuple(dict(p) for p in npol.get("publicFrom") or ()),

@@ -6,6 +6,9 @@ ordered last by conftest.py, compares the whole suite's calls with the chart in 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from api_calls import IMPLIED, SUITE, chart_rbac
 
@@ -31,3 +34,22 @@ def test_the_chart_grants_exactly_what_the_kmock_suite_used(request: pytest.Fixt
         "create",
         "patch",
     }
+
+
+def _documented() -> set[tuple[str, str, str]]:
+    """The RBAC table of docs/operator.md, as (apiGroup, resource, verb)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text()
+    table = text.split("**RBAC the operator needs.**", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    out = set()
+    for row in rows:
+        group, resources, verbs = (re.findall(r"`([^`]*)`", c) for c in row.split("|")[1:4])
+        for resource in resources:
+            for verb in verbs:
+                out.add(("" if group == ['""'] else group[0], resource, verb))
+    return out
+
+
+def test_the_documented_rbac_table_is_the_charts() -> None:
+    roles, _ = chart_rbac(all_namespaces=False)
+    assert _documented() == roles
