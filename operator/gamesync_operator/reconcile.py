@@ -173,8 +173,14 @@ class Reconciler:
         self.http = httpx.AsyncClient(timeout=config.stats_timeout, trust_env=False)
         self._locks: dict[str, asyncio.Lock] = {}
         self._announced: dict[str, set[tuple[str, str]]] = {}
+        self._closing = False
 
     async def close(self) -> None:
+        """Let passes in flight finish their ordered writes, then close the clients."""
+        self._closing = True
+        for lock in list(self._locks.values()):
+            async with lock:
+                pass
         await self.kube.close()
         await self.http.aclose()
 
@@ -188,6 +194,8 @@ class Reconciler:
     async def reconcile(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
         """One pass; passes for the same object never overlap."""
         async with self._lock(body["metadata"]["uid"]):
+            if self._closing:
+                return Outcome()  # the operator is stopping: its clients are closing
             fresh = await self.kube.get(
                 _CLUSTERS, body["metadata"]["namespace"], body["metadata"]["name"]
             )
