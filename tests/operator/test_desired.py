@@ -67,6 +67,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
     },
     "cluster-redis": {"redis": {"mode": "Cluster", "urlSecretRef": {"name": "rc", "key": "u"}}},
+    "network-policy": {
+        "networkPolicy": {
+            "publicFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}},
+                {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+            ],
+            "monitoringNamespace": "monitoring",
+            "backendSelector": {
+                "matchExpressions": [{"key": "app", "operator": "In", "values": ["backend"]}]
+            },
+        }
+    },
+    "no-network-policy": {"networkPolicy": {"enabled": False}},
 }
 
 
