@@ -33,15 +33,7 @@ def _probes(gw: Gateway) -> list[Route]:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
-        reasons = []
-        if not gw.started:
-            reasons.append("not started")
-        if gw.draining:
-            reasons.append("draining")
-        if not gw.keys.keyset:
-            reasons.append("no keys loaded")
-        if not gw.broker.ready:
-            reasons.append("broker unavailable")
+        reasons = gw.not_ready_reasons()
         status = 200 if not reasons else 503
         return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=status)
 
@@ -103,7 +95,7 @@ def public_app(
             Route("/console-config.json", console_config),
             Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ]
-    return PublicApp(WebSocketEndpoint(gw), Starlette(routes=routes))
+    return PublicApp(WebSocketEndpoint(gw.services), Starlette(routes=routes))
 
 
 def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
@@ -118,35 +110,44 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
         return JSONResponse(gw.stats())
 
     async def publish(request: Request) -> Response:
+        result, response = await _publish(request)
+        gw.metrics.http_published(result)
+        return response
+
+    async def _publish(request: Request) -> tuple[str, Response]:
+        """The endpoint's answer, and its `gamesync_http_publishes_total` result."""
         if expected is None:
-            return JSONResponse({"error": "publishing over HTTP is disabled"}, status_code=404)
+            return "disabled", JSONResponse(
+                {"error": "publishing over HTTP is disabled"}, status_code=404
+            )
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            return JSONResponse({"error": "missing or wrong publish token"}, status_code=401)
+            return "unauthorized", JSONResponse(
+                {"error": "missing or wrong publish token"}, status_code=401
+            )
+        too_large = JSONResponse({"error": f"envelope larger than {limit} bytes"}, status_code=413)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return JSONResponse({"error": f"envelope larger than {limit} bytes"}, status_code=413)
+            return "too_large", too_large
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                return JSONResponse(
-                    {"error": f"envelope larger than {limit} bytes"}, status_code=413
-                )
+                return "too_large", too_large
         try:
             envelope = parse_envelope(bytes(body), expected_game_id=request.path_params["game_id"])
         except EnvelopeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return "invalid", JSONResponse({"error": str(exc)}, status_code=400)
         envelope = stamp_published_at(envelope, time.time())
         try:
             published = await gw.publish(envelope)
         except BrokerUnavailable:
-            return JSONResponse(
+            return "unavailable", JSONResponse(
                 {"error": "broker unavailable; retry"},
                 status_code=503,
                 headers={"retry-after": "1"},
             )
-        return JSONResponse({"published": published})
+        return "published" if published else "stale", JSONResponse({"published": published})
 
     routes = [
         Route("/metrics", metrics),

@@ -13,14 +13,16 @@ from gamesync.envelope import Envelope
 from gamesync.keys import Identity
 from gamesync.settings import AuthzPolicy
 
-__all__ = ["Authorizer", "Decision"]
+__all__ = ["Access", "Authorizer"]
 
 log = logging.getLogger("gamesync.authz")
 
 LatestReader = Callable[[int], Awaitable[Envelope | None]]
 
 
-class Decision(Enum):
+class Access(Enum):
+    """An authorization answer for one (user, game)."""
+
     ALLOW = "allow"
     DENY = "deny"
     UNAVAILABLE = "unavailable"  # could not decide now: never treated as allowed
@@ -44,33 +46,33 @@ class Authorizer:
         self._url = url
         self._cache_seconds = cache_seconds
         self._clock = clock
-        self._cache: dict[tuple[str, int], tuple[float, Decision]] = {}
+        self._cache: dict[tuple[str, int], tuple[float, Access]] = {}
         self._client: httpx.AsyncClient | None = None
         if policy is AuthzPolicy.BACKEND:
             self._client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
 
-    async def decide(self, identity: Identity, token: str, game_id: int) -> Decision:
+    async def decide(self, identity: Identity, token: str, game_id: int) -> Access:
         """ALLOW, DENY, or UNAVAILABLE when the policy's source cannot answer."""
         if self.policy is AuthzPolicy.OPEN:
-            return Decision.ALLOW
+            return Access.ALLOW
         if self.policy is AuthzPolicy.CLAIM:
             allowed = identity.games is not None and game_id in identity.games
-            return Decision.ALLOW if allowed else Decision.DENY
+            return Access.ALLOW if allowed else Access.DENY
         if self.policy is AuthzPolicy.MEMBERS:
             return await self._members(identity, game_id)
         return await self._backend(identity, token, game_id)
 
-    async def _members(self, identity: Identity, game_id: int) -> Decision:
+    async def _members(self, identity: Identity, game_id: int) -> Access:
         try:
             envelope = await self._latest(game_id)
         except Exception:
             log.warning("members check for game %s could not read the latest envelope", game_id)
-            return Decision.UNAVAILABLE
+            return Access.UNAVAILABLE
         if envelope is None or envelope.members is None:
-            return Decision.DENY
-        return Decision.ALLOW if identity.user_id in envelope.members else Decision.DENY
+            return Access.DENY
+        return Access.ALLOW if identity.user_id in envelope.members else Access.DENY
 
-    async def _backend(self, identity: Identity, token: str, game_id: int) -> Decision:
+    async def _backend(self, identity: Identity, token: str, game_id: int) -> Access:
         key = (identity.user_id, game_id)
         now = self._clock()
         cached = self._cache.get(key)
@@ -83,14 +85,14 @@ class Authorizer:
             response = await self._client.get(url, headers={"Authorization": f"Bearer {token}"})
         except httpx.HTTPError as exc:
             log.warning("backend authorization unreachable: %s", type(exc).__name__)
-            return Decision.UNAVAILABLE
+            return Access.UNAVAILABLE
         if response.is_success:
-            decision = Decision.ALLOW
+            decision = Access.ALLOW
         elif response.status_code in (401, 403, 404):
-            decision = Decision.DENY
+            decision = Access.DENY
         else:
             log.warning("backend authorization answered %s", response.status_code)
-            return Decision.UNAVAILABLE
+            return Access.UNAVAILABLE
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[key] = (now + self._cache_seconds, decision)

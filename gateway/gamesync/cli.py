@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,64 +17,50 @@ from gamesync.errors import GameSyncError
 __all__ = ["main"]
 
 
-def _gateway_parser(sub: Any) -> None:
+class _Command(argparse.ArgumentParser):
+    """A subcommand's parser: it refuses arguments it does not know, with its own usage.
+
+    (argparse hands a subcommand's unknown arguments up to the top-level parser, which would
+    print the top-level usage for `gamesync gateway --brokr x`.)
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
+
+
+def _one_line_per_flag(prog: str) -> argparse.HelpFormatter:
+    """Flag and help side by side, wide enough that no help line wraps."""
+    width = max(shutil.get_terminal_size().columns - 2, 110)
+    return argparse.HelpFormatter(prog, max_help_position=38, width=width)
+
+
+def _gateway_parser(sub: Any, *, with_flags: bool) -> None:
     p = sub.add_parser(
         "gateway",
         help="run a websocket gateway",
+        usage="%(prog)s [--FLAG VALUE ...]   (gamesync gateway --help lists every flag)",
         description="Every flag also reads GAMESYNC_<FLAG> from the environment; flags win.",
+        formatter_class=_one_line_per_flag,
     )
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--internal-port", type=int)
-    p.add_argument(
-        "--broker", help="memory:// | redis://HOST:PORT/DB | rediss://... | redis+cluster://H:P,H:P"
-    )
-    p.add_argument("--keys", type=Path, help="JWKS file of verification keys (omit for dev mode)")
-    p.add_argument("--publish-token", help="bearer token for POST /v1/games/{id}/snapshots")
-    p.add_argument("--audience")
-    p.add_argument("--issuer")
-    p.add_argument("--authz", choices=["open", "claim", "members", "backend"])
-    p.add_argument(
-        "--authz-url", help="backend policy: URL answering 2xx for allowed users ({gameId})"
-    )
-    p.add_argument("--allowed-origins", help="comma-separated browser origins")
-    p.add_argument("--runtime-config", type=Path)
-    p.add_argument("--demo", action="store_true", default=None, help="publish a simulated game")
-    p.add_argument("--ping-interval", type=float)
-    p.add_argument("--ping-timeout", type=float)
-    p.add_argument("--idle-timeout", type=float)
-    p.add_argument("--drain-seconds", type=float)
-    p.add_argument("--pod-name")
-    p.add_argument("--log-format", choices=["json", "text"], help="default: json, text in dev mode")
+    if with_flags:  # pydantic costs a quarter second: only `gamesync gateway` pays it
+        from gamesync.flags import add_settings_flags
+        from gamesync.settings import GatewaySettings
+
+        add_settings_flags(p, GatewaySettings)
 
 
 def _run_gateway(args: argparse.Namespace) -> int:
+    from gamesync.flags import given_settings
     from gamesync.logs import configure_logging
     from gamesync.server import serve
-    from gamesync.settings import load_settings
+    from gamesync.settings import GatewaySettings, load_settings
 
-    fields = (
-        "host",
-        "port",
-        "internal_port",
-        "broker",
-        "keys",
-        "publish_token",
-        "audience",
-        "issuer",
-        "authz",
-        "authz_url",
-        "allowed_origins",
-        "runtime_config",
-        "demo",
-        "ping_interval",
-        "ping_timeout",
-        "idle_timeout",
-        "drain_seconds",
-        "pod_name",
-        "log_format",
-    )
-    settings = load_settings(**{f: getattr(args, f) for f in fields})
+    settings = load_settings(**given_settings(args, GatewaySettings))
     fmt = settings.log_format or ("text" if settings.dev_mode else "json")
     configure_logging(args.log_level, fmt)
     try:
@@ -115,7 +102,7 @@ def _run_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, gateway_flags: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gamesync", description="GameSync realtime game-state gateway"
     )
@@ -123,34 +110,58 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    _gateway_parser(sub)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
+    _gateway_parser(sub, with_flags=gateway_flags)
     sub.add_parser(
         "operator", help="run the kopf operator (gamesync operator --help)", add_help=False
     )
     keys = sub.add_parser("keys", help="manage signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     gen = keys_sub.add_parser(
-        "generate", help="write DIR/jwks.json (public) and DIR/signer.json (private)"
+        "generate",
+        help="write DIR/jwks.json (public) and DIR/signer.json (private)",
+        description="Write DIR/jwks.json (public keys, for gateways' --keys) and "
+        "DIR/signer.json (private keys, for the backend and `gamesync token` only).",
     )
-    gen.add_argument("--alg", default="ES256", choices=["ES256", "EdDSA", "RS256", "HS256"])
-    gen.add_argument("--dir", type=Path, required=True)
-    tok = sub.add_parser("token", help="sign a token with a signer file's active key")
-    tok.add_argument("--signer", type=Path, required=True)
-    tok.add_argument("--sub", required=True)
-    tok.add_argument("--ttl", type=int, default=3600)
-    tok.add_argument("--aud")
-    tok.add_argument("--iss")
-    tok.add_argument("--games", help="comma-separated game ids for the claim policy")
-    pub = sub.add_parser("publish", help="publish an envelope file")
-    pub.add_argument("game_id", type=int)
-    pub.add_argument("envelope", type=Path)
+    gen.add_argument(
+        "--alg",
+        default="ES256",
+        choices=["ES256", "EdDSA", "RS256", "HS256"],
+        help="signing algorithm; HS256 keys are shared secrets (default: ES256)",
+    )
+    gen.add_argument(
+        "--dir", type=Path, required=True, help="folder to write the two files to (created)"
+    )
+    tok = sub.add_parser(
+        "token",
+        help="sign a token with a signer file's active key",
+        description="Print a JWT signed with the signer file's active key.",
+    )
+    tok.add_argument(
+        "--signer", type=Path, required=True, help="signer file (DIR/signer.json, private)"
+    )
+    tok.add_argument("--sub", required=True, help="user id the token speaks for (sub claim)")
+    tok.add_argument(
+        "--ttl", type=int, default=3600, help="seconds until it expires (default: 3600)"
+    )
+    tok.add_argument("--aud", help="aud claim (default: none)")
+    tok.add_argument("--iss", help="iss claim (default: none)")
+    tok.add_argument(
+        "--games", help="games claim for the claim policy: comma-separated ids (default: none)"
+    )
+    pub = sub.add_parser(
+        "publish",
+        help="publish an envelope file",
+        description="Publish one envelope (DESIGN §3), e.g. deploy/examples/envelope.json.",
+    )
+    pub.add_argument("game_id", type=int, help="the game id; must match the envelope's gameId")
+    pub.add_argument("envelope", type=Path, help="JSON file holding the envelope")
     target = pub.add_mutually_exclusive_group(required=True)
     target.add_argument(
-        "--broker", help="publish straight to Redis (redis://... or redis+cluster://...)"
+        "--broker", help="publish straight to Redis: the gateways' Redis --broker URL"
     )
     target.add_argument("--url", help="a gateway's internal URL, e.g. http://127.0.0.1:9000")
-    pub.add_argument("--publish-token", help="needed with --url")
+    pub.add_argument("--publish-token", help="the gateway's --publish-token (needed with --url)")
     sub.add_parser("bench", help="benchmarks (gamesync bench --help)", add_help=False)
     return parser
 
@@ -175,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gamesync bench needs the 'bench' extra: {exc}", file=sys.stderr)
             return 2
         return int(bench_main(rest))
-    args = _parser().parse_args(argv)
+    args = _parser(gateway_flags="gateway" in argv).parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,

@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from gamesync.errors import GameSyncError
-from gamesync.protocol import Close
+from gamesync.protocol import Reaction, close_class
 from gamesync.ratelimit import TokenBucket
 
 __all__ = [
@@ -46,8 +46,6 @@ log = logging.getLogger("gamesync.client")
 #: Returns a token (a JWT), synchronously or as an awaitable; called for every connect and renewal.
 TokenProvider = Callable[[], str | Awaitable[str]]
 
-#: Close codes after which reconnecting with the same inputs cannot help.
-_FINAL_CLOSE_CODES = frozenset({Close.PROTOCOL_VIOLATION, Close.FORBIDDEN})
 #: Server error codes that end the subscription of the game they name.
 _GAME_ENDING_ERRORS = frozenset({"forbidden", "too_many_subscriptions"})
 _NO_WELCOME = 4000  # application-private close code: the server never said welcome
@@ -96,7 +94,7 @@ def backoff_delay(
     """Full jitter: a uniform draw in [0, min(cap, base * 2**attempt)) seconds.
 
     Spreads a fleet of clients that lost the same pod instead of bringing them back in waves
-    (AWS Architecture Blog, "Exponential Backoff and Jitter"; research L8).
+    (AWS Architecture Blog, "Exponential Backoff and Jitter").
     """
     ceiling = min(cap, base * 2.0 ** min(max(attempt, 0), 64))
     return rng() * ceiling
@@ -276,7 +274,7 @@ class GameSyncClient:
 
     async def _reconnect_forever(self) -> None:
         while True:
-            close_code: int | None = None
+            reaction = Reaction.RECONNECT  # unless a socket opened and its close says otherwise
             try:
                 token = await self._fetch_token()
                 ws = await connect(
@@ -293,18 +291,19 @@ class GameSyncClient:
             else:
                 self._server_error = None
                 close_code, error = await self._serve(ws)
+                reaction = close_class(close_code).reaction
             if self._closing:
                 return
-            if close_code == Close.UNAUTHORIZED:
+            if reaction is Reaction.RENEW:
                 if self._auth_retried:  # a fresh token was refused too: retrying cannot help
                     self._stop(error)
                     return
                 self._auth_retried = True
                 self._retry_after = 0.0  # ask the token provider again, at once
-            elif close_code in _FINAL_CLOSE_CODES:
+            elif reaction is Reaction.STOP:
                 self._stop(error)
                 return
-            elif close_code == Close.TIMEOUT and not self._games:
+            elif reaction is Reaction.RECONNECT_IF_SUBSCRIBED and not self._games:
                 # Closed for idling without a game: reconnecting would only idle again.
                 self._set_status(ClientStatus.RECONNECTING, error)
                 self._games_wanted.clear()

@@ -8,12 +8,21 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-from gamesync.protocol import text_frame
+from gamesync.protocol import Close, text_frame
 
 if TYPE_CHECKING:
     from gamesync.keys import Identity
 
-__all__ = ["Connection", "ConnectionState", "DeliveryStats", "IllegalTransition", "Socket"]
+__all__ = [
+    "LIVE",
+    "Closing",
+    "Connection",
+    "ConnectionEnd",
+    "ConnectionState",
+    "DeliveryStats",
+    "IllegalTransition",
+    "Socket",
+]
 
 #: Control frames (acks, errors, pongs) a client may leave unread before it counts as slow.
 MAX_PENDING_CONTROL = 256
@@ -34,6 +43,12 @@ class Socket(Protocol):
 
     def write_frame(self, frame: bytes) -> None: ...
 
+    def send_ping(self) -> None: ...
+
+    def close_now(
+        self, code: int, reason: str = "", *, abort_after: float | None = None
+    ) -> bool: ...
+
 
 @dataclass(slots=True)
 class DeliveryStats:
@@ -49,29 +64,68 @@ class DeliveryStats:
 
 
 class ConnectionState(Enum):
-    CONNECTING = "connecting"  # upgraded, not yet authenticated
-    OPEN = "open"
-    DRAINING = "draining"  # told to reconnect elsewhere, close pending
-    CLOSED = "closed"
+    """A connection's lifecycle; `Connection.transition` allows only the arrows in `_ALLOWED`.
+
+    CONNECTING -> OPEN -> DRAINING -> CLOSING -> CLOSED; a drain may also catch a connection
+    still CONNECTING (it may then authenticate, and is served until its batch is closed), and
+    either side may start closing from any live state.
+    """
+
+    CONNECTING = "connecting"  # upgraded, not yet authenticated and admitted
+    OPEN = "open"  # admitted: serving
+    DRAINING = "draining"  # the pod drains: still served until its batch gets `reconnect`
+    CLOSING = "closing"  # a close started (by either side): nothing new is accepted
+    CLOSED = "closed"  # the session ended and left its games
 
 
 _ALLOWED = {
     ConnectionState.CONNECTING: {
         ConnectionState.OPEN,
         ConnectionState.DRAINING,
-        ConnectionState.CLOSED,
+        ConnectionState.CLOSING,
     },
-    ConnectionState.OPEN: {ConnectionState.DRAINING, ConnectionState.CLOSED},
-    ConnectionState.DRAINING: {ConnectionState.CLOSED},
+    ConnectionState.OPEN: {ConnectionState.DRAINING, ConnectionState.CLOSING},
+    ConnectionState.DRAINING: {ConnectionState.CLOSING},
+    ConnectionState.CLOSING: {ConnectionState.CLOSED},
     ConnectionState.CLOSED: set(),
 }
+
+#: States the sweeper checks (pings, timeouts, expiry): the connection is being served.
+LIVE = frozenset({ConnectionState.OPEN, ConnectionState.DRAINING})
 
 
 class IllegalTransition(RuntimeError):
     """A lifecycle step that the state machine does not allow."""
 
     def __init__(self, current: ConnectionState, wanted: ConnectionState) -> None:
-        super().__init__(f"connection is {current.value}; cannot become {wanted.value}")
+        allowed = ", ".join(sorted(s.value for s in _ALLOWED[current]))
+        expected = f"from {current.value} only: {allowed}" if allowed else "that state is final"
+        super().__init__(
+            f"connection is {current.value}; cannot become {wanted.value} ({expected})"
+        )
+        self.current = current
+        self.wanted = wanted
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """Why a connection is closing: the close code and reason, and which side started it."""
+
+    code: int
+    reason: str
+    by_server: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEnd:
+    """How a connection ended, for the close metric, the `connection_end` log line and traces."""
+
+    user_id: str | None
+    games: list[int]
+    duration: float
+    closing: Closing
+    frames_in: int
+    frames_out: int
 
 
 class Connection:
@@ -85,6 +139,7 @@ class Connection:
     __slots__ = (
         "_control",
         "_pending",
+        "closing",
         "frames_in",
         "frames_out",
         "identity",
@@ -95,7 +150,6 @@ class Connection:
         "state",
         "stats",
         "subscriptions",
-        "token_expired_notified",
     )
 
     def __init__(self, socket: Socket, now: float, stats: DeliveryStats) -> None:
@@ -112,7 +166,8 @@ class Connection:
         self.ping_sent_at: float | None = None
         self.frames_in = 0
         self.frames_out = 0
-        self.token_expired_notified = False
+        #: why it closes: set on entering CLOSING
+        self.closing: Closing | None = None
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -125,6 +180,67 @@ class Connection:
     @property
     def user_id(self) -> str | None:
         return self.identity.user_id if self.identity else None
+
+    def is_closing(self) -> bool:
+        """A close has started (CLOSING) or the session is over (CLOSED).
+
+        A method, not a property: it changes across awaits, which type checkers would not see.
+        """
+        return self.state is ConnectionState.CLOSING or self.state is ConnectionState.CLOSED
+
+    def close(
+        self,
+        code: int,
+        reason: str,
+        *,
+        last_words: bytes | None = None,
+        abort_after: float | None = None,
+    ) -> bool:
+        """Close from the server: CLOSING, then the last words, then the close frame.
+
+        Parked control messages and `last_words` (an error, a drain's `reconnect` hint) are
+        written before the close frame even when the socket is unwritable; parked snapshots are
+        dropped (a reconnecting client gets the latest anyway). False if already closing.
+        """
+        if not self._start_closing(Closing(code, reason, by_server=True)):
+            return False
+        if last_words is not None:
+            self.send_message(last_words)
+        self.flush_before_close()
+        self.socket.close_now(code, reason, abort_after=abort_after)
+        return True
+
+    def closed_by_peer(self, code: int, reason: str) -> None:
+        """The client closed (or the socket was lost): CLOSING, unless already."""
+        self._start_closing(Closing(code, reason, by_server=False))
+
+    def finish(self, now: float) -> ConnectionEnd:
+        """Enter CLOSED, the end of the lifecycle, and say how the connection ended."""
+        # A session that ended with no close seen (cancelled at shutdown) counts as a client's
+        # 1000, as it always has in the close metric.
+        self._start_closing(Closing(Close.NORMAL, "", by_server=False))
+        self.transition(ConnectionState.CLOSED)
+        assert self.closing is not None  # set by _start_closing
+        return ConnectionEnd(
+            user_id=self.user_id,
+            games=sorted(self.subscriptions),
+            duration=now - self.opened_at,
+            closing=self.closing,
+            frames_in=self.frames_in,
+            frames_out=self.frames_out,
+        )
+
+    def _start_closing(self, closing: Closing) -> bool:
+        if self.is_closing():
+            return False
+        self.transition(ConnectionState.CLOSING)
+        self.closing = closing
+        return True
+
+    def ping(self, now: float) -> None:
+        """Send a heartbeat ping; any frame back answers it (DESIGN §2)."""
+        self.socket.send_ping()
+        self.ping_sent_at = now
 
     # outbound ----------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ no trumps and leads the first trick; players must follow suit; the highest trump
 highest card of the led suit, wins; a round scores one point per trick plus 10 for making the
 bid exactly.
 
-The snapshot follows Nommie's shape (research/nommie_behaviours.md §3) with one deliberate
-change: the cards the seat to act may play (`playable`) are private and sit in that seat's
-viewer, not in the shared snapshot, because they reveal part of a hand.
+The snapshot follows Nommie's shape (`game`: header and phase; `viewer`: seat, hand) with one
+deliberate change: the cards the seat to act may play (`playable`) are private and sit in that
+seat's viewer, not in the shared snapshot, because they reveal part of a hand.
 """
 
 from __future__ import annotations

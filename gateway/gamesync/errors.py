@@ -32,10 +32,9 @@ class AuthError(GameSyncError):
 class ProtocolError(GameSyncError):
     """A client frame is malformed: answer `bad_request`, keep the socket."""
 
-    def __init__(self, message: str, game_id: int | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.game_id = game_id
 
 
 class EnvelopeError(GameSyncError):

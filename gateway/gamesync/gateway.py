@@ -1,4 +1,4 @@
-"""The gateway: wires settings, keys, broker, hub and sessions; sweeps, drains, reports."""
+"""The gateway: wires settings, keys, broker, hub, registry and sweeper; starts, drains, reports."""
 
 from __future__ import annotations
 
@@ -7,35 +7,31 @@ import logging
 import math
 import random
 import socket as _socket
-import time
-from collections import Counter as _Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gamesync import __version__
 from gamesync.authz import Authorizer
-from gamesync.broker import Broker, BrokerStats, create_broker
+from gamesync.broker import Broker, create_broker
+from gamesync.connection import ConnectionEnd, ConnectionState
 from gamesync.envelope import Envelope
 from gamesync.filewatch import FileWatcher
-from gamesync.heartbeat import Action, Limits, decide
+from gamesync.heartbeat import Limits
 from gamesync.hub import Hub
 from gamesync.keys import KeySet, generate_key
 from gamesync.keystore import KeyStore
-from gamesync.metrics import GatewayMetrics, Snapshot
-from gamesync.protocol import Close, encode
+from gamesync.metrics import GatewayMetrics, GatewaySample
+from gamesync.protocol import Close, close_class, encode
+from gamesync.registry import Registry
 from gamesync.runtime_config import RuntimeConfig, RuntimeConfigStore
+from gamesync.session import SessionServices
 from gamesync.settings import GatewaySettings
+from gamesync.sweeper import Sweeper
 from gamesync.tracing import Tracing
-
-if TYPE_CHECKING:
-    from gamesync.session import Session
 
 __all__ = ["Gateway", "drain_plan"]
 
 log = logging.getLogger("gamesync.gateway")
 conn_log = logging.getLogger("gamesync.connections")
-
-#: The sweeper visits every session once per tick, spread over this many slices.
-SWEEP_SLICES = 20
 
 #: Upper bound of the jittered `retryAfterMs` in a drain's reconnect hint.
 RECONNECT_SPREAD_MS = 2000
@@ -65,10 +61,8 @@ class Gateway:
         #: dev mode only: the generated private key, to mint tokens for the console
         self.signer = signer
         self.pod = settings.pod_name or _socket.gethostname()
-        self.metrics = GatewayMetrics(self._snapshot)
-        broker_stats = getattr(broker, "stats", None)
-        if isinstance(broker_stats, BrokerStats):
-            self.metrics.watch_broker(broker_stats)
+        self.metrics = GatewayMetrics(self._sample)
+        self.metrics.watch_broker(broker.stats)
         self.tracing = Tracing(pod=self.pod)
         self.hub = Hub(
             broker,
@@ -84,21 +78,36 @@ class Gateway:
             timeout_seconds=settings.authz_timeout_seconds,
         )
         self.runtime = RuntimeConfigStore()
-        self.sessions: set[Session] = set()
-        self.users: _Counter[str] = _Counter()
-        self._admitted: set[Session] = set()
-        self._empty = asyncio.Event()
-        self._empty.set()
-        self.draining = False
+        self.registry = Registry(
+            max_connections=settings.max_connections,
+            max_connections_per_user=settings.max_connections_per_user,
+            on_end=self._connection_ended,
+        )
+        self.sweeper = Sweeper(
+            self.registry,
+            Limits(
+                ping_interval=settings.ping_interval,
+                ping_timeout=settings.ping_timeout,
+                idle_timeout=settings.idle_timeout,
+                slow_client_seconds=settings.slow_client_seconds,
+                token_leeway=settings.leeway_seconds,
+            ),
+            self.hub.stats,
+            self.metrics,
+        )
+        #: what every session receives (and nothing more of the gateway)
+        self.services = SessionServices(
+            settings=settings,
+            registry=self.registry,
+            hub=self.hub,
+            keys=keys,
+            authorizer=self.authorizer,
+            metrics=self.metrics,
+            tracing=self.tracing,
+        )
         self.started = False
         self._watchers: list[FileWatcher] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self.limits = Limits(
-            ping_interval=settings.ping_interval,
-            ping_timeout=settings.ping_timeout,
-            idle_timeout=settings.idle_timeout,
-            slow_client_seconds=settings.slow_client_seconds,
-        )
 
     @classmethod
     def create(cls, settings: GatewaySettings) -> Gateway:
@@ -106,6 +115,7 @@ class Gateway:
         keys = KeyStore(
             audience=settings.audience, issuer=settings.issuer, leeway=settings.leeway_seconds
         )
+        keys.allow_hs256 = settings.allow_hs256
         signer = None
         if settings.keys is None:
             private, public = generate_key("ES256", kid="dev")
@@ -132,7 +142,7 @@ class Gateway:
         await self.broker.start(self.hub.offer)
         for watcher in self._watchers:
             watcher.start()
-        self._spawn(self._sweep(), "sweeper")
+        self._spawn(self.sweeper.run(), "sweeper")
         self.started = True
 
     async def stop(self) -> None:
@@ -162,76 +172,23 @@ class Gateway:
     def _apply_log_level(config: RuntimeConfig) -> None:
         logging.getLogger("gamesync").setLevel(config.log_level.upper())
 
+    def not_ready_reasons(self) -> list[str]:
+        """Why `/readyz` fails, in words (DESIGN §2); empty when ready."""
+        reasons = []
+        if not self.started:
+            reasons.append("not started")
+        if self.registry.draining:
+            reasons.append("draining")
+        if not self.keys.keyset:
+            reasons.append("no keys loaded")
+        if not self.broker.ready:
+            reasons.append("broker unavailable")
+        return reasons
+
     @property
     def ready(self) -> bool:
         """Serving: started, keys loaded, broker usable, not draining (DESIGN §2 /readyz)."""
-        return self.started and not self.draining and bool(self.keys.keyset) and self.broker.ready
-
-    # sessions ----------------------------------------------------------------------------
-
-    def attach(self, session: Session) -> None:
-        self.sessions.add(session)
-        self._empty.clear()
-
-    async def wait_empty(self, timeout: float) -> bool:
-        """Wait until no session is left; False if some remain after `timeout`."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._empty.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    def detach(self, session: Session) -> None:
-        self.sessions.discard(session)
-        if not self.sessions:
-            self._empty.set()
-        conn = session.conn
-        user = conn.user_id
-        if user is not None and session in self._admitted:
-            self._admitted.discard(session)
-            self.users[user] -= 1
-            if self.users[user] <= 0:
-                del self.users[user]
-        code = session.close_code if session.close_code is not None else Close.NORMAL
-        self.metrics.closed(code, session.close_reason if session.closed_by_server else "client")
-        duration = round(session.socket.loop.time() - conn.opened_at, 3)
-        reason = session.close_reason if session.closed_by_server else "client"
-        conn_log.info(
-            "connection_end",
-            extra={
-                "fields": {
-                    "user": user,
-                    "games": session.final_games,
-                    "durationSeconds": duration,
-                    "closeCode": code,
-                    "reason": session.close_reason,
-                    "closedBy": "server" if session.closed_by_server else "client",
-                    "framesIn": conn.frames_in,
-                    "framesOut": conn.frames_out,
-                }
-            },
-        )
-        self.tracing.event(
-            "close",
-            {
-                "gamesync.close_code": code,
-                "gamesync.close_reason": reason,
-                "gamesync.duration_s": duration,
-            },
-            error=code not in (1000, 1001, 1005, 1012),
-        )
-
-    def at_capacity(self) -> bool:
-        return len(self.sessions) > self.settings.max_connections
-
-    def admit_user(self, session: Session, user_id: str) -> bool:
-        """Count the user's connection on this pod; False beyond the per-user limit."""
-        if self.users[user_id] >= self.settings.max_connections_per_user:
-            return False
-        self.users[user_id] += 1
-        self._admitted.add(session)
-        return True
+        return not self.not_ready_reasons()
 
     # publishing --------------------------------------------------------------------------
 
@@ -240,84 +197,65 @@ class Gateway:
         self.metrics.published.labels("published" if published else "stale").inc()
         return published
 
-    # periodic checks ---------------------------------------------------------------------
-
-    async def _sweep(self) -> None:
-        tick = min(
-            1.0,
-            self.settings.ping_interval / 4,
-            self.settings.idle_timeout / 4,
-            self.settings.ping_timeout / 4,
-        )
-        loop = asyncio.get_running_loop()
-        while True:
-            # Each session is visited once per tick, in slices, so that a pass over tens of
-            # thousands never holds the loop for more than a slice's worth (~1 ms).
-            sessions = list(self.sessions)
-            slices = max(1, min(SWEEP_SLICES, len(sessions)))
-            size = math.ceil(len(sessions) / slices) if sessions else 0
-            for start in range(0, slices):
-                await asyncio.sleep(tick / slices)
-                part = sessions[start * size : (start + 1) * size]
-                if part:
-                    self.sweep(loop.time(), time.time(), part)
-
-    def sweep(self, now: float, wall_now: float, sessions: list[Session] | None = None) -> None:
-        """Pings, timeouts, token expiry and slow clients for `sessions` (default: all)."""
-        for session in list(self.sessions) if sessions is None else sessions:
-            if session.close_code is not None:
-                continue
-            if session.expire_token_if_due(wall_now):
-                continue
-            conn = session.conn
-            verdict = decide(
-                now=now,
-                state=conn.state,
-                last_seen=session.socket.last_seen,
-                ping_sent_at=conn.ping_sent_at,
-                idle_since=conn.idle_since,
-                unwritable_since=session.socket.unwritable_since,
-                limits=self.limits,
-            )
-            if verdict.action is Action.PING:
-                session.socket.send_ping()
-                conn.ping_sent_at = now
-            elif verdict.action is Action.CLOSE:
-                slow = verdict.code == Close.TRY_AGAIN_LATER
-                if slow:
-                    self.hub.stats.slow_closes += 1
-                session.close(verdict.code, verdict.reason, abort_after=1.0 if slow else None)
-
     # drain -------------------------------------------------------------------------------
 
     async def drain(self) -> None:
         """Fail readiness, then close every socket with a jittered reconnect hint, paced."""
-        if self.draining:
+        if self.registry.draining:
             return
-        self.draining = True
+        members = self.registry.start_draining()
         window = self.settings.drain_seconds
-        sessions = [s for s in self.sessions if s.close_code is None]
-        batch, pause = drain_plan(len(sessions), window)
-        log.warning(
-            "draining %d connections over %.1fs (batches of %d)", len(sessions), window, batch
+        batch, pause = drain_plan(len(members), window)
+        (log.warning if members else log.info)(  # nothing to drain is no warning
+            "draining %d connections over %.1fs (batches of %d)", len(members), window, batch
         )
-        random.shuffle(sessions)
-        for start in range(0, len(sessions), max(batch, 1)):
-            for session in sessions[start : start + batch]:
-                if session.close_code is None:
+        random.shuffle(members)
+        for start in range(0, len(members), max(batch, 1)):
+            for member in members[start : start + batch]:
+                if member.conn.state is ConnectionState.DRAINING:  # not closed meanwhile
                     retry = random.randint(100, RECONNECT_SPREAD_MS)
-                    session.send(encode("reconnect", reason="draining", retryAfterMs=retry))
-                    session.close(Close.DRAINING, "draining")
-            if start + batch < len(sessions):
+                    member.send(encode("reconnect", reason="draining", retryAfterMs=retry))
+                    member.close(Close.DRAINING, "draining")
+            if start + batch < len(members):
                 await asyncio.sleep(pause)
 
     # reporting ---------------------------------------------------------------------------
 
-    def _snapshot(self) -> Snapshot:
-        states: _Counter[str] = _Counter(s.conn.state.value for s in self.sessions)
+    def _connection_ended(self, end: ConnectionEnd) -> None:
+        """The close counter, the `connection_end` log line and the close trace event."""
+        closing = end.closing
+        reason = closing.reason if closing.by_server else "client"
+        duration = round(end.duration, 3)
+        self.metrics.closed(closing.code, reason)
+        conn_log.info(
+            "connection_end",
+            extra={
+                "fields": {
+                    "user": end.user_id,
+                    "games": end.games,
+                    "durationSeconds": duration,
+                    "closeCode": closing.code,
+                    "reason": closing.reason,
+                    "closedBy": "server" if closing.by_server else "client",
+                    "framesIn": end.frames_in,
+                    "framesOut": end.frames_out,
+                }
+            },
+        )
+        self.tracing.event(
+            "close",
+            {
+                "gamesync.close_code": closing.code,
+                "gamesync.close_reason": reason,
+                "gamesync.duration_s": duration,
+            },
+            error=close_class(closing.code).error,
+        )
+
+    def _sample(self) -> GatewaySample:
         stats = self.hub.stats
-        return Snapshot(
-            connections_by_state=dict(states),
+        return GatewaySample(
+            connections_by_state=self.registry.count_by_state(),
             subscriptions=self.hub.subscription_count,
             games=len(self.hub.topics),
             deliveries=stats.deliveries,
@@ -332,7 +270,7 @@ class Gateway:
             runtime_reloads=self.runtime.reloads,
             runtime_failures=self.runtime.failures,
             broker_ready=self.broker.ready,
-            draining=self.draining,
+            draining=self.registry.draining,
             ready=self.ready,
         )
 
@@ -342,8 +280,8 @@ class Gateway:
             "pod": self.pod,
             "version": __version__,
             "ready": self.ready,
-            "draining": self.draining,
-            "connections": len(self.sessions),
+            "draining": self.registry.draining,
+            "connections": len(self.registry),
             "subscriptions": self.hub.subscription_count,
             "games": len(self.hub.topics),
             "deliveries": self.hub.stats.deliveries,

@@ -1,11 +1,11 @@
-"""Heartbeats, idle and slow-client checks: one pure decision per connection per tick."""
+"""Heartbeats, idle, token-expiry and slow-client checks: one pure decision per connection."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
 
-from gamesync.connection import ConnectionState
+from gamesync.connection import LIVE, ConnectionState
 from gamesync.protocol import Close
 
 __all__ = ["Action", "Limits", "Verdict", "decide"]
@@ -23,6 +23,8 @@ class Limits:
     ping_timeout: float
     idle_timeout: float
     slow_client_seconds: float
+    #: seconds a token stays good after its `exp` (the verifier's leeway)
+    token_leeway: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,25 +32,36 @@ class Verdict:
     action: Action
     code: int = 0
     reason: str = ""
+    #: the `error` frame's code sent before the close, if any
+    error: str | None = None
 
 
 NOTHING = Verdict(Action.NONE)
 PING = Verdict(Action.PING)
+TOKEN_EXPIRED = Verdict(Action.CLOSE, Close.UNAUTHORIZED, "token expired", "token_expired")
 
 
 def decide(
     *,
     now: float,
+    wall_now: float,
     state: ConnectionState,
+    expires_at: float | None,
     last_seen: float,
     ping_sent_at: float | None,
     idle_since: float | None,
     unwritable_since: float | None,
     limits: Limits,
 ) -> Verdict:
-    """What the sweeper does with one connection now (all times on the loop's clock)."""
-    if state is not ConnectionState.OPEN:
+    """What the sweeper does with one connection now.
+
+    `expires_at` (the token's `exp`) and `wall_now` are Unix times; every other time is on the
+    loop's clock. Only live (OPEN or DRAINING) connections are checked.
+    """
+    if state not in LIVE:
         return NOTHING
+    if expires_at is not None and expires_at + limits.token_leeway <= wall_now:
+        return TOKEN_EXPIRED
     if unwritable_since is not None and now - unwritable_since >= limits.slow_client_seconds:
         return Verdict(Action.CLOSE, Close.TRY_AGAIN_LATER, "client too slow")
     outstanding = ping_sent_at is not None and last_seen < ping_sent_at

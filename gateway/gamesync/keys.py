@@ -24,6 +24,7 @@ __all__ = [
     "generate_key",
     "load_signer",
     "public_jwk",
+    "refuse_signing_keys",
     "sign_token",
     "write_key_dir",
 ]
@@ -79,6 +80,32 @@ def public_jwk(private: Mapping[str, Any]) -> dict[str, Any]:
     if private.get("kty") == "oct":
         return dict(private)
     return {k: v for k, v in private.items() if k not in _PRIVATE_MEMBERS}
+
+
+def refuse_signing_keys(document: Any, *, allow_hs256: bool) -> None:
+    """Raise ConfigError if a JWKS meant for a gateway holds keys that can sign (DESIGN §4).
+
+    A private member (`d`, ...) means a signer file was given where the public JWKS belongs;
+    an `oct` key is a shared secret that verifies and signs alike, so it needs `allow_hs256`.
+    """
+    entries = document.get("keys") if isinstance(document, dict) else None
+    for jwk in entries if isinstance(entries, list) else ():
+        if not isinstance(jwk, dict):
+            continue  # KeySet.from_jwks names malformed entries
+        kid = jwk.get("kid")
+        if jwk.get("kty") == "oct":
+            if not allow_hs256:
+                raise ConfigError(
+                    f"key {kid!r} is an HS256 shared secret, which can sign tokens too; "
+                    "use public keys, or --allow-hs256 to accept it"
+                )
+            continue
+        private = sorted(_PRIVATE_MEMBERS & jwk.keys())
+        if private:
+            raise ConfigError(
+                f"key {kid!r} holds private key material ({', '.join(private)}): "
+                "gateways take the public jwks.json, never a signer file"
+            )
 
 
 def _infer_alg(jwk: Mapping[str, Any]) -> str:

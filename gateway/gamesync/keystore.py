@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gamesync.errors import AuthError, ConfigError
 from gamesync.filewatch import FileWatcher
-from gamesync.keys import Identity, KeySet
+from gamesync.keys import Identity, KeySet, refuse_signing_keys
 
 __all__ = ["KeyStore"]
 
@@ -16,7 +16,11 @@ log = logging.getLogger("gamesync.keys")
 
 
 class KeyStore:
-    """Holds the current KeySet; a reload that fails keeps the previous one (DESIGN §4)."""
+    """Holds the current KeySet; a reload that fails keeps the previous one (DESIGN §4).
+
+    Only verification keys are accepted: a file with private key material is refused, and so
+    is a shared HS256 secret unless `allow_hs256` (both at start-up and on every reload).
+    """
 
     def __init__(
         self,
@@ -25,11 +29,14 @@ class KeyStore:
         audience: str | None = None,
         issuer: str | None = None,
         leeway: float = 5.0,
+        allow_hs256: bool = False,
     ) -> None:
         self.keyset = keyset
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
+        self.allow_hs256 = allow_hs256
+        self.path: Path | None = None
         self.reloads = 0
         self.reload_failures = 0
         self.last_error: str | None = None
@@ -38,21 +45,36 @@ class KeyStore:
     def load(self, content: bytes) -> None:
         """Replace the key set from JWKS bytes, or keep the current one and log why not."""
         try:
-            keyset = KeySet.from_jwks(json.loads(content))
-        except (ValueError, ConfigError) as exc:
+            keyset = self._parse(content)
+        except ConfigError as exc:
             self.reload_failures += 1
             self.last_error = str(exc)
+            name = self.path or "(no path)"
             if self.keyset is None:
-                raise ConfigError(f"cannot load keys: {exc}") from exc
-            log.error("key file refused, keeping the last good keys %s: %s", self.keyset.kids, exc)
+                raise ConfigError(f"cannot load keys from {name}: {exc}") from exc
+            log.error(
+                "key file %s refused, keeping the last good keys %s: %s",
+                name,
+                self.keyset.kids,
+                exc,
+            )
             return
         self.keyset = keyset
         self.reloads += 1
         self.last_error = None
         log.info("keys loaded: %s", ", ".join(keyset.kids) or "(one key without kid)")
 
+    def _parse(self, content: bytes) -> KeySet:
+        try:
+            document = json.loads(content)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise ConfigError(f"not valid JSON ({exc})") from exc
+        refuse_signing_keys(document, allow_hs256=self.allow_hs256)
+        return KeySet.from_jwks(document)
+
     def watch(self, path: Path, interval: float) -> FileWatcher:
         """Load `path` now (failing loudly) and keep watching it."""
+        self.path = path
         self._watcher = FileWatcher(path, self.load, interval)
         if not self._watcher.check():
             raise ConfigError(f"key file {path} does not exist or cannot be read")

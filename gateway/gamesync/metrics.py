@@ -1,4 +1,8 @@
-"""Prometheus metrics on the internal port. No per-game or per-user label (cardinality)."""
+"""Prometheus metrics on the internal port. No per-game or per-user label (cardinality).
+
+Every series the dashboard and alert rules read exists from start-up: gauges are exported with
+0, and labelled counters start at 0 for every known label value (`gamesync.metric_labels`).
+"""
 
 from __future__ import annotations
 
@@ -16,16 +20,27 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from gamesync.broker import BrokerStats
+from gamesync.connection import ConnectionState
 from gamesync.envelope import Envelope
 from gamesync.histogram import LatencyHistogram
+from gamesync.metric_labels import (
+    AUTH_FAILURE_REASONS,
+    CLIENT,
+    CLIENT_CLOSE_CODES,
+    HANDSHAKE_REFUSALS,
+    HTTP_PUBLISH_RESULTS,
+    PUBLISH_RESULTS,
+    SERVER_CLOSES,
+    close_code_label,
+)
 
-__all__ = ["GatewayMetrics", "Snapshot"]
+__all__ = ["GatewayMetrics", "GatewaySample"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class GatewaySample:
     """Gateway state read at scrape time (cheap: no hot-path metric updates)."""
 
     connections_by_state: dict[str, int]
@@ -48,7 +63,7 @@ class Snapshot:
 
 
 class _StateCollector(Collector):
-    def __init__(self, read: Callable[[], Snapshot]) -> None:
+    def __init__(self, read: Callable[[], GatewaySample]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
@@ -56,8 +71,8 @@ class _StateCollector(Collector):
         conns = GaugeMetricFamily(
             "gamesync_connections", "Open websocket connections", labels=["state"]
         )
-        for state, count in sorted(s.connections_by_state.items()):
-            conns.add_metric([state], count)
+        for state in ConnectionState:  # every state, 0 included: "no data" is not "none open"
+            conns.add_metric([state.value], s.connections_by_state.get(state.value, 0))
         yield conns
         yield GaugeMetricFamily(
             "gamesync_subscriptions", "Connection-game subscriptions", value=s.subscriptions
@@ -85,6 +100,9 @@ class _StateCollector(Collector):
         for kid in s.kids:
             kids.add_metric([kid], 1)
         yield kids
+        yield GaugeMetricFamily(
+            "gamesync_key_count", "Verification keys loaded (0 too)", value=len(s.kids)
+        )
         yield CounterMetricFamily(
             "gamesync_key_reloads", "Key file reloads applied", value=s.key_reloads
         )
@@ -113,7 +131,7 @@ class _StateCollector(Collector):
 
 
 class _BrokerCollector(Collector):
-    """The Redis broker's counters (`BrokerStats`), read at scrape time."""
+    """The broker's counters (`BrokerStats`), read at scrape time."""
 
     def __init__(self, stats: BrokerStats) -> None:
         self._stats = stats
@@ -122,7 +140,7 @@ class _BrokerCollector(Collector):
         s = self._stats
         yield GaugeMetricFamily(
             "gamesync_broker_subscriptions",
-            "Games this pod is subscribed to in Redis (one channel each)",
+            "Games this pod is subscribed to in the broker (one channel each)",
             value=s.subscriptions,
         )
         for name, help_text, value in (
@@ -130,14 +148,14 @@ class _BrokerCollector(Collector):
             ("probe_failures", "Probes not echoed in time (deaf or unreachable)", s.probe_failures),
             ("stale_publishes", "Publishes refused by the script as not newer", s.stale_publishes),
             ("publishes", "Publishes through this pod that went out", s.publishes),
-            ("received", "Envelopes received from Redis pub/sub", s.received),
+            ("received", "Envelopes received from the broker", s.received),
             ("malformed", "Channel messages that were not valid envelopes", s.malformed),
             ("resyncs", "Latest keys re-read after (re)subscribing", s.resyncs),
         ):
             yield CounterMetricFamily(f"gamesync_broker_{name}", help_text, value=value)
         yield HistogramMetricFamily(
             "gamesync_broker_pubsub_lag_seconds",
-            "From the envelope's publishedAt to its arrival from Redis on this pod",
+            "From the envelope's publishedAt to its arrival from the broker on this pod",
             buckets=s.lag.cumulative(),
             sum_value=s.lag.sum,
         )
@@ -159,12 +177,12 @@ class _LatencyCollector(Collector):
 class GatewayMetrics:
     """The gateway's metrics, in a registry of its own (several gateways may share a process)."""
 
-    def __init__(self, read: Callable[[], Snapshot]) -> None:
+    def __init__(self, read: Callable[[], GatewaySample]) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_StateCollector(read))
         self._closes = Counter(
             "gamesync_closes",
-            "Connections closed, by code and reason",
+            "Connections closed, by code (a client's 3xxx/4xxx bucketed) and reason",
             ["code", "reason"],
             registry=self.registry,
         )
@@ -189,17 +207,40 @@ class GatewayMetrics:
         self.registry.register(_LatencyCollector(self.latency))
         self.published = Counter(
             "gamesync_published",
-            "Envelopes published through this pod",
+            "Envelopes published through this pod (HTTP endpoint and --demo)",
             ["result"],
             registry=self.registry,
         )
+        self._http_publishes = Counter(
+            "gamesync_http_publishes",
+            "Requests to the HTTP publish endpoint, by result",
+            ["result"],
+            registry=self.registry,
+        )
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Create every known label combination, so that rate() sees each first event."""
+        for code, reason in SERVER_CLOSES:
+            self._closes.labels(str(int(code)), reason)
+        for label in CLIENT_CLOSE_CODES:
+            self._closes.labels(label, CLIENT)
+        for reason in AUTH_FAILURE_REASONS:
+            self._auth_failures.labels(reason)
+        for reason in HANDSHAKE_REFUSALS:
+            self._refused.labels(reason)
+        for result in PUBLISH_RESULTS:
+            self.published.labels(result)
+        for result in HTTP_PUBLISH_RESULTS:
+            self._http_publishes.labels(result)
 
     def watch_broker(self, stats: BrokerStats) -> None:
-        """Export a Redis broker's counters (the in-process broker has none)."""
+        """Export the broker's counters (`Broker.stats`) as `gamesync_broker_*`."""
         self.registry.register(_BrokerCollector(stats))
 
     def closed(self, code: int, reason: str) -> None:
-        self._closes.labels(str(code), reason).inc()
+        """Count a close; `reason` is `client` for a close the client started."""
+        self._closes.labels(close_code_label(code, reason), reason).inc()
 
     def auth_failed(self, reason: str) -> None:
         self._auth_failures.labels(reason).inc()
@@ -209,6 +250,10 @@ class GatewayMetrics:
 
     def forbidden(self) -> None:
         self._forbidden.inc()
+
+    def http_published(self, result: str) -> None:
+        """Count a request to the publish endpoint (`HTTP_PUBLISH_RESULTS`)."""
+        self._http_publishes.labels(result).inc()
 
     def fanned_out(self, envelope: Envelope, recipients: int, size: int) -> None:
         """Observe publish→send latency once per fan-out (never per delivery)."""

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
+from types import MappingProxyType
 from typing import Any
 
 from gamesync import jsoncodec
 from gamesync.errors import ProtocolError
 
 __all__ = [
+    "CLOSE_CLASSES",
     "PROTOCOL_VERSION",
     "Auth",
     "ClientMessage",
     "Close",
+    "CloseClass",
     "Ping",
+    "Reaction",
     "Subscribe",
     "Unsubscribe",
+    "close_class",
     "encode",
     "parse_client_message",
     "snapshot_frame",
@@ -43,6 +49,54 @@ class Close(IntEnum):
     FORBIDDEN = 4403
     TIMEOUT = 4408  # heartbeat or idle
     TOO_MANY_CONNECTIONS = 4429
+
+
+class Reaction(Enum):
+    """What a client does after a close with a given code (the Python and JS clients both)."""
+
+    RECONNECT = "reconnect"  # back off (or follow a `reconnect` hint) and connect again
+    RENEW = "renew"  # ask the token provider again and reconnect; stop if that token fails too
+    #: heartbeat or idle close: reconnect if a game is wanted, else once one is
+    RECONNECT_IF_SUBSCRIBED = "reconnect_if_subscribed"
+    STOP = "stop"  # final: the same inputs cannot succeed
+
+
+@dataclass(frozen=True, slots=True)
+class CloseClass:
+    """How a close code is treated: the client's reaction, and whether it counts as an error."""
+
+    reaction: Reaction
+    error: bool  # in traces and logs; a clean end or a drain is not an error
+
+
+_CLEAN = CloseClass(Reaction.RECONNECT, error=False)
+_FAILED = CloseClass(Reaction.RECONNECT, error=True)
+
+#: Every close code either side uses, classified once; a new code gets its row here. The JS
+#: client's constants and DESIGN §2 are checked against this table (tests/gateway).
+CLOSE_CLASSES: Mapping[int, CloseClass] = MappingProxyType(
+    {
+        Close.NORMAL: _CLEAN,
+        1001: _CLEAN,  # going away: a client leaving (a browser tab closed); never sent here
+        Close.UNSUPPORTED_DATA: _FAILED,
+        1005: _CLEAN,  # a client's close frame without a code; never sent here
+        Close.POLICY: _FAILED,
+        Close.TOO_BIG: _FAILED,
+        Close.INTERNAL: _FAILED,
+        Close.DRAINING: _CLEAN,
+        Close.TRY_AGAIN_LATER: _FAILED,
+        Close.PROTOCOL_VIOLATION: CloseClass(Reaction.STOP, error=True),
+        Close.UNAUTHORIZED: CloseClass(Reaction.RENEW, error=True),
+        Close.FORBIDDEN: CloseClass(Reaction.STOP, error=True),
+        Close.TIMEOUT: CloseClass(Reaction.RECONNECT_IF_SUBSCRIBED, error=True),
+        Close.TOO_MANY_CONNECTIONS: _FAILED,
+    }
+)
+
+
+def close_class(code: int) -> CloseClass:
+    """The class of `code`; a code not in the table (1006, a client's own 4xxx) is an error."""
+    return CLOSE_CLASSES.get(code, _FAILED)
 
 
 @dataclass(frozen=True, slots=True)

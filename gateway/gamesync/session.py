@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from gamesync.authz import Decision
-from gamesync.connection import Connection, ConnectionState
+from gamesync.authz import Access, Authorizer
+from gamesync.connection import Connection
 from gamesync.errors import AuthError, BrokerUnavailable, ProtocolError
+from gamesync.hub import Hub
 from gamesync.keys import Identity
+from gamesync.keystore import KeyStore
+from gamesync.metrics import GatewayMetrics
 from gamesync.protocol import (
     Auth,
     Close,
@@ -24,13 +28,12 @@ from gamesync.protocol import (
     parse_client_message,
 )
 from gamesync.ratelimit import TokenBucket, WindowCounter
-from gamesync.settings import AuthzPolicy
+from gamesync.registry import Registry
+from gamesync.settings import AuthzPolicy, GatewaySettings
+from gamesync.tracing import Tracing
 from gamesync.transport import SCOPE_KEY, GatewaySocket
 
-if TYPE_CHECKING:
-    from gamesync.gateway import Gateway
-
-__all__ = ["WebSocketEndpoint"]
+__all__ = ["Session", "SessionServices", "WebSocketEndpoint"]
 
 log = logging.getLogger("gamesync.session")
 
@@ -69,20 +72,37 @@ def _origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
     return origin is None or origin.rstrip("/") in allowed
 
 
+#: Seconds a too-slow client's transport may hold its buffer after the close before an abort.
+SLOW_ABORT_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionServices:
+    """What a session uses of its gateway; one instance, built by the Gateway, shared by all."""
+
+    settings: GatewaySettings
+    registry: Registry
+    hub: Hub
+    keys: KeyStore
+    authorizer: Authorizer
+    metrics: GatewayMetrics
+    tracing: Tracing
+
+
 class WebSocketEndpoint:
     """ASGI app for `/ws` and `/ws/games/{gameId}`."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, services: SessionServices) -> None:
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gw = self.gateway
-        if not _origin_allowed(scope, gw.settings.allowed_origins):
-            gw.metrics.handshake_refused("origin")
+        services = self.services
+        if not _origin_allowed(scope, services.settings.allowed_origins):
+            services.metrics.handshake_refused("origin")
             await _refuse(send, 403, "origin not allowed")
             return
-        if gw.draining:
-            gw.metrics.handshake_refused("draining")
+        if services.registry.draining:
+            services.metrics.handshake_refused("draining")
             await _refuse(send, 503, "draining: reconnect to another instance")
             return
         socket = scope.get("extensions", {}).get(SCOPE_KEY)
@@ -94,45 +114,41 @@ class WebSocketEndpoint:
             return
         await send({"type": "websocket.accept"})
         game_id = scope.get("path_params", {}).get("game_id")
-        session = Session(gw, socket, scope, receive)
+        session = Session(services, socket, scope, receive)
         await session.run(game_id)
 
 
 class Session:
-    """One connection's life, from accept to close. Messages are handled in order."""
+    """One connection's life, from accept to close. Messages are handled in order.
+
+    The lifecycle is the connection's state machine (`conn.state`): the registry admits and
+    drains, `close` (or the client) starts CLOSING, and `run` ends in CLOSED.
+    """
 
     __slots__ = (
         "bad",
         "bucket",
-        "close_code",
-        "close_reason",
-        "closed_by_server",
         "conn",
-        "final_games",
-        "gw",
         "joining",
         "receive",
         "scope",
+        "services",
         "socket",
         "token",
     )
 
     def __init__(
-        self, gateway: Gateway, socket: GatewaySocket, scope: Scope, receive: Receive
+        self, services: SessionServices, socket: GatewaySocket, scope: Scope, receive: Receive
     ) -> None:
-        self.gw = gateway
+        self.services = services
         self.socket = socket
         self.scope = scope
         self.receive = receive
-        settings = gateway.settings
-        self.conn = Connection(socket, socket.loop.time(), gateway.hub.stats)
+        settings = services.settings
+        self.conn = Connection(socket, socket.loop.time(), services.hub.stats)
         self.token: str | None = None
         self.bucket = TokenBucket(settings.message_rate, settings.message_burst, socket.loop.time)
         self.bad = WindowCounter(settings.bad_message_window, socket.loop.time)
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.closed_by_server = False
-        self.final_games: list[int] = []
         #: the game being joined (in the hub, not yet acknowledged), if any
         self.joining: int | None = None
 
@@ -148,47 +164,38 @@ class Session:
         abort_after: float | None = None,
     ) -> None:
         """Send an optional error frame, then the close; the message loop then ends."""
-        if self.close_code is not None:
-            return
-        self.close_code = code
-        self.close_reason = reason
-        self.closed_by_server = True
-        if error is not None:
-            self.send_error(error, reason, game_id)
-        self.conn.flush_before_close()
-        self.socket.close_now(code, reason, abort_after=abort_after)
+        last_words = None if error is None else _error_message(error, reason, game_id)
+        self.conn.close(code, reason, last_words=last_words, abort_after=abort_after)
 
     def send(self, payload: bytes) -> None:
         if not self.conn.send_message(payload):
-            self.close(Close.TRY_AGAIN_LATER, "client too slow", abort_after=1.0)
+            self.close(Close.TRY_AGAIN_LATER, "client too slow", abort_after=SLOW_ABORT_SECONDS)
 
     def send_error(self, code: str, message: str, game_id: int | None = None) -> None:
-        fields: dict[str, Any] = {"code": code, "message": message}
-        if game_id is not None:
-            fields["gameId"] = game_id
-        self.send(encode("error", **fields))
+        self.send(_error_message(code, message, game_id))
 
     # the life of a connection ------------------------------------------------------------
 
     async def run(self, implied_game: int | None) -> None:
-        gw = self.gw
+        services = self.services
+        registry = services.registry
         conn = self.conn
         conn.socket.on_writable = self._on_writable
-        gw.attach(self)
+        refusal = registry.attach(self)
         try:
-            if gw.at_capacity():
-                self.close(Close.TRY_AGAIN_LATER, "pod full, try another")
+            if refusal is not None:
+                self.close(refusal.code, refusal.reason)
                 return
             identity = await self._authenticate()
             if identity is None:
                 return
             conn.identity = identity
-            if not gw.admit_user(self, identity.user_id):
-                self.close(Close.TOO_MANY_CONNECTIONS, "too many connections for this user")
+            refusal = registry.admit(self)
+            if refusal is not None:
+                self.close(refusal.code, refusal.reason)
                 return
-            conn.transition(ConnectionState.OPEN)
             self._welcome()
-            gw.tracing.event(
+            services.tracing.event(
                 "connect", {"gamesync.user_id": identity.user_id, "url.path": self.scope["path"]}
             )
             if implied_game is not None:
@@ -199,23 +206,23 @@ class Session:
             log.exception("session failed; closing the connection with 1011")
             self.close(Close.INTERNAL, "internal error")
         finally:
-            self.final_games = sorted(conn.subscriptions)
-            for game_id in list(conn.subscriptions):
-                gw.hub.leave(conn, game_id)
-            if self.joining is not None:  # cancelled mid-join
-                gw.hub.leave(conn, self.joining)
-            conn.subscriptions.clear()
             conn.socket.on_writable = None
-            if conn.state is not ConnectionState.CLOSED:
-                conn.transition(ConnectionState.CLOSED)
-            gw.detach(self)
+            end = conn.finish(self.socket.loop.time())
+            hub = services.hub
+            for game_id in end.games:
+                hub.leave(conn, game_id)
+            if self.joining is not None:  # cancelled mid-join
+                hub.leave(conn, self.joining)
+            conn.subscriptions.clear()
+            registry.detach(self, end)
 
     def _on_writable(self) -> None:
         self.conn.flush()
 
     async def _next_message(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next ASGI message, or None once the socket is closing or closed."""
-        if self.close_code is not None:
+        conn = self.conn
+        if conn.is_closing():
             return None
         if timeout is None:
             message = await self.receive()
@@ -226,22 +233,24 @@ class Session:
             except TimeoutError:
                 return None
         if message["type"] == "websocket.disconnect":
-            if self.close_code is None:
-                self.close_code = int(message.get("code", Close.NORMAL))
-                self.close_reason = str(message.get("reason") or "client closed")
+            conn.closed_by_peer(
+                int(message.get("code", Close.NORMAL)),
+                str(message.get("reason") or "client closed"),
+            )
             return None
-        self.conn.frames_in += 1
+        conn.frames_in += 1
         return dict(message)
 
     async def _authenticate(self) -> Identity | None:
+        services = self.services
         token = _token_from_handshake(
             Headers(scope=self.scope), self.scope.get("query_string", b"")
         )
         if token is None:
-            message = await self._next_message(self.gw.settings.auth_timeout)
+            message = await self._next_message(services.settings.auth_timeout)
             if message is None:
-                if self.close_code is None:
-                    self.gw.metrics.auth_failed("missing")
+                if not self.conn.is_closing():
+                    services.metrics.auth_failed("missing")
                     self.close(Close.UNAUTHORIZED, "missing token", error="unauthorized")
                 return None
             text = message.get("text")
@@ -250,7 +259,7 @@ class Session:
             except ProtocolError:
                 parsed = None
             if not isinstance(parsed, Auth):
-                self.gw.metrics.auth_failed("missing")
+                services.metrics.auth_failed("missing")
                 self.close(
                     Close.UNAUTHORIZED, "missing token: authenticate first", error="unauthorized"
                 )
@@ -260,9 +269,9 @@ class Session:
         self.scope["headers"] = []
         self.scope["query_string"] = b""
         try:
-            identity = self.gw.keys.verify(token)
+            identity = services.keys.verify(token)
         except AuthError as exc:
-            self.gw.metrics.auth_failed(exc.message)
+            services.metrics.auth_failed(exc.message)
             self.close(Close.UNAUTHORIZED, exc.message, error=exc.code)
             return None
         self.token = token
@@ -275,7 +284,7 @@ class Session:
             encode(
                 "welcome",
                 userId=identity.user_id,
-                heartbeatMs=int(self.gw.settings.ping_interval * 1000),
+                heartbeatMs=int(self.services.settings.ping_interval * 1000),
                 expiresAt=identity.expires_at,
             )
         )
@@ -307,7 +316,7 @@ class Session:
 
     def _count_bad(self) -> bool:
         """Count a bad message; True (and closed 1008) once the client keeps at it."""
-        if self.bad.add() > self.gw.settings.bad_message_limit:
+        if self.bad.add() > self.services.settings.bad_message_limit:
             self.close(Close.POLICY, "too many bad messages")
             return True
         return False
@@ -323,27 +332,28 @@ class Session:
             self._renew(message.token)
 
     async def _subscribe(self, game_id: int, *, implied: bool) -> None:
+        services = self.services
         conn = self.conn
         if game_id in conn.subscriptions:
             self.send(encode("subscribed", gameId=game_id))
             return
-        if len(conn.subscriptions) >= self.gw.settings.max_subscriptions:
+        if len(conn.subscriptions) >= services.settings.max_subscriptions:
             self.send_error(
                 "too_many_subscriptions",
-                f"at most {self.gw.settings.max_subscriptions} games per connection",
+                f"at most {services.settings.max_subscriptions} games per connection",
                 game_id,
             )
             return
         identity = conn.identity
         assert identity is not None  # authenticated before any subscribe
         assert self.token is not None
-        decision = await self.gw.authorizer.decide(identity, self.token, game_id)
-        self.gw.tracing.event(
-            "subscribe", {"gamesync.game_id": game_id, "gamesync.decision": decision.value}
+        access = await services.authorizer.decide(identity, self.token, game_id)
+        services.tracing.event(
+            "subscribe", {"gamesync.game_id": game_id, "gamesync.decision": access.value}
         )
-        if self.close_code is not None:
+        if conn.is_closing():
             return
-        if decision is Decision.UNAVAILABLE:
+        if access is Access.UNAVAILABLE:
             if implied:
                 self.close(
                     Close.TRY_AGAIN_LATER,
@@ -354,8 +364,8 @@ class Session:
             else:
                 self.send_error("service_unavailable", "cannot authorize now; retry later", game_id)
             return
-        if decision is Decision.DENY:
-            self.gw.metrics.forbidden()
+        if access is Access.DENY:
+            services.metrics.forbidden()
             if implied:
                 self.close(Close.FORBIDDEN, "forbidden", error="forbidden", game_id=game_id)
             else:
@@ -364,26 +374,26 @@ class Session:
         conn.idle_since = None
         self.joining = game_id
         try:
-            await self.gw.hub.join(conn, game_id)
+            await services.hub.join(conn, game_id)
         except BrokerUnavailable:
             self._mark_idle_if_empty()
             self.send_error("service_unavailable", "broker unavailable; retry later", game_id)
             return
         finally:
             self.joining = None
-        if self.close_code is not None or conn.state is ConnectionState.CLOSED:
-            self.gw.hub.leave(conn, game_id)
+        if conn.is_closing():
+            services.hub.leave(conn, game_id)
             return
         # Only now, with the broker subscription live, is the game acknowledged; from here on
         # the connection takes its frames, starting with the newest the pod has.
         conn.subscriptions[game_id] = -1
         self.send(encode("subscribed", gameId=game_id))
-        self.gw.hub.send_current(conn, game_id)
+        services.hub.send_current(conn, game_id)
 
     def _unsubscribe(self, game_id: int) -> None:
         if game_id in self.conn.subscriptions:
             self.conn.forget(game_id)
-            self.gw.hub.leave(self.conn, game_id)
+            self.services.hub.leave(self.conn, game_id)
             self._mark_idle_if_empty()
         self.send(encode("unsubscribed", gameId=game_id))
 
@@ -392,16 +402,17 @@ class Session:
             self.conn.idle_since = self.socket.loop.time()
 
     def _renew(self, token: str) -> None:
+        services = self.services
         conn = self.conn
         assert conn.identity is not None
         try:
-            identity = self.gw.keys.verify(token)
+            identity = services.keys.verify(token)
         except AuthError as exc:
-            self.gw.metrics.auth_failed(exc.message)
+            services.metrics.auth_failed(exc.message)
             self.close(Close.UNAUTHORIZED, exc.message, error=exc.code)
             return
         if identity.user_id != conn.identity.user_id:
-            self.gw.metrics.auth_failed("user changed")
+            services.metrics.auth_failed("user changed")
             self.close(
                 Close.UNAUTHORIZED,
                 "a renewed token must be for the same user",
@@ -409,22 +420,18 @@ class Session:
             )
             return
         conn.identity = identity
-        conn.token_expired_notified = False
         self.token = token
         self._welcome()
-        if identity.games is not None and self.gw.authorizer.policy is AuthzPolicy.CLAIM:
+        if identity.games is not None and services.authorizer.policy is AuthzPolicy.CLAIM:
             for game_id in [g for g in conn.subscriptions if g not in identity.games]:
-                self.conn.forget(game_id)
-                self.gw.hub.leave(conn, game_id)
+                conn.forget(game_id)
+                services.hub.leave(conn, game_id)
                 self.send_error("forbidden", "the renewed token does not cover this game", game_id)
             self._mark_idle_if_empty()
 
-    # called by the gateway's sweeper -----------------------------------------------------
 
-    def expire_token_if_due(self, wall_now: float) -> bool:
-        identity = self.conn.identity
-        if identity is None or identity.expires_at + self.gw.settings.leeway_seconds > wall_now:
-            return False
-        self.gw.metrics.auth_failed("token expired on a live connection")
-        self.close(Close.UNAUTHORIZED, "token expired", error="token_expired")
-        return True
+def _error_message(code: str, message: str, game_id: int | None) -> bytes:
+    fields: dict[str, Any] = {"code": code, "message": message}
+    if game_id is not None:
+        fields["gameId"] = game_id
+    return encode("error", **fields)

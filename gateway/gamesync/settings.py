@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gamesync.broker.schemes import scheme_of
 from gamesync.errors import ConfigError
 
 __all__ = ["AuthzPolicy", "GatewaySettings", "load_settings"]
@@ -29,58 +30,85 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GAMESYNC_", extra="forbid", frozen=True)
 
     # Listeners
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="address both ports listen on")
     port: int = Field(8000, ge=0, le=65535, description="public port: websockets and probes")
-    internal_port: int = Field(9000, ge=0, le=65535, description="metrics, stats, publish")
-    pod_name: str = Field("", description="reported in /v1/stats and traces; defaults to hostname")
+    internal_port: int = Field(
+        9000, ge=0, le=65535, description="internal port: metrics, stats, publish"
+    )
+    pod_name: str = Field("", description="name in /v1/stats and traces (default: host name)")
 
     # Fan-out engine
     broker: str = Field("memory://", description="memory:// | redis://... | redis+cluster://...")
     latest_ttl_seconds: int = Field(86_400, ge=1, description="TTL of game:{id}:latest in Redis")
 
     # Keys and authorization
-    keys: Path | None = Field(None, description="JWKS file; without it the gateway is in dev mode")
-    publish_token: str | None = Field(None, description="bearer token for the publish endpoint")
-    audience: str | None = None
-    issuer: str | None = None
-    leeway_seconds: float = Field(5.0, ge=0, le=300)
-    authz: AuthzPolicy | None = Field(None, description="default: members; dev mode: open")
-    authz_url: str | None = Field(None, description="backend policy URL; {gameId} is replaced")
-    authz_cache_seconds: float = Field(5.0, ge=0, le=300)
-    authz_timeout_seconds: float = Field(2.0, gt=0, le=30)
-    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
-    key_reload_seconds: float = Field(1.0, gt=0, le=60)
+    keys: Path | None = Field(
+        None, description="JWKS file of public keys (default: none: dev mode)"
+    )
+    allow_hs256: bool = Field(False, description="let --keys hold HS256 shared secrets (oct keys)")
+    publish_token: str | None = Field(
+        None, description="bearer token for HTTP publish (default: none: off)"
+    )
+    audience: str | None = Field(None, description="required aud claim (default: not checked)")
+    issuer: str | None = Field(None, description="required iss claim (default: not checked)")
+    leeway_seconds: float = Field(5.0, ge=0, le=300, description="clock skew allowed on exp")
+    authz: AuthzPolicy | None = Field(
+        None, description="who may watch a game (default: members; dev mode: open)"
+    )
+    authz_url: str | None = Field(
+        None, description="backend policy URL, {gameId} replaced (default: none)"
+    )
+    authz_cache_seconds: float = Field(
+        5.0, ge=0, le=300, description="how long a backend answer is reused"
+    )
+    authz_timeout_seconds: float = Field(
+        2.0, gt=0, le=30, description="backend policy request timeout"
+    )
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="browser origins allowed, comma-separated (default: any)"
+    )
+    key_reload_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often --keys and --runtime-config are re-read"
+    )
 
     # Runtime config (operator -> running gateways)
-    runtime_config: Path | None = None
+    runtime_config: Path | None = Field(
+        None, description="JSON applied live: tracing, log level (default: none)"
+    )
 
     # Logs: JSON lines in production, text in dev mode unless set
-    log_format: Literal["json", "text"] | None = None
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="log lines (default: json; text in dev mode)"
+    )
 
     # Demo feed (dev)
-    demo: bool = False
+    demo: bool = Field(False, description="publish a simulated game once a second")
 
     # Connection lifecycle (seconds)
-    ping_interval: float = Field(20.0, gt=0)
-    ping_timeout: float = Field(20.0, gt=0)
-    idle_timeout: float = Field(60.0, gt=0)
-    auth_timeout: float = Field(5.0, gt=0)
-    drain_seconds: float = Field(30.0, ge=0)
+    ping_interval: float = Field(20.0, gt=0, description="seconds between websocket pings")
+    ping_timeout: float = Field(20.0, gt=0, description="no pong this long: close 4408")
+    idle_timeout: float = Field(60.0, gt=0, description="no subscription this long: close 4408")
+    auth_timeout: float = Field(5.0, gt=0, description="first-message auth must come this soon")
+    drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, close sockets over this")
     slow_client_seconds: float = Field(10.0, gt=0, description="unwritable this long: close 1013")
 
     # Limits
-    max_frame_bytes: int = Field(4096, ge=256, le=1 << 20)
-    max_subscriptions: int = Field(64, ge=1)
-    max_connections_per_user: int = Field(16, ge=1)
+    max_frame_bytes: int = Field(
+        4096, ge=256, le=1 << 20, description="largest client frame; larger: close 1009"
+    )
+    max_subscriptions: int = Field(64, ge=1, description="games per connection")
+    max_connections_per_user: int = Field(16, ge=1, description="beyond it: close 4429")
     max_connections: int = Field(50_000, ge=1, description="per pod; beyond it: close 1013")
-    message_rate: float = Field(20.0, gt=0, description="client messages per second (sustained)")
-    message_burst: int = Field(40, ge=1)
+    message_rate: float = Field(20.0, gt=0, description="sustained client messages per second")
+    message_burst: int = Field(40, ge=1, description="client messages allowed in a burst")
     bad_message_limit: int = Field(
         20, ge=1, description="more bad messages than this in the window: 1008"
     )
-    bad_message_window: float = Field(10.0, gt=0)
-    max_publish_bytes: int = Field(1 << 20, ge=1024)
-    unsubscribe_linger_seconds: float = Field(2.0, ge=0)
+    bad_message_window: float = Field(10.0, gt=0, description="seconds the bad messages count in")
+    max_publish_bytes: int = Field(1 << 20, ge=1024, description="largest HTTP publish body")
+    unsubscribe_linger_seconds: float = Field(
+        2.0, ge=0, description="keep a game subscribed after its last watcher leaves"
+    )
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -92,9 +120,10 @@ class GatewaySettings(BaseSettings):
     @field_validator("broker")
     @classmethod
     def _check_broker(cls, value: str) -> str:
-        schemes = ("memory://", "redis://", "rediss://", "redis+cluster://", "rediss+cluster://")
-        if not value.startswith(schemes):
-            raise ValueError(f"broker URL must start with one of {', '.join(schemes)}")
+        try:
+            scheme_of(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
         return value
 
     @model_validator(mode="after")

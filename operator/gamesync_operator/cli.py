@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import kopf
-
-from gamesync_operator.config import OperatorConfig
-from gamesync_operator.handlers import register
 from gamesync_operator.network import OperatorPeer
 from gamesync_operator.policy import ImagePolicy
+
+if TYPE_CHECKING:
+    from gamesync_operator.config import OperatorConfig
 
 __all__ = ["config_from", "main", "parse"]
 
@@ -92,6 +91,8 @@ def _peer(namespace: str | None, labels: str) -> OperatorPeer | None:
 
 def config_from(args: argparse.Namespace) -> OperatorConfig:
     """The operator's settings from parsed flags; ValueError for a malformed one."""
+    from gamesync_operator.config import OperatorConfig  # imports the Kubernetes client
+
     namespaces = args.namespaces or ()
     return OperatorConfig(
         interval=args.interval,
@@ -114,6 +115,11 @@ def main(argv: list[str]) -> int:
         args = parse(argv)
     except SystemExit as exc:  # argparse exits on --help and on errors
         return int(exc.code or 0)
+    # kopf and the Kubernetes client take seconds to import: only a run pays for them, not --help.
+    import kopf
+
+    from gamesync_operator.handlers import register
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -7,7 +7,12 @@ import datetime as dt
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-__all__ = ["OperatorMetrics"]
+from gamesync import __version__
+
+__all__ = ["RECONCILIATION_RESULTS", "OperatorMetrics"]
+
+#: `gamesync_operator_reconciliations_total{result}`, each exported as 0 from start-up.
+RECONCILIATION_RESULTS = ("ok", "problems", "api_error")
 
 
 class OperatorMetrics:
@@ -15,6 +20,14 @@ class OperatorMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Always exported, with or without a GameSyncCluster: `absent()` on it tells "the
+        # operator is not scraped" from "nothing to report".
+        Gauge(
+            "gamesync_operator_build_info",
+            "Always 1; the operator's version in a label",
+            ["version"],
+            registry=self.registry,
+        ).labels(__version__).set(1)
         labels = ["namespace", "name"]
         self.rotation_due = Gauge(
             "gamesync_operator_key_rotation_due_timestamp_seconds",
@@ -46,6 +59,8 @@ class OperatorMetrics:
             ["result"],
             registry=self.registry,
         )
+        for result in RECONCILIATION_RESULTS:
+            self.passes.labels(result)
 
     def serve(self, host: str, port: int) -> None:
         """Serve /metrics from a background thread."""

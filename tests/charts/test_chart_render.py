@@ -25,7 +25,7 @@ from gamesync_operator import cli
 KUBE_VERSIONS = ["1.30.0", "1.37.0"]
 #: Kinds kubernetes-validate has no schema for; GameSyncCluster is checked against its CRD in
 #: test_example_cluster.py, the monitoring kinds only by rendering.
-CUSTOM_KINDS = {"GameSyncCluster", "PrometheusRule", "ScaledObject"}
+CUSTOM_KINDS = {"GameSyncCluster", "PrometheusRule", "ScaledObject", "ServiceMonitor"}
 FULLNAME = f"{RELEASE}-gamesync-operator"
 
 

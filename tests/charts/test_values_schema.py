@@ -96,6 +96,7 @@ FREE_FORM = {
     "/affinity", "/podSecurityContext", "/securityContext", "/exampleCluster/spec",
     "/devRedis/resources/requests", "/devRedis/resources/limits", "/serviceAccount/annotations",
     "/grafanaDashboard/labels", "/grafanaDashboard/annotations", "/prometheusRule/labels",
+    "/serviceMonitor/labels",
 }  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gamesync.authz import Decision
+from gamesync.authz import Access
 from gamesync.client import (
     ClientError,
     ClientStatus,
@@ -207,7 +207,7 @@ async def test_server_dropping_sockets_right_after_welcome_gets_a_growing_backof
 
     def drop_everyone(status: ClientStatus, error: ClientError | None) -> None:
         if status is ClientStatus.CONNECTED:
-            for session in srv.gateway.sessions:
+            for session in srv.gateway.registry.members():
                 session.close(1011, "flaky pod")
 
     client = GameSyncClient(
@@ -280,7 +280,7 @@ async def test_unsubscribe_stops_delivery_and_resubscribe_starts_from_latest(
     await client.subscribe(1)
     assert (await next_snapshot(stream)).game_version == 1
     await client.unsubscribe(1)
-    session = next(iter(srv.gateway.sessions))
+    session = next(iter(srv.gateway.registry.members()))
     await eventually(lambda: 1 not in session.conn.subscriptions)
     await publish(srv, 1, 2)
     await client.subscribe(2)
@@ -349,10 +349,10 @@ async def test_game_refused_as_unavailable_is_subscribed_again(
     srv = await start_gateway()
     authorizer = srv.gateway.authorizer
     allow = authorizer.decide
-    answers: list[Decision] = []
+    answers: list[Access] = []
 
-    async def flaky(identity: Identity, token: str, game_id: int) -> Decision:
-        answer = Decision.UNAVAILABLE if not answers else await allow(identity, token, game_id)
+    async def flaky(identity: Identity, token: str, game_id: int) -> Access:
+        answer = Access.UNAVAILABLE if not answers else await allow(identity, token, game_id)
         answers.append(answer)
         return answer
 
@@ -364,7 +364,7 @@ async def test_game_refused_as_unavailable_is_subscribed_again(
     await client.subscribe(4)
     assert await next_snapshot(client.snapshots()) == Snapshot(4, 2, {"v": 2})
     assert [e.code for e in recorder.errors] == ["service_unavailable"]
-    assert answers == [Decision.UNAVAILABLE, Decision.ALLOW]
+    assert answers == [Access.UNAVAILABLE, Access.ALLOW]
     await client.close()
 
 
@@ -413,7 +413,7 @@ async def test_reconnects_after_restart_and_converges_without_duplicates(
     await publish(second, 1, 2)  # the new pod only knows the version the client already has
     await recorder.wait_for(lambda: recorder.count(ClientStatus.CONNECTED) == 2)
     await eventually(
-        lambda: any(s.conn.subscriptions.get(1) == 2 for s in second.gateway.sessions)
+        lambda: any(s.conn.subscriptions.get(1) == 2 for s in second.gateway.registry.members())
     )  # re-subscribed and sent version 2 again, which the client must drop
     await publish(second, 1, 3)
     assert (await next_snapshot(stream)).game_version == 3
@@ -473,7 +473,7 @@ async def test_token_renewal_before_expiry_keeps_the_socket(
     client = GameSyncClient(ws_url(srv), provider, on_status=recorder.on_status)
     await client.connect()
     await client.subscribe(1)
-    (session,) = srv.gateway.sessions
+    (session,) = srv.gateway.registry.members()
     assert session.conn.identity is not None
     first_expiry = session.conn.identity.expires_at
     # A third token is only asked for once the server's second `welcome` (answering the first
@@ -481,9 +481,9 @@ async def test_token_renewal_before_expiry_keeps_the_socket(
     await eventually(lambda: len(issued) >= 3, timeout=10)
     assert session.conn.identity.expires_at > first_expiry
     # Past the first token's expiry the sweeper would close an unrenewed socket with 4401.
-    srv.gateway.sweep(asyncio.get_running_loop().time(), first_expiry + 0.5)
-    assert session.close_code is None
-    assert srv.gateway.sessions == {session}
+    srv.gateway.sweeper.sweep(asyncio.get_running_loop().time(), first_expiry + 0.5)
+    assert not session.conn.is_closing()
+    assert srv.gateway.registry.members() == [session]
     assert recorder.count(ClientStatus.CONNECTED) == 1
     assert client.status is ClientStatus.CONNECTED
     await client.close()
@@ -504,10 +504,13 @@ async def test_unrenewed_token_is_closed_at_expiry(
         on_error=recorder.on_error,
     )
     await client.connect()
-    (session,) = srv.gateway.sessions
+    (session,) = srv.gateway.registry.members()
     assert session.conn.identity is not None
-    srv.gateway.sweep(asyncio.get_running_loop().time(), session.conn.identity.expires_at + 0.5)
-    assert session.close_code == 4401
+    srv.gateway.sweeper.sweep(
+        asyncio.get_running_loop().time(), session.conn.identity.expires_at + 0.5
+    )
+    assert session.conn.closing is not None
+    assert session.conn.closing.code == 4401
     await recorder.wait_for(lambda: any(e.code == "token_expired" for e in recorder.errors))
     await client.close()
 

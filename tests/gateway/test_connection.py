@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from gamesync.connection import (
     MAX_PENDING_CONTROL,
+    Closing,
     Connection,
+    ConnectionEnd,
     ConnectionState,
     DeliveryStats,
     IllegalTransition,
@@ -19,13 +21,15 @@ from gamesync.connection import (
 from gamesync.protocol import text_frame
 
 S = ConnectionState
+CLOSE = b"<close frame>"
 LEGAL = {
     (S.CONNECTING, S.OPEN),
     (S.CONNECTING, S.DRAINING),
-    (S.CONNECTING, S.CLOSED),
+    (S.CONNECTING, S.CLOSING),
     (S.OPEN, S.DRAINING),
-    (S.OPEN, S.CLOSED),
-    (S.DRAINING, S.CLOSED),
+    (S.OPEN, S.CLOSING),
+    (S.DRAINING, S.CLOSING),
+    (S.CLOSING, S.CLOSED),
 }
 
 
@@ -38,6 +42,8 @@ class StandInSocket:
         self.on_writable: Callable[[], None] | None = None
         self.open = True
         self.frames: list[bytes] = []
+        self.closes: list[tuple[int, str, float | None]] = []
+        self.pings = 0
 
     @property
     def is_open(self) -> bool:
@@ -50,6 +56,15 @@ class StandInSocket:
     def write_frame(self, frame: bytes) -> None:
         assert self.open, "wrote to a closed socket"
         self.frames.append(frame)
+
+    def send_ping(self) -> None:
+        self.pings += 1
+
+    def close_now(self, code: int, reason: str = "", *, abort_after: float | None = None) -> bool:
+        self.frames.append(CLOSE)
+        self.closes.append((code, reason, abort_after))
+        self.open = False
+        return True
 
     def block(self) -> None:
         self.unwritable_since = 1.0
@@ -109,15 +124,74 @@ def test_illegal_transitions_raise_naming_both_states(current: S, wanted: S) -> 
     conn.state = current
     with pytest.raises(IllegalTransition) as caught:
         conn.transition(wanted)
-    assert str(caught.value) == f"connection is {current.value}; cannot become {wanted.value}"
+    allowed = ", ".join(sorted(b.value for a, b in LEGAL if a is current))
+    expected = f"from {current.value} only: {allowed}" if allowed else "that state is final"
+    assert str(caught.value) == (
+        f"connection is {current.value}; cannot become {wanted.value} ({expected})"
+    )
+    assert (caught.value.current, caught.value.wanted) == (current, wanted)
     assert conn.state is current
 
 
-def test_the_happy_path_goes_connecting_open_draining_closed() -> None:
+def test_the_happy_path_goes_connecting_open_draining_closing_closed() -> None:
     conn, _ = connection()
-    for state in (S.OPEN, S.DRAINING, S.CLOSED):
+    for state in (S.OPEN, S.DRAINING, S.CLOSING, S.CLOSED):
         conn.transition(state)
     assert conn.state is S.CLOSED
+
+
+def test_a_server_close_enters_closing_and_writes_last_words_before_the_close_frame() -> None:
+    conn, socket = connection(1)
+    conn.transition(S.OPEN)
+    socket.block()
+    conn.send_message(b"parked ack")
+    conn.deliver(1, 3, snap(1, 3))
+    assert conn.close(4401, "token expired", last_words=b"error frame", abort_after=1.0)
+    assert conn.state is S.CLOSING
+    assert conn.is_closing()
+    assert conn.closing == Closing(4401, "token expired", by_server=True)
+    assert socket.frames == [text_frame(b"parked ack"), text_frame(b"error frame"), CLOSE]
+    assert socket.closes == [(4401, "token expired", 1.0)]
+    # Only the first close counts: neither a second one nor the peer's answer changes it.
+    assert not conn.close(1000, "again")
+    conn.closed_by_peer(4401, "")
+    assert conn.closing == Closing(4401, "token expired", by_server=True)
+    assert socket.closes == [(4401, "token expired", 1.0)]
+
+
+def test_a_peer_close_enters_closing_without_writing() -> None:
+    conn, socket = connection()
+    conn.closed_by_peer(1001, "bye")
+    assert conn.state is S.CLOSING
+    assert conn.closing == Closing(1001, "bye", by_server=False)
+    assert socket.frames == []
+    assert socket.closes == []
+
+
+def test_finish_ends_closed_and_reports_the_close() -> None:
+    conn, _ = connection(2, 1)
+    conn.transition(S.OPEN)
+    conn.frames_in = 3
+    conn.close(1012, "draining")
+    end = conn.finish(now=7.5)
+    assert conn.state is S.CLOSED
+    assert end == ConnectionEnd(
+        user_id=None,
+        games=[1, 2],
+        duration=7.5,
+        closing=Closing(1012, "draining", by_server=True),
+        frames_in=3,
+        frames_out=0,
+    )
+    with pytest.raises(IllegalTransition):
+        conn.finish(now=8.0)
+
+
+def test_a_session_ending_with_no_close_seen_counts_as_a_clients_1000() -> None:
+    conn, _ = connection()
+    conn.transition(S.OPEN)
+    end = conn.finish(now=1.0)
+    assert end.closing == Closing(1000, "", by_server=False)
 
 
 # delivery --------------------------------------------------------------------------------------

@@ -16,11 +16,14 @@ NOTHING = Verdict(Action.NONE)
 SLOW = Verdict(Action.CLOSE, Close.TRY_AGAIN_LATER, "client too slow")
 HEARTBEAT = Verdict(Action.CLOSE, Close.TIMEOUT, "heartbeat timeout")
 IDLE = Verdict(Action.CLOSE, Close.TIMEOUT, "idle: no subscription")
+EXPIRED = Verdict(Action.CLOSE, Close.UNAUTHORIZED, "token expired", "token_expired")
 
 
 def verdict(now: float, **state: Any) -> Verdict:
     options: dict[str, Any] = {
+        "wall_now": 1_000_000.0,
         "state": ConnectionState.OPEN,
+        "expires_at": None,
         "last_seen": 0.0,
         "ping_sent_at": None,
         "idle_since": None,
@@ -32,12 +35,30 @@ def verdict(now: float, **state: Any) -> Verdict:
 
 
 @pytest.mark.parametrize(
-    "state", [ConnectionState.CONNECTING, ConnectionState.DRAINING, ConnectionState.CLOSED]
+    "state", [ConnectionState.CONNECTING, ConnectionState.CLOSING, ConnectionState.CLOSED]
 )
-def test_only_open_connections_are_pinged_or_closed(state: ConnectionState) -> None:
-    overdue = {"ping_sent_at": 1.0, "idle_since": 0.0, "unwritable_since": 0.0}
+def test_only_live_connections_are_pinged_or_closed(state: ConnectionState) -> None:
+    overdue = {"ping_sent_at": 1.0, "idle_since": 0.0, "unwritable_since": 0.0, "expires_at": 0}
     assert verdict(1000, state=state, **overdue) == NOTHING
-    assert verdict(1000, **overdue) == SLOW  # the same timers on an open connection
+    assert verdict(1000, **overdue) == EXPIRED  # the same timers on an open connection
+
+
+def test_a_draining_connection_is_still_checked_until_its_batch_closes_it() -> None:
+    assert verdict(20, state=ConnectionState.DRAINING) == PING
+    assert verdict(10, state=ConnectionState.DRAINING, unwritable_since=0.0) == SLOW
+
+
+def test_token_expiry_closes_4401_after_the_leeway_on_the_wall_clock() -> None:
+    limits = Limits(
+        ping_interval=20, ping_timeout=20, idle_timeout=60, slow_client_seconds=10, token_leeway=5
+    )
+    assert verdict(0, wall_now=1004.9, expires_at=1000, limits=limits) == NOTHING
+    assert verdict(0, wall_now=1005, expires_at=1000, limits=limits) == EXPIRED
+    assert EXPIRED.error == "token_expired"  # the error frame sent before the close
+
+
+def test_token_expiry_wins_over_a_slow_socket() -> None:
+    assert verdict(100, wall_now=2000, expires_at=1000, unwritable_since=0.0) == EXPIRED
 
 
 def test_quiet_connection_is_pinged_after_the_interval() -> None:

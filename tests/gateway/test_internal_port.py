@@ -123,3 +123,17 @@ async def test_metrics_parse_and_count_deliveries_and_closes(
     ] == 0
     for (name, labels), _ in samples.items():
         assert not any(k in ("user", "game", "gameId", "user_id") for k, _ in labels), name
+
+
+async def test_readiness_reasons_are_one_list_for_both_ports_and_the_ready_flag(
+    gateway: GatewayServer,
+) -> None:
+    gw = gateway.gateway
+    assert (gw.ready, gw.not_ready_reasons()) == (True, [])
+    await gw.drain()  # no connections: fails readiness and returns
+    assert (gw.ready, gw.not_ready_reasons()) == (False, ["draining"])
+    for base_url in (gateway.public_url, gateway.internal_url):
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {"ready": False, "reasons": ["draining"]}

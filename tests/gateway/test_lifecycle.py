@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,7 +61,7 @@ async def test_a_client_answering_pings_stays_connected(
     async with await connect(server, "/ws/games/1", token=keys.token()) as ws:
         await recv_until(ws, lambda m: m["type"] == "subscribed")
         gw = server.gateway
-        session = next(iter(gw.sessions))
+        session = next(iter(gw.registry.members()))
         # Several ping rounds pass (the websockets client answers them) and we stay open.
         await wait_until(lambda: session.conn.ping_sent_at is not None, what="a first ping")
         first_ping = session.conn.ping_sent_at
@@ -82,7 +83,7 @@ async def test_slow_client_gets_only_the_newest_snapshot_and_others_are_unaffect
         await recv_until(fast, lambda m: m["type"] == "subscribed")
         gw = server.gateway
         await wait_until(lambda: len(gw.hub.topics.get(4, _Empty).subscribers) == 2)
-        slow_session = next(s for s in gw.sessions if s.conn.user_id == "slow")
+        slow_session = next(s for s in gw.registry.members() if s.conn.user_id == "slow")
         big = "x" * 200_000
         last = 0
         for version in range(1, 41):
@@ -124,7 +125,7 @@ async def test_client_that_cannot_drain_is_closed_1013(
         big = "y" * 300_000
         version = 0
         async with asyncio.timeout(15):
-            while gw.sessions:
+            while len(gw.registry):
                 version += 1
                 await publish(server, envelope(4, version, snapshot={"pad": big}))
                 await asyncio.sleep(0.05)  # paces the publisher, not a synchronisation
@@ -198,3 +199,56 @@ async def test_new_upgrades_are_refused_503_while_draining(
     with pytest.raises(websockets.InvalidStatus) as refused:
         await connect(server, token=keys.token())
     assert refused.value.response.status_code == 503
+
+
+async def test_connections_waiting_for_their_drain_batch_count_as_draining(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    # 4 connections over 6 s: one batch of 1 every 1.35 s, the first at once.
+    server = await gateway_factory(drain_seconds=6)
+    clients = [await connect(server, token=keys.token(str(i))) for i in range(4)]
+    gw = server.gateway
+
+    def gauge(state: str) -> float:
+        value = gw.metrics.registry.get_sample_value("gamesync_connections", {"state": state})
+        return -1 if value is None else value
+
+    try:
+        for ws in clients:
+            assert (await recv_json(ws))["type"] == "welcome"
+        assert (gauge("open"), gauge("draining")) == (4, 0)
+        drain = asyncio.create_task(gw.drain())
+        await wait_until(lambda: gauge("open") == 0, what="the drain to begin")
+        assert gauge("draining") == 3  # the first batch is closing; the rest wait their turn
+        await wait_until(lambda: gauge("draining") == 2, what="the second batch")
+        drain.cancel()
+    finally:
+        for ws in clients:
+            await ws.close()
+
+
+async def test_draining_warns_only_when_there_are_connections_to_drain(
+    gateway_factory: GatewayFactory, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    def drain_records() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith("draining ")]
+
+    idle = await gateway_factory(drain_seconds=0.2)
+    with caplog.at_level(logging.INFO, logger="gamesync.gateway"):
+        await idle.gateway.drain()
+    [record] = drain_records()
+    assert (record.levelname, record.getMessage().split(" over")[0]) == (
+        "INFO",
+        "draining 0 connections",
+    )
+    caplog.clear()
+    busy = await gateway_factory(drain_seconds=0.2)
+    async with await connect(busy, token=keys.token()) as ws:
+        await recv_json(ws)
+        with caplog.at_level(logging.INFO, logger="gamesync.gateway"):
+            await busy.gateway.drain()
+    [record] = drain_records()
+    assert (record.levelname, record.getMessage().split(" over")[0]) == (
+        "WARNING",
+        "draining 1 connections",
+    )

@@ -128,7 +128,7 @@ async def test_connection_end_is_one_json_line_without_the_token(
     with caplog.at_level(logging.INFO, logger="gamesync.connections"):
         async with await connect(server, f"/ws/games/3?token={token}") as ws:
             await recv_until(ws, lambda m: m["type"] == "subscribed")
-        await wait_until(lambda: not server.gateway.sessions, what="session end")
+        await wait_until(lambda: not len(server.gateway.registry), what="session end")
     records = [r for r in caplog.records if r.name == "gamesync.connections"]
     assert len(records) == 1
     line = JsonFormatter().format(records[0])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +16,15 @@ from websockets.uri import parse_uri
 
 from gamesync.errors import ProtocolError
 from gamesync.protocol import (
+    CLOSE_CLASSES,
     PROTOCOL_VERSION,
     Auth,
     Close,
     Ping,
+    Reaction,
     Subscribe,
     Unsubscribe,
+    close_class,
     encode,
     parse_client_message,
     snapshot_frame,
@@ -101,21 +106,62 @@ def test_encode_puts_type_and_version_first() -> None:
     )
 
 
-def test_close_codes_are_those_of_the_design() -> None:
-    assert {int(c) for c in Close} == {
-        1000,
-        1003,
-        1008,
-        1009,
-        1011,
-        1012,
-        1013,
-        4400,
-        4401,
-        4403,
-        4408,
-        4429,
-    }
+# close codes ----------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def design_close_codes() -> dict[int, Reaction]:
+    """DESIGN §2's close-code table: code -> the reaction its third column starts with."""
+    rows = re.findall(
+        r"^\| (\d{4}) \| [^|]+ \| `(\w+)`", (REPO / "docs" / "DESIGN.md").read_text(), re.M
+    )
+    return {int(code): Reaction(reaction) for code, reaction in rows}
+
+
+def js_constant(name: str) -> str:
+    source = (REPO / "clients" / "js" / "src" / "index.js").read_text()
+    match = re.search(rf"^const {name} = (.+);$", source, re.M)
+    assert match is not None, f"{name} is no longer a constant in clients/js/src/index.js"
+    return match.group(1)
+
+
+def codes_reacting(reaction: Reaction) -> set[int]:
+    return {code for code, kind in CLOSE_CLASSES.items() if kind.reaction is reaction}
+
+
+def test_every_close_code_the_server_sends_is_classified() -> None:
+    assert set(Close) <= set(CLOSE_CLASSES)
+
+
+def test_the_design_lists_exactly_the_server_close_codes_with_their_reactions() -> None:
+    documented = design_close_codes()
+    assert set(documented) == {int(c) for c in Close}
+    assert documented == {int(c): close_class(c).reaction for c in Close}
+
+
+def test_the_js_client_reacts_to_close_codes_as_the_table_says() -> None:
+    final = {int(n) for n in re.findall(r"\d+", js_constant("FINAL_CLOSE_CODES"))}
+    assert final == codes_reacting(Reaction.STOP)
+    assert {int(js_constant("CLOSE_UNAUTHORIZED"))} == codes_reacting(Reaction.RENEW)
+    assert {int(js_constant("CLOSE_IDLE"))} == codes_reacting(Reaction.RECONNECT_IF_SUBSCRIBED)
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        *[(code, False) for code in (1000, 1001, 1005, 1012)],
+        *[(code, True) for code in (1006, 1011, 4401, 4000, 4999)],
+    ],
+)
+def test_clean_ends_and_drains_are_not_errors_and_anything_unknown_is(
+    code: int, error: bool
+) -> None:
+    assert close_class(code).error is error
+
+
+def test_an_unknown_close_code_means_reconnect() -> None:
+    assert close_class(4000).reaction is Reaction.RECONNECT  # e.g. the clients' own 4000
 
 
 # frames ----------------------------------------------------------------------------------------

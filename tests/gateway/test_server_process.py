@@ -127,3 +127,17 @@ async def test_sigterm_drains_with_reconnect_hints_then_exits(
     async with asyncio.timeout(10):
         assert await process.proc.wait() == 0
     assert time.monotonic() - started < 1.5 + 3.0
+
+
+async def test_ctrl_c_of_an_idle_gateway_logs_no_warning(
+    processes: list[Process], keys: Keys
+) -> None:
+    process = await _start("--keys", str(keys.jwks_path), "--log-format", "text")
+    processes.append(process)
+    process.proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(10):
+        await process.proc.wait()
+    assert process.proc.stderr is not None
+    log = (await process.proc.stderr.read()).decode()
+    assert "draining 0 connections" in log
+    assert "WARNING" not in log, log

@@ -57,8 +57,8 @@ async def never() -> dict[str, Any]:
 async def test_drain_hint_reaches_a_client_whose_socket_has_a_backlog() -> None:
     gateway = Gateway.create(load_settings(drain_seconds=0.1))
     socket = StandInSocket(asyncio.get_running_loop())
-    session = Session(gateway, socket, {"type": "websocket"}, never)  # type: ignore[arg-type]
-    gateway.attach(session)
+    session = Session(gateway.services, socket, {"type": "websocket"}, never)  # type: ignore[arg-type]
+    gateway.registry.attach(session)
     session.conn.subscriptions[1] = -1
     socket.unwritable_since = socket.loop.time()  # the client fell behind for a moment
     session.conn.deliver(1, 5, b"<snapshot 1:5>")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gamesync_operator.cli import main
@@ -25,3 +28,22 @@ def test_a_scope_is_required_so_nobody_watches_the_whole_cluster_by_accident(
 def test_namespace_and_all_namespaces_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-n", "games", "-A"]) == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_help_does_not_import_kopf_or_kubernetes() -> None:
+    """`gamesync operator --help` answers at once: the seconds of kopf imports wait for a run."""
+    probe = (
+        "import sys\n"
+        "from gamesync.cli import main\n"
+        "try:\n"
+        "    code = main(['operator', '--help'])\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('kopf', 'kubernetes'))\n"
+        "print('IMPORTED', heavy, code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "--all-namespaces" in result.stdout
+    assert result.stdout.strip().endswith("IMPORTED [] 0"), result.stdout[-500:]

@@ -11,7 +11,8 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gamesync_operator.metrics import OperatorMetrics
+from gamesync import __version__
+from gamesync_operator.metrics import RECONCILIATION_RESULTS, OperatorMetrics
 
 ALERTS = (
     Path(__file__).resolve().parents[2] / "charts" / "gamesync-operator" / "files" / "alerts.yaml"
@@ -52,6 +53,27 @@ def test_alert_rules_only_use_operator_metrics_that_exist() -> None:
     }
     assert used
     assert used <= {name for name, _ in samples}
+
+
+def test_an_operator_with_no_cluster_still_exports_its_build_info_and_zero_counters() -> None:
+    """GameSyncOperatorAbsent keys on build_info: it must not depend on having a cluster."""
+    metrics = OperatorMetrics()
+    assert (
+        metrics.registry.get_sample_value("gamesync_operator_build_info", {"version": __version__})
+        == 1
+    )
+    for result in RECONCILIATION_RESULTS:
+        labels = {"result": result}
+        assert (
+            metrics.registry.get_sample_value("gamesync_operator_reconciliations_total", labels)
+            == 0
+        )
+    rules = yaml.safe_load(ALERTS.read_text())
+    assert any(
+        "absent(gamesync_operator_build_info)" in r["expr"]
+        for g in rules["groups"]
+        for r in g["rules"]
+    )
 
 
 def test_a_deleted_cluster_leaves_no_series() -> None:

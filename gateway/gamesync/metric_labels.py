@@ -1,0 +1,126 @@
+"""The bounded label values of the gateway's labelled counters, and the close-code buckets.
+
+Every value listed here is exported as 0 from start-up (`GatewayMetrics`), so that `rate()` and
+`increase()` count the first event of each kind: a series that appears with its first event
+has no earlier sample to compare with. A value missing here still counts when it happens; it
+just starts at its first event (tests/gateway/test_metric_labels.py keeps the lists complete).
+"""
+
+from __future__ import annotations
+
+from gamesync.protocol import Close
+
+__all__ = [
+    "AUTH_ERRORS",
+    "AUTH_FAILURE_REASONS",
+    "CLIENT",
+    "CLIENT_CLOSE_CODES",
+    "HANDSHAKE_REFUSALS",
+    "HTTP_PUBLISH_RESULTS",
+    "PUBLISH_RESULTS",
+    "SERVER_CLOSES",
+    "close_code_label",
+]
+
+#: The `reason` of a close the client started (the server's closes carry their own reason).
+CLIENT = "client"
+
+#: Close codes exported as they are when a client sends them: RFC 6455 §7.4.1's codes that can
+#: reach us (1005 and 1006 are what the socket reports for a close without code or frame).
+_RFC_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+)
+_SERVER_CODES = frozenset(int(code) for code in Close)
+
+
+def close_code_label(code: int, reason: str) -> str:
+    """The `code` label of a close: the server's codes as they are, a client's 3xxx/4xxx bucketed.
+
+    A client may close with any code in 3000-4999 (RFC 6455 §7.4.2); one series per code would
+    be up to 2,000 per pod, so those become `client_3xxx` / `client_4xxx`.
+    """
+    if reason != CLIENT and code in _SERVER_CODES:
+        return str(code)
+    if code in _RFC_CODES:
+        return str(code)
+    if 3000 <= code <= 3999:
+        return "client_3xxx"
+    if 4000 <= code <= 4999:
+        return "client_4xxx"
+    return "client_other"
+
+
+#: Every `code` label a client-started close can have.
+CLIENT_CLOSE_CODES = (
+    *(str(code) for code in sorted(_RFC_CODES)),
+    "client_3xxx",
+    "client_4xxx",
+    "client_other",
+)
+
+#: The messages of `AuthError` (gamesync.keys, gamesync.keystore): the `reason` of an auth
+#: failure and of its 4401 close. `token lacks the X claim` names a claim PyJWT found missing:
+#: the required `exp` and `sub`, or `aud`/`iss` when an audience/issuer is configured.
+AUTH_ERRORS = (
+    "no keys loaded",
+    "token too large",
+    "malformed token",
+    "token algorithm not allowed",
+    "unknown key id",
+    "token has no key id",
+    "token algorithm does not match its key",
+    "token expired",
+    "token not yet valid",
+    "wrong audience",
+    "wrong issuer",
+    *(f"token lacks the {claim} claim" for claim in ("exp", "sub", "aud", "iss")),
+    "invalid token",
+    "the sub claim must be a non-empty string",
+    "the exp claim must be a number",
+    "the games claim must be a list of game ids",
+)
+
+#: `gamesync_auth_failures_total{reason}`.
+AUTH_FAILURE_REASONS = (
+    *AUTH_ERRORS,
+    "missing",
+    "user changed",
+    "token expired on a live connection",
+)
+
+#: `gamesync_closes_total{code, reason}` of the closes the server starts (gamesync.session,
+#: gamesync.heartbeat, the drain).
+SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
+    (Close.TRY_AGAIN_LATER, "pod full, try another"),
+    (Close.TRY_AGAIN_LATER, "client too slow"),
+    (Close.TRY_AGAIN_LATER, "authorization unavailable"),
+    (Close.TOO_MANY_CONNECTIONS, "too many connections for this user"),
+    (Close.INTERNAL, "internal error"),
+    (Close.UNAUTHORIZED, "missing token"),
+    (Close.UNAUTHORIZED, "missing token: authenticate first"),
+    (Close.UNAUTHORIZED, "a renewed token must be for the same user"),
+    *((Close.UNAUTHORIZED, message) for message in AUTH_ERRORS),
+    (Close.UNSUPPORTED_DATA, "binary frames are not supported"),
+    (Close.POLICY, "too many bad messages"),
+    (Close.FORBIDDEN, "forbidden"),
+    (Close.TIMEOUT, "heartbeat timeout"),
+    (Close.TIMEOUT, "idle: no subscription"),
+    (Close.DRAINING, "draining"),
+)
+
+#: `gamesync_handshakes_refused_total{reason}`: upgrades refused before accept.
+HANDSHAKE_REFUSALS = ("origin", "draining")
+
+#: `gamesync_published_total{result}`: every publish through this pod (HTTP and `--demo`).
+PUBLISH_RESULTS = ("published", "stale")
+
+#: `gamesync_http_publishes_total{result}`: requests to `POST /v1/games/{id}/snapshots`.
+HTTP_PUBLISH_RESULTS = (
+    "published",
+    "stale",
+    "invalid",
+    "too_large",
+    "unauthorized",
+    "disabled",
+    "unavailable",
+)

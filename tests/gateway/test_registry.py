@@ -1,0 +1,137 @@
+"""gamesync.registry: membership, admission limits, drain entry, counts by state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from standins import StandInMember
+
+from gamesync.connection import ConnectionEnd, ConnectionState
+from gamesync.registry import POD_FULL, USER_LIMIT, Registry
+
+S = ConnectionState
+
+
+def registry(max_connections: int = 10, per_user: int = 2) -> tuple[Registry, list[ConnectionEnd]]:
+    ends: list[ConnectionEnd] = []
+    return (
+        Registry(
+            max_connections=max_connections,
+            max_connections_per_user=per_user,
+            on_end=ends.append,
+        ),
+        ends,
+    )
+
+
+def end(member: StandInMember, registry: Registry) -> ConnectionEnd:
+    """What a session does last: finish its connection and detach."""
+    record = member.conn.finish(now=1.0)
+    registry.detach(member, record)
+    return record
+
+
+async def test_attach_refuses_beyond_the_pod_limit_and_detach_makes_room() -> None:
+    reg, _ = registry(max_connections=2)
+    first, second, third = StandInMember("a"), StandInMember("b"), StandInMember("c")
+    assert reg.attach(first) is None
+    assert reg.attach(second) is None
+    assert reg.attach(third) is POD_FULL
+    assert len(reg) == 3  # a refused session stays attached until it has closed
+    end(third, reg)
+    end(first, reg)
+    assert reg.attach(StandInMember("d")) is None
+
+
+async def test_admit_opens_the_connection_and_counts_its_user() -> None:
+    reg, _ = registry(per_user=2)
+    members = [StandInMember("u") for _ in range(3)]
+    for member in members:
+        reg.attach(member)
+    assert reg.admit(members[0]) is None
+    assert reg.admit(members[1]) is None
+    assert reg.admit(members[2]) is USER_LIMIT
+    assert [m.conn.state for m in members] == [S.OPEN, S.OPEN, S.CONNECTING]
+    assert USER_LIMIT.code == 4429
+    end(members[2], reg)  # never admitted: frees nothing
+    assert reg.admit(StandInMember("u")) is USER_LIMIT
+    end(members[0], reg)
+    assert reg.admit(StandInMember("u")) is None
+
+
+async def test_admit_needs_an_authenticated_connection() -> None:
+    reg, _ = registry()
+    member = StandInMember()
+    reg.attach(member)
+    with pytest.raises(ValueError, match="authenticated"):
+        reg.admit(member)
+
+
+async def test_detach_reports_how_the_connection_ended() -> None:
+    reg, ends = registry()
+    member = StandInMember("u")
+    reg.attach(member)
+    reg.admit(member)
+    member.close(4408, "idle: no subscription")
+    record = end(member, reg)
+    assert ends == [record]
+    assert (record.closing.code, record.closing.reason, record.user_id) == (
+        4408,
+        "idle: no subscription",
+        "u",
+    )
+    assert len(reg) == 0
+
+
+async def test_draining_moves_every_live_connection_to_draining_and_refuses_upgrades() -> None:
+    reg, _ = registry()
+    opened, connecting, closing = StandInMember("a"), StandInMember(), StandInMember("c")
+    for member in (opened, connecting, closing):
+        reg.attach(member)
+    reg.admit(opened)
+    reg.admit(closing)
+    closing.close(1000, "bye")
+    assert not reg.draining
+    caught = reg.start_draining()
+    assert reg.draining
+    assert set(caught) == {opened, connecting}
+    assert opened.conn.state is S.DRAINING
+    assert connecting.conn.state is S.DRAINING
+    assert closing.conn.state is S.CLOSING
+
+
+async def test_caught_by_the_drain_while_authenticating_is_admitted_but_stays_draining() -> None:
+    reg, _ = registry()
+    member = StandInMember()
+    reg.attach(member)
+    reg.start_draining()
+    member.conn.identity = StandInMember("late").conn.identity
+    assert reg.admit(member) is None
+    assert member.conn.state is S.DRAINING
+
+
+async def test_counts_by_state_include_every_state_but_closed() -> None:
+    reg, _ = registry()
+    assert reg.count_by_state() == {"connecting": 0, "open": 0, "draining": 0, "closing": 0}
+    members = [StandInMember(str(i)) for i in range(4)]
+    for member in members:
+        reg.attach(member)
+    reg.admit(members[0])
+    reg.admit(members[1])
+    members[1].close(1000, "")
+    assert reg.count_by_state() == {"connecting": 2, "open": 1, "draining": 0, "closing": 1}
+    reg.start_draining()
+    assert reg.count_by_state() == {"connecting": 0, "open": 0, "draining": 3, "closing": 1}
+
+
+async def test_wait_empty_returns_once_the_last_session_detaches() -> None:
+    reg, _ = registry()
+    assert await reg.wait_empty(0.01)
+    member = StandInMember("u")
+    reg.attach(member)
+    assert not await reg.wait_empty(0.01)
+    waiter = asyncio.create_task(reg.wait_empty(5))
+    await asyncio.sleep(0)  # let the waiter start waiting
+    end(member, reg)
+    assert await waiter

@@ -1,0 +1,106 @@
+"""gamesync.sweeper: the verdicts of heartbeat.decide applied to the registry's sessions."""
+
+from __future__ import annotations
+
+from standins import StandInMember
+
+from gamesync.connection import ConnectionState, DeliveryStats
+from gamesync.heartbeat import Limits
+from gamesync.metrics import GatewayMetrics, GatewaySample
+from gamesync.registry import Registry
+from gamesync.sweeper import Sweeper
+
+LIMITS = Limits(
+    ping_interval=20, ping_timeout=20, idle_timeout=60, slow_client_seconds=10, token_leeway=5
+)
+
+IDLE_POD = GatewaySample(
+    connections_by_state={},
+    subscriptions=0,
+    games=0,
+    deliveries=0,
+    bytes_out=0,
+    conflated=0,
+    stale=0,
+    fanouts=0,
+    slow_closes=0,
+    kids=[],
+    key_reloads=0,
+    key_reload_failures=0,
+    runtime_reloads=0,
+    runtime_failures=0,
+    broker_ready=True,
+    draining=False,
+    ready=True,
+)
+
+
+def world(*members: StandInMember) -> tuple[Sweeper, DeliveryStats, GatewayMetrics]:
+    registry = Registry(max_connections=100, max_connections_per_user=10, on_end=lambda end: None)
+    for member in members:
+        registry.attach(member)
+        if member.conn.identity is not None:
+            registry.admit(member)
+    stats = DeliveryStats()
+    metrics = GatewayMetrics(lambda: IDLE_POD)
+    return Sweeper(registry, LIMITS, stats, metrics), stats, metrics
+
+
+def test_tick_is_a_quarter_of_the_shortest_timer_at_most_a_second() -> None:
+    sweeper, _, _ = world()
+    assert sweeper.tick == 1.0
+    sweeper.limits = Limits(ping_interval=2, ping_timeout=3, idle_timeout=60, slow_client_seconds=1)
+    assert sweeper.tick == 0.5
+
+
+def test_a_quiet_session_is_pinged_then_closed_4408_when_silent() -> None:
+    member = StandInMember("u")
+    member.conn.idle_since = None
+    sweeper, _, _ = world(member)
+    sweeper.sweep(now=20, wall_now=0)
+    assert (member.socket.pings, member.conn.ping_sent_at) == (1, 20)
+    sweeper.sweep(now=39, wall_now=0)
+    assert member.socket.closes == []
+    sweeper.sweep(now=40, wall_now=0)
+    assert member.socket.closes == [(4408, "heartbeat timeout", None)]
+    assert member.conn.state is ConnectionState.CLOSING
+
+
+def test_an_expired_token_is_closed_4401_with_token_expired_first() -> None:
+    member = StandInMember("u", expires_at=1000)
+    sweeper, _, metrics = world(member)
+    sweeper.sweep(now=1, wall_now=1004)
+    assert member.socket.closes == []
+    sweeper.sweep(now=1, wall_now=1005)
+    assert member.socket.closes == [(4401, "token expired", None)]
+    assert member.socket.messages() == [{"type": "error", "code": "token_expired"}]
+    reason = {"reason": "token expired on a live connection"}
+    assert metrics.registry.get_sample_value("gamesync_auth_failures_total", reason) == 1
+
+
+def test_a_slow_client_is_closed_1013_counted_and_its_transport_aborted_soon() -> None:
+    member = StandInMember("u")
+    member.socket.unwritable_since = 5.0
+    sweeper, stats, _ = world(member)
+    sweeper.sweep(now=15, wall_now=0)
+    assert member.socket.closes == [(1013, "client too slow", 1.0)]
+    assert stats.slow_closes == 1
+
+
+def test_sessions_not_yet_admitted_or_already_closing_are_left_alone() -> None:
+    connecting, closing = StandInMember(), StandInMember("c")
+    sweeper, _, _ = world(connecting, closing)
+    closing.close(1000, "bye")
+    sweeper.sweep(now=1000, wall_now=2**41)
+    assert connecting.socket.closes == []
+    assert connecting.socket.pings == closing.socket.pings == 0
+    assert closing.socket.closes == [(1000, "bye", None)]
+
+
+def test_draining_sessions_are_still_swept_until_their_batch() -> None:
+    member = StandInMember("u")
+    member.conn.idle_since = None
+    sweeper, _, _ = world(member)
+    sweeper.registry.start_draining()
+    sweeper.sweep(now=20, wall_now=0)
+    assert member.socket.pings == 1
