@@ -1,7 +1,7 @@
 // GameSync browser client: one socket for many games, snapshots in version order, reconnects
 // with full-jitter backoff. Dependency-free ES module; protocol: DESIGN.md §2 (version 1).
-// This file is copied byte-for-byte to gateway/gamesync/static/gamesync-client.js by
-// scripts/sync-client; edit it here.
+// The gateway's build (setup.py) copies this file byte-for-byte into the package as
+// gamesync/static/gamesync-client.js for the dev console; this is the only source.
 
 export const PROTOCOL_VERSION = 1;
 
