@@ -247,7 +247,9 @@ export class GameSyncClient {
    * @param {object} options  see index.d.ts (GameSyncOptions)
    */
   constructor(options = {}) {
-    const env = { ...browserEnvironment(), ...(options.environment || {}) };
+    // An option given as `undefined` (a config field left unset) keeps its default.
+    options = definedOnly(options);
+    const env = { ...browserEnvironment(), ...definedOnly(options.environment || {}) };
     if (!options.url && options.transport !== "polling") {
       throw new TypeError("GameSyncClient: `url` (the gateway's ws:// or wss:// /ws URL) is required");
     }
@@ -829,6 +831,10 @@ export class GameSyncClient {
   #clearAllTimers() {
     for (const name of Object.keys(this.#timers)) this.#clearTimer(name);
   }
+}
+
+function definedOnly(object) {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
 }
 
 function normaliseGameId(gameId) {
