@@ -126,8 +126,9 @@ def _emitted() -> dict[str, list[str | re.Pattern[str]]]:
             text = _literal(_arg(call, 0, "reason"))
             if text is not None:  # auth_failed(exc.message): an AuthError message
                 out["auth_failed" if name == "auth_failed" else "refused"].append(text)
-        elif name in ("close", "Verdict"):
-            # session.close(Close.X, "reason", ...) and heartbeat's Verdict(action, Close.X, ...)
+        elif name in ("close", "Refusal", "Verdict"):
+            # session.close(Close.X, "reason", ...), the registry's Refusal(Close.X, "reason")
+            # and heartbeat's Verdict(action, Close.X, ...)
             offset = 1 if name == "Verdict" else 0
             code = _close_code(_arg(call, offset, "code"))
             text = _literal(_arg(call, offset + 1, "reason"))
