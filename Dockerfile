@@ -19,8 +19,10 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml setup.py README.md constraints.txt ./
 COPY gateway/gamesync gateway/gamesync
+# setup.py's build step copies the browser client into the package for the dev console.
+COPY clients/js/src/index.js clients/js/src/index.js
 COPY operator/gamesync_operator operator/gamesync_operator
 # The wheel first (built in isolation with the build backend pinned in pyproject.toml), then
 # wheels for its dependencies: pyproject.toml pins the direct ones exactly (==) and
