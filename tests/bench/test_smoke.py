@@ -202,8 +202,10 @@ def test_throughput_steps_both_systems_up_and_loses_nothing_it_passes(tmp_path: 
     names = [t["name"] for t in result["targets"]]
     assert names == [
         "throughput, GameSync / bare-subscriber floor",
+        "throughput per server CPU-second, GameSync / floor",
         "throughput: passing windows lose nothing",
     ]
+    assert result["summary"]["cpu_ratio"] > 0
 
 
 def test_polling_compares_etag_polling_with_push(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from gamesync.bench.scenarios import push
 from gamesync.bench.scenarios.contract import Context, Measurement, Scenario
 from gamesync.bench.scenarios.steps import connect
 
-__all__ = ["P99_MS", "SCENARIO", "verdict"]
+__all__ = ["P99_MS", "SCENARIO", "cost_ratio", "verdict"]
 
 #: A window fails above this p99 (ms), publish to client.
 P99_MS = 50.0
@@ -232,12 +232,27 @@ async def run(ctx: Context) -> Measurement:
         gs, floor = summary["gamesync"], summary["floor"]
         ratio = gs["max_rate"] / floor["max_rate"] if floor["max_rate"] else 0.0
         summary["ratio"] = round(ratio, 3)
+        cpu_ratio = cost_ratio(rows)
+        summary["cpu_ratio"] = cpu_ratio
+        # The floor's server CPU at its best rate: well under a core means the load side (one
+        # core for clients, Redis and the publisher) stopped the climb, not the floor.
+        floor_cpu = median([b["server_cpu_pct"] or 0.0 for b in bests if b["system"] == "floor"])
+        summary["floor_server_cpu_pct_at_max"] = floor_cpu
+        bound = "" if floor_cpu >= 90 else f"; floor at {floor_cpu:.0f} % CPU: load-bound"
         targets.append(
             Target(
                 "throughput, GameSync / bare-subscriber floor",
                 f"≥ {GOAL}x the floor's publishes/s (p99 ≤ {P99_MS:.0f} ms, 0 lost)",
-                f"{ratio:.2f}x ({gs['max_rate']:,.0f} vs {floor['max_rate']:,.0f}/s)",
+                f"{ratio:.2f}x ({gs['max_rate']:,.0f} vs {floor['max_rate']:,.0f}/s{bound})",
                 ratio >= GOAL,
+            )
+        )
+        targets.append(
+            Target(
+                "throughput per server CPU-second, GameSync / floor",
+                f"≥ {GOAL}x the floor's publishes per CPU-second, at the same rates",
+                f"{cpu_ratio:.2f}x" if cpu_ratio else "no common passing rate",
+                cpu_ratio >= GOAL,
             )
         )
     passed = [r for r in rows if r["passed"]]
@@ -270,6 +285,20 @@ async def run(ctx: Context) -> Measurement:
             for key in INVARIANTS:
                 row[f"failed_{key}"] = row.pop(key)
     return Measurement(params, rows, summary, targets)
+
+
+def cost_ratio(rows: list[dict[str, Any]]) -> float:
+    """Floor's server CPU per publish over GameSync's, median over the (run, rate) windows that
+    passed for both: the same-rate efficiency ratio, whatever stopped either climb."""
+    cost: dict[tuple[int, float, str], float] = {
+        (r["run"], r["rate"], r["system"]): r["server_us_per_publish"] for r in rows if r["passed"]
+    }
+    ratios = [
+        cost[(run, rate, "floor")] / us
+        for (run, rate, system), us in cost.items()
+        if system == "gamesync" and us > 0 and (run, rate, "floor") in cost
+    ]
+    return round(median(ratios), 3) if ratios else 0.0
 
 
 async def _profile(
