@@ -1,12 +1,12 @@
 """The publish envelope (DESIGN §3): one JSON object per state commit, validated once.
 
 Every gateway parses every envelope of its games, so parsing is on the per-publish hot path.
-When the fields before `snapshot` are plain values and `snapshot` comes last (the order the
-bench publisher, `gamesync.publisher` and docs/publishing.md use), `parse_envelope` takes a fast
-path: orjson validates the snapshot's bytes and reads the small fields in front of it, and the
-snapshot's JSON text is kept as it arrived, so the hub puts it into frames without decoding and
-re-encoding it (integers beyond 64 bits included). Any other shape, and anything the fast path
-would refuse, goes through the full decode, which has the last word on what is valid and why.
+When `snapshot` is the last member (the order the bench publisher, `gamesync.publisher` and
+docs/publishing.md use), `parse_envelope` takes a fast path: the members in front of the snapshot
+are decoded on their own, the snapshot's bytes are only validated, and its JSON text is kept as
+it arrived, so the hub puts it into frames without decoding and re-encoding it (integers beyond
+64 bits included). Any other shape, and anything the fast path would refuse, goes through the
+full decode, which has the last word on what is valid and why.
 """
 
 from __future__ import annotations
@@ -74,76 +74,50 @@ def parse_envelope(raw: bytes | str, *, expected_game_id: int | None = None) -> 
 
 # JSON's own whitespace (RFC 8259 §2), never `\s` (which also takes \f and \v).
 _WS = b" \t\n\r"
-_W = rb"[ \t\n\r]*"
-# A value the fast path steps over without understanding it; orjson validates it afterwards.
-_SCALAR = rb'(?:"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null)'
-_VALUE = rb"(?:%s|\[%s(?:%s(?:%s,%s%s)*)?%s\])" % (_SCALAR, _W, _SCALAR, _W, _W, _SCALAR, _W)
-# `{`, then members with plain keys and scalar or flat-array values, then the `snapshot` key.
-_HEAD = re.compile(
-    rb'%s\{(?:%s"[^"\\]*"%s:%s%s%s,)*%s(?P<key>"snapshot"%s:)'
-    % (_W, _W, _W, _W, _VALUE, _W, _W, _W)
-)
+_SNAPSHOT_KEY = b'"snapshot"'
 
 
 def _parse_fast(data: bytes, expected_game_id: int | None) -> Envelope | None:
-    """The envelope if `snapshot` is its last member after plain ones and all is valid; else None.
+    """The envelope if `snapshot` is its last member and all is valid; else None.
 
-    The snapshot's bytes are validated (orjson parses them, exactly one JSON object) but not
-    kept decoded: the frame takes them as they are. Every doubt returns None, and the full
-    decode then decides, so both always agree (tests/gateway/test_envelope.py checks it).
+    The text splits at the first `"snapshot"` key into the members in front of it, decoded as
+    an object of their own, and the snapshot, whose bytes are validated (orjson parses them: one
+    JSON object, nothing after it) but kept as they are, for the frames. If that key is not a
+    top-level one (inside a nested object or an array), the front does not decode as an object;
+    a member after the snapshot makes the snapshot's bytes invalid on their own. Every doubt
+    returns None and the full decode decides, so both always agree (tests/gateway/
+    test_envelope.py checks it on generated envelopes).
     """
-    head = _HEAD.match(data)
-    if head is None:
+    key = data.find(_SNAPSHOT_KEY)
+    if key < 0:
         return None
+    colon = key + len(_SNAPSHOT_KEY)
+    while data[colon : colon + 1] in (b" ", b"\t", b"\n", b"\r"):
+        colon += 1
     end = len(data.rstrip(_WS)) - 1
-    if end < head.end() or data[end] != 0x7D:  # "}" closes the envelope
+    if data[colon : colon + 1] != b":" or end <= colon or data[end] != 0x7D:  # "}" closes it
         return None
-    snapshot = data[head.end() : end].strip(_WS)
-    front = data[: head.start("key")].rstrip(_WS)
-    front = front + b"}" if front.endswith(b"{") else front[:-1] + b"}"
+    snapshot = data[colon + 1 : end].strip(_WS)
+    front = data[:key].rstrip(_WS)
+    if front.endswith(b","):
+        front = front[:-1] + b"}"
+    elif front.endswith(b"{"):
+        front += b"}"
+    else:
+        return None
+    if not snapshot.startswith(b"{"):
+        return None
     try:
-        if not snapshot.startswith(b"{"):
-            return None
         orjson.loads(snapshot)  # one JSON value, nothing after it: a trailing member fails here
-        doc = orjson.loads(front)
-    except orjson.JSONDecodeError:
+        doc = jsoncodec.loads(front)  # exact: viewers are re-encoded, members compared
+    except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
         return None
-    game_id, version = doc.get("gameId"), doc.get("version")
-    if type(game_id) is not int or type(version) is not int:
+    if not isinstance(doc, dict):
         return None
-    if not (0 <= game_id <= _MAX_ID and 0 <= version <= _MAX_ID):
-        return None
-    if expected_game_id is not None and game_id != expected_game_id:
-        return None
-    if doc.get("viewers") is not None:
-        return None
-    members_raw = doc.get("members")
-    members: frozenset[str] | None = None
-    if members_raw is not None:
-        if not isinstance(members_raw, list) or not all(
-            type(m) is str or type(m) is int for m in members_raw
-        ):
-            return None  # a float here may be an integer beyond 64 bits: the full decode reads it
-        members = frozenset(str(m) for m in members_raw)
-    traceparent = doc.get("traceparent")
-    if traceparent is not None and not _valid_traceparent(traceparent):
-        return None
-    published_at = doc.get("publishedAt")
-    if (
-        published_at is not None
-        and type(published_at) is not float
-        and type(published_at) is not int
-    ):
-        return None
-    return Envelope(
-        game_id=game_id,
-        version=version,
-        snapshot_json=snapshot,
-        members=members,
-        traceparent=traceparent,
-        published_at=float(published_at) if published_at is not None else None,
-        raw=data,
-    )
+    try:
+        return _validated(doc, expected_game_id, snapshot, data)
+    except EnvelopeError:
+        return None  # the full decode gives the reason
 
 
 def _parse_full(data: bytes, expected_game_id: int | None) -> Envelope:
@@ -154,11 +128,21 @@ def _parse_full(data: bytes, expected_game_id: int | None) -> Envelope:
         raise EnvelopeError("body is not valid JSON") from exc
     if not isinstance(doc, dict):
         raise EnvelopeError("an envelope must be a JSON object")
+    snapshot = doc.get("snapshot")
+    snapshot_json = jsoncodec.dumps(snapshot) if isinstance(snapshot, dict) else None
+    return _validated(doc, expected_game_id, snapshot_json, data)
+
+
+def _validated(
+    doc: dict[str, Any], expected_game_id: int | None, snapshot_json: bytes | None, raw: bytes
+) -> Envelope:
+    """The envelope of a decoded document (its snapshot given as JSON text, None when it is not
+    an object); EnvelopeError naming the first field that is wrong."""
     game_id = _int_field(doc, "gameId")
     if expected_game_id is not None and game_id != expected_game_id:
         raise EnvelopeError(f"gameId {game_id} differs from the path's {expected_game_id}")
     version = _int_field(doc, "version")
-    if "snapshot" not in doc or not isinstance(doc["snapshot"], dict):
+    if snapshot_json is None:
         raise EnvelopeError("'snapshot' must be a JSON object")
     viewers = doc.get("viewers")
     if viewers is not None and not isinstance(viewers, dict):
@@ -182,12 +166,12 @@ def _parse_full(data: bytes, expected_game_id: int | None) -> Envelope:
     return Envelope(
         game_id=game_id,
         version=version,
-        snapshot_json=jsoncodec.dumps(doc["snapshot"]),
+        snapshot_json=snapshot_json,
         viewers=viewers,
         members=members,
         traceparent=traceparent,
         published_at=float(published_at) if published_at is not None else None,
-        raw=data,
+        raw=raw,
     )
 
 

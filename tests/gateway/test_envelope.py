@@ -284,7 +284,8 @@ def test_snapshot_last_after_plain_members_keeps_its_bytes_as_published() -> Non
     "raw",
     [
         b'{"gameId":1,"version":2,"snapshot":{"a":1},"members":["7"]}',  # a member after it
-        b'{"gameId":1,"version":2,"viewers":{"7":{}},"snapshot":{"a":1}}',  # an object before
+        b'{"gameId":1,"version":2,"x":{"snapshot":{}},"snapshot":{"a":1}}',  # nested key first
+        b'["snapshot":{"a":1}]',  # not an object
         b'{"gameId":1,"version":2,"snapshot":{"a":1},"snapshot":{"b":2}}',  # twice
         b'{"gameId":1,"version":2,"snap\\u0073hot":{"a":1}}',  # an escaped key
         b'{"gameId":1,"version":2,"snapshot"\x0b:{"a":1}}',  # \v is not JSON whitespace
@@ -292,6 +293,18 @@ def test_snapshot_last_after_plain_members_keeps_its_bytes_as_published() -> Non
 )
 def test_other_shapes_take_the_full_decode(raw: bytes) -> None:
     assert _parse_fast(raw, None) is None
+
+
+def test_viewers_in_front_of_the_snapshot_are_decoded_exactly_on_the_fast_path() -> None:
+    raw = (
+        b'{"gameId":1,"version":2,"viewers":{"7":{"chips":123456789012345678901234567890}},'
+        b'"members":[7],"snapshot":{"a":1}}'
+    )
+    envelope = _parse_fast(raw, 1)
+    assert envelope is not None
+    assert envelope.viewers == {"7": {"chips": 123456789012345678901234567890}}
+    assert envelope.members == frozenset({"7"})
+    assert envelope.snapshot_json == b'{"a":1}'
 
 
 def test_the_bench_and_publisher_envelope_shape_takes_the_fast_path() -> None:
