@@ -176,7 +176,6 @@ async def _run(args: argparse.Namespace) -> int:
 
     scenario = SCENARIOS[args.scenario]
     started, stamp = now_stamp()
-    machine = machine_info()  # now: its load average is the machine's before the scenario ran
     results_dir: Path = args.results
     workdir = results_dir / f"{args.scenario}-{stamp}"
     opts = resolve_options(args, workdir.resolve())
@@ -189,6 +188,9 @@ async def _run(args: argparse.Namespace) -> int:
         from gamesync.bench.procs import PINNING
 
         PINNING["enabled"] = False
+    # Read before the scenario runs (its load average is the machine's without the benchmark),
+    # after the flags that change what it records (gateway source, pinning).
+    machine = machine_info()
     display.note(f"gamesync bench {args.scenario}: results in {workdir}")
     try:
         measured = await scenario.run(Context(opts, display))
