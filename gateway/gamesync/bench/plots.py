@@ -39,7 +39,7 @@ def plot_result(payload: dict[str, Any], series: dict[str, Any], path: Path) -> 
             _steps(ax, runs)
         elif panel == "idle":
             _bars(ax, runs, "kib_per_conn", "connections", "KiB per idle connection (median)")
-            ax.axhline(16000 / 1024, color="red", linestyle="--", linewidth=1, label="16 KB target")
+            ax.axhline(14, color="red", linestyle="--", linewidth=1, label="14 KiB target")
             ax.legend(fontsize=8)
         elif panel == "polling":
             _bars(ax, runs, "bytes_per_player_min", "players", "bytes per player-minute (median)")
