@@ -20,7 +20,7 @@ def plot_result(payload: dict[str, Any], series: dict[str, Any], path: Path) -> 
     if any("deliveries_per_s" in r for r in runs):
         panels.append("throughput")
     if any("server_us_per_publish" in r for r in runs):
-        panels.append("steps")
+        panels += ["steps", "cost"]
     if any("kib_per_conn" in r for r in runs):
         panels.append("idle")
     if any("bytes_per_player_min" in r for r in runs):
@@ -37,6 +37,8 @@ def plot_result(payload: dict[str, Any], series: dict[str, Any], path: Path) -> 
             _bars(ax, runs, "deliveries_per_s", "connections", "deliveries/s (median)")
         elif panel == "steps":
             _steps(ax, runs)
+        elif panel == "cost":
+            _cost(ax, runs)
         elif panel == "idle":
             _bars(ax, runs, "kib_per_conn", "connections", "KiB per idle connection (median)")
             ax.axhline(14, color="red", linestyle="--", linewidth=1, label="14 KiB target")
@@ -94,13 +96,14 @@ def _bars(ax: Any, runs: list[dict[str, Any]], metric: str, group_key: str, titl
 
 def _steps(ax: Any, runs: list[dict[str, Any]]) -> None:
     """``throughput``: each window's p99 against its publish rate, passes and failures."""
-    for system in sorted({r["system"] for r in runs}):
+    for i, system in enumerate(sorted({r["system"] for r in runs})):
         for passed, marker in ((True, "o"), (False, "x")):
             mine = [r for r in runs if r["system"] == system and r["passed"] is passed]
             ax.scatter(
                 [r["rate"] for r in mine],
                 [max(r["latency_ms"]["p99"], 0.01) for r in mine],
                 marker=marker,
+                color=f"C{i}",
                 label=f"{system} {'passed' if passed else 'failed'}",
             )
     ax.axhline(50, color="red", linestyle="--", linewidth=1, label="p99 limit")
@@ -109,5 +112,23 @@ def _steps(ax: Any, runs: list[dict[str, Any]]) -> None:
     ax.set_xlabel("publishes/s (log)")
     ax.set_ylabel("p99 publish → client (ms, log)")
     ax.set_title("throughput steps")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _cost(ax: Any, runs: list[dict[str, Any]]) -> None:
+    """``throughput``: server CPU per publish against the publish rate (passing windows)."""
+    for i, system in enumerate(sorted({r["system"] for r in runs})):
+        mine = sorted(
+            (r["rate"], r["server_us_per_publish"])
+            for r in runs
+            if r["system"] == system and r["passed"]
+        )
+        ax.scatter([m[0] for m in mine], [m[1] for m in mine], color=f"C{i}", label=system)
+    ax.set_xscale("log")
+    ax.set_xlabel("publishes/s (log)")
+    ax.set_ylabel("server CPU per publish (µs)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("server cost per publish (passing windows)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
