@@ -45,14 +45,9 @@ def launch_gateways(tmp_path: Path, keys: Keys) -> Iterator[GatewayLauncher]:
 
     def launch(count: int, *args: str, prefix: str = "gw") -> list[GatewayProcess]:
         base = len(started)
+        common = ("--keys", str(keys.jwks_path), "--publish-token", PUBLISH_TOKEN)
         new = [
-            GatewayProcess.launch(
-                tmp_path,
-                f"{prefix}-{base + i}",
-                "--keys", str(keys.jwks_path),
-                "--publish-token", PUBLISH_TOKEN,
-                *args,
-            )  # fmt: skip
+            GatewayProcess.launch(tmp_path, f"{prefix}-{base + i}", *common, *args)
             for i in range(count)
         ]
         started.extend(new)

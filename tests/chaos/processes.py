@@ -148,9 +148,14 @@ class GatewayProcess:
         bad = []
         for record in self.log_records():
             raw = record.get("raw", "")
-            if "exception" in record or "Traceback" in raw or record.get("level") in (
-                "error",
-                "critical",
+            if (
+                "exception" in record
+                or "Traceback" in raw
+                or record.get("level")
+                in (
+                    "error",
+                    "critical",
+                )
             ):
                 bad.append(str(record)[:2000])
         return bad

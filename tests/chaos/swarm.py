@@ -345,9 +345,7 @@ class Swarm:
     def latencies(self, start: float, end: float = float("inf")) -> list[float]:
         """Publish→receive seconds of snapshots received in [start, end) (loop time)."""
         return [
-            lat
-            for at, lat in zip(self.latency_at, self.latency, strict=True)
-            if start <= at < end
+            lat for at, lat in zip(self.latency_at, self.latency, strict=True) if start <= at < end
         ]
 
     async def until(self, what: str, predicate: Callable[[], bool], timeout: float) -> float:

@@ -65,9 +65,7 @@ async def test_sigterm_drain_tells_every_client_to_reconnect_then_closes_1012_sp
     closed_at = sorted(c.closes[0][0] - terminated_at for c in clients)
     span = closed_at[-1] - closed_at[0]
     tenth = size.window / 10
-    busiest = max(
-        sum(1 for t in closed_at if k * tenth <= t < (k + 1) * tenth) for k in range(11)
-    )
+    busiest = max(sum(1 for t in closed_at if k * tenth <= t < (k + 1) * tenth) for k in range(11))
     figures = {
         "clients": size.clients,
         "drain_seconds": size.window,

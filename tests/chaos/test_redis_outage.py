@@ -73,7 +73,10 @@ class Readiness:
 
 @pytest.mark.parametrize("size", sizes(CI, LARGE))
 async def test_redis_killed_for_5s_under_publishing_costs_no_client_anything(
-    size: Size, redis_server: RedisServer, launch_gateways: GatewayLauncher, tokens: Callable[[int], str]
+    size: Size,
+    redis_server: RedisServer,
+    launch_gateways: GatewayLauncher,
+    tokens: Callable[[int], str],
 ) -> None:
     gateways = launch_gateways(size.gateways, "--broker", redis_server.url, "--authz", "open")
     games = list(range(1, size.games + 1))
