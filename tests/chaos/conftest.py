@@ -6,6 +6,7 @@ the large sizes (`slow`) only run with `-m slow`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -62,3 +63,11 @@ def launch_gateways(tmp_path: Path, keys: Keys) -> Iterator[GatewayLauncher]:
 def tokens(keys: Keys) -> Callable[[int], str]:
     """Client `i`'s token: user `u{i}`, one hour (each client its own user, under every cap)."""
     return lambda i: keys.token(f"u{i}", ttl=3600)
+
+
+@pytest.fixture
+def signer_path(tmp_path: Path, keys: Keys) -> Path:
+    """The test keys' signer file, for client processes that sign their own tokens."""
+    path = tmp_path / "signer.json"
+    path.write_text(json.dumps(keys.signer))
+    return path

@@ -20,11 +20,20 @@ class Feed:
     """Commits `rate` snapshots a second, round-robin over `games`, until stopped."""
 
     def __init__(
-        self, redis_url: str, games: list[int], rate: float, *, pad: int = 64, **publisher: Any
+        self,
+        redis_url: str,
+        games: list[int],
+        rate: float,
+        *,
+        pad: int = 64,
+        members: dict[int, list[str]] | None = None,
+        **publisher: Any,
     ) -> None:
         self.games = games
         self.rate = rate
         self.pad = "x" * pad
+        #: the `members` each game's envelopes list (for `--authz members`); none: no field
+        self.members = members or {}
         self.publisher = Publisher(redis_url, **publisher)
         self.committed: dict[int, int] = dict.fromkeys(games, 0)
         self.commits = 0
@@ -35,8 +44,14 @@ class Feed:
         version = self.committed[game] + 1
         self.committed[game] = version
         self.commits += 1
-        snapshot = {"t": time.time(), "pad": self.pad}
-        self.publisher.publish_nowait({"gameId": game, "version": version, "snapshot": snapshot})
+        envelope: dict[str, Any] = {
+            "gameId": game,
+            "version": version,
+            "snapshot": {"t": time.time(), "pad": self.pad},
+        }
+        if game in self.members:
+            envelope["members"] = self.members[game]
+        self.publisher.publish_nowait(envelope)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
-__all__ = ["GatewayLauncher", "GatewayProcess", "machine", "scrape"]
+__all__ = ["GatewayLauncher", "GatewayProcess", "die_with_parent", "machine", "scrape"]
 
 _READY = re.compile(r"GAMESYNC_READY public=http://([0-9.]+):(\d+) internal=(\S+)")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: SIGKILL it when the test process dies, even by SIGKILL (Linux only)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -90,7 +90,7 @@ class GatewayProcess:
                 stdout=out,
                 stderr=log,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+                preexec_fn=die_with_parent,  # only prctl: safe between fork and exec
             )
         return cls(name, proc, log_path, out_path)
 

@@ -32,7 +32,7 @@ from chaos.rfc6455 import (
     parse_http_head,
 )
 
-__all__ = ["Client", "Policy", "Swarm", "percentile"]
+__all__ = ["Client", "Policy", "Swarm", "loopback_sources", "percentile"]
 
 _VERSION = b'"gameVersion":'
 _T = b'"t":'
@@ -45,6 +45,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def loopback_sources(count: int, *, subnet: int = 1) -> list[str]:
+    """`count` distinct source addresses in 127.<subnet>.0.0/16 (Linux routes all of 127/8
+    to loopback): clients of many hosts, as a per-address cap sees them."""
+    return [f"127.{subnet}.{1 + i // 250}.{1 + i % 250}" for i in range(count)]
 
 
 def _number_after(payload: bytes, key: bytes) -> bytes:
@@ -89,6 +95,10 @@ class Client(asyncio.Protocol):
         self.welcomed_at: float | None = None
         self.subscribed_at: float | None = None
         self.subscribed = False
+        #: welcomed on this connection, `subscribed` not yet received
+        self.joining = False
+        #: connections that were welcomed and ended (or got an error) before `subscribed`
+        self.failed_joins = 0
         self.first_snapshot = True
         self.last_version = 0
         self.subscription_last = 0
@@ -147,6 +157,9 @@ class Client(asyncio.Protocol):
     def _lost(self, *, refused: bool) -> None:
         self.connected = False
         self.subscribed = False
+        if self.joining:
+            self.joining = False
+            self.failed_joins += 1
         swarm = self.swarm
         if self.stopped or not swarm.policy.reconnect:
             return
@@ -231,9 +244,11 @@ class Client(asyncio.Protocol):
             self._failures = 0
             if self.welcomed_at is None:
                 self.welcomed_at = now
+            self.joining = True
             self.swarm.welcomes += 1
         elif kind == "subscribed":
             self.subscribed = True
+            self.joining = False
             self.first_snapshot = True
             self.subscription_last = 0
             if self.subscribed_at is None:
@@ -242,6 +257,9 @@ class Client(asyncio.Protocol):
             self._hint_ms = int(message.get("retryAfterMs", 0))
             self.hints.append((now, self._hint_ms))
         elif kind == "error":
+            if self.joining:
+                self.joining = False
+                self.failed_joins += 1
             self.errors[str(message.get("code"))] += 1
             self.swarm.errors[str(message.get("code"))] += 1
 
