@@ -1,16 +1,18 @@
 """A bare websocket client on a raw socket: it reads only when told to, never answers pings.
 
 The `websockets` library answers pings and reads continuously, so it cannot play a client whose
-network died or that stopped reading. This one does the RFC 6455 handshake and parses frames.
+network died or that stopped reading. This one does the RFC 6455 handshake and parses frames
+with the bench's client framing (`gamesync.bench.wire`, standard library only).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
-import struct
+from collections import deque
 from dataclasses import dataclass
+
+from gamesync.bench import wire
 
 
 @dataclass
@@ -20,15 +22,15 @@ class Frame:
 
     @property
     def close_code(self) -> int | None:
-        if self.opcode != 0x8 or len(self.payload) < 2:
-            return None
-        return int(struct.unpack("!H", self.payload[:2])[0])
+        return wire.close_code(self.payload) if self.opcode == wire.OP_CLOSE else None
 
 
 class RawClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.parser = wire.FrameParser()
+        self.frames: deque[Frame] = deque()
 
     @classmethod
     async def connect(
@@ -45,50 +47,33 @@ class RawClient:
             reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
         else:
             reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-            ).encode()
-        )
+        writer.write(wire.handshake_request(host, port, path, {"Authorization": f"Bearer {token}"}))
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        if not wire.upgrade_accepted(head.split(b"\r\n", 1)[0]):
             raise ConnectionError(head.decode(errors="replace"))
         return cls(reader, writer)
 
     async def read_frame(self, timeout: float = 5.0) -> Frame:
+        """The next frame (a fragmented message comes whole), reading only as much as needed."""
         async with asyncio.timeout(timeout):
-            b0, b1 = await self.reader.readexactly(2)
-            size = b1 & 0x7F
-            if size == 126:
-                (size,) = struct.unpack("!H", await self.reader.readexactly(2))
-            elif size == 127:
-                (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
-            payload = await self.reader.readexactly(size)
-        return Frame(b0 & 0x0F, payload)
+            while not self.frames:
+                data = await self.reader.read(1 << 16)
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", None)
+                self.frames.extend(Frame(op, body) for op, body in self.parser.feed(data))
+        return self.frames.popleft()
 
     async def read_until_close(self, timeout: float = 5.0) -> Frame:
         """Read frames (ignoring pings, never answering) until a close frame."""
         async with asyncio.timeout(timeout):
             while True:
                 frame = await self.read_frame(timeout)
-                if frame.opcode == 0x8:
+                if frame.opcode == wire.OP_CLOSE:
                     return frame
 
     def send_text(self, text: str) -> None:
-        payload = text.encode()
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        size = len(payload)
-        header = (
-            struct.pack("!BB", 0x81, 0x80 | size)
-            if size < 126
-            else struct.pack("!BBH", 0x81, 0x80 | 126, size)
-        )
-        self.writer.write(header + mask + masked)
+        self.writer.write(wire.client_frame(wire.OP_TEXT, text.encode(), mask=os.urandom(4)))
 
     def close(self) -> None:
         self.writer.transport.abort()
