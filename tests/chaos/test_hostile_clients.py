@@ -23,8 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaos.crowd import Crowd
-from chaos.feed import Feed
+from chaos.child import Child
 from chaos.figures import record
 from chaos.hostile import ATTACKS, Tally, Target
 from chaos.processes import GatewayLauncher, GatewayProcess
@@ -112,11 +111,9 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
     games = list(range(1, size.games + 1))
     members = {g: [f"u{i}" for i in range(size.normal) if i % size.games == g - 1] for g in games}
     hot_users = [f"slow{i}" for i in range(size.hostile_per_kind)]
-    feed = Feed(redis_server.url, games, size.rate, members=members)
-    # The hot game, watched only by never-reading sockets: 64 KiB snapshots 25 times a second
-    # fill a loopback socket's buffers (up to 4 MiB: net.ipv4.tcp_wmem) in about 3 s.
-    hot = Feed(redis_server.url, [HOT_GAME], 25, pad=65_536, members={HOT_GAME: hot_users})
-    normal = await Crowd.spawn()
+    # The backend and the normal clients run in processes of their own (chaos.child): the
+    # attackers below share this test's loop, and must not slow the measurement down.
+    backend, hot, normal = await Child.spawn(), await Child.spawn(), await Child.spawn()
     target = Target(
         gateway.host,
         gateway.port,
@@ -129,21 +126,18 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
     tallies = {attack.name: Tally() for attack in ATTACKS}
     loop = asyncio.get_running_loop()
     try:
-        for game in games:
-            feed.commit(game)
-        hot.commit(HOT_GAME)
-        assert await feed.flush(10)
-        assert await hot.flush(10)
-        await normal.start(
+        await backend.feed(redis_server.url, games, size.rate, members=members)
+        # The hot game, watched only by never-reading sockets: 64 KiB snapshots 25 times a
+        # second fill a loopback socket's buffers (up to 4 MiB: net.ipv4.tcp_wmem) in ~3 s.
+        await hot.feed(redis_server.url, [HOT_GAME], 25, pad=65_536, members={HOT_GAME: hot_users})
+        await normal.swarm(
             [(gateway.host, gateway.port)],
             size.normal,
             games,
             signer_path,
             sources=loopback_sources(size.normal // 50 + 1, subnet=1),
         )
-        feed.start()
-        hot.start()
-        await normal.until_current(feed.committed)
+        await normal.until_current(await backend.committed())
         rss_before = gateway.rss()
         before_from = loop.time()
         await asyncio.sleep(3.0)  # the steady phase before the attack
@@ -162,17 +156,14 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
         idle_close, idle_after = await _idle_socket_closed(gateway, keys.token("idler"))
         async with httpx.AsyncClient() as client:
             metrics = await gateway.metrics(client)
-        await feed.stop()
-        await hot.stop()
-        assert await feed.flush(10)
-        await normal.until_current(feed.committed)
+        await hot.feed_stop()
+        await normal.until_current(await backend.feed_stop())
         latency = await normal.latency((before_from, attack_at), (attack_at, attack_end))
         seen = await normal.status()
     finally:
         await rss.stop()
-        await normal.stop()
-        await feed.aclose()
-        await hot.aclose()
+        for child in (normal, hot, backend):
+            await child.stop()
 
     p99_before, p99_during = latency["p99"]
     growth_mib = (rss_peak - rss_before) / (1 << 20)
