@@ -131,34 +131,47 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace")
 
     def log_records(self) -> list[dict[str, Any]]:
-        """The JSON log lines; a line that is not JSON (a raw traceback) is kept as `raw`."""
+        """The JSON log lines; a run of lines that are not JSON (a raw traceback, a library's
+        own format) is kept as one record, `{"raw": text}`."""
         import json
 
         records: list[dict[str, Any]] = []
-        for line in self.log().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = {"raw": line}
-            records.append(record if isinstance(record, dict) else {"raw": line})
+        raw: list[str] = []
+        for line in [*self.log().splitlines(), None]:
+            record = None
+            if line is not None:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    raw.append(line)
+                    continue
+            if raw:
+                records.append({"raw": "\n".join(raw)})
+                raw = []
+            if record is not None:
+                records.append(record if isinstance(record, dict) else {"raw": line})
         return records
 
-    def tracebacks(self) -> list[str]:
-        """Every log record carrying a traceback, or an error-level line, as text."""
+    def tracebacks(self, *, known: tuple[str, ...] = ()) -> list[str]:
+        """Log records with a traceback or at error level, as text (those containing one of
+        `known` left out)."""
         bad = []
         for record in self.log_records():
             raw = record.get("raw", "")
             if (
                 "exception" in record
+                or record.get("level") in ("error", "critical")
                 or "Traceback" in raw
-                or record.get("level")
-                in (
-                    "error",
-                    "critical",
-                )
+                or any(line.startswith(("ERROR", "CRITICAL")) for line in raw.splitlines())
             ):
-                bad.append(str(record)[:2000])
+                text = str(record)
+                if not any(k in text for k in known):
+                    bad.append(text[:2000])
         return bad
+
+    def foreign_lines(self) -> list[str]:
+        """Log lines that are not JSON (production logs are JSON lines only)."""
+        return [line for r in self.log_records() for line in r.get("raw", "").splitlines()]
 
     async def readyz(self, client: httpx.AsyncClient) -> bool:
         response = await client.get(f"{self.public}/readyz", timeout=2.0)

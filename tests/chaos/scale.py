@@ -13,10 +13,10 @@ import pytest
 __all__ = ["sizes"]
 
 
-def sizes(ci: Any, large: Any, *, large_timeout: float = 600) -> list[Any]:
-    """`parametrize` values: `ci`, and `large` marked slow with its own timeout."""
+def sizes(ci: Any, large: Any, *, ci_timeout: float = 120, large_timeout: float = 600) -> list[Any]:
+    """`parametrize` values: `ci`, and `large` marked slow, each with its own timeout."""
     return [
-        pytest.param(ci, id="ci"),
+        pytest.param(ci, id="ci", marks=pytest.mark.timeout(ci_timeout)),
         pytest.param(
             large, id="large", marks=[pytest.mark.slow, pytest.mark.timeout(large_timeout)]
         ),

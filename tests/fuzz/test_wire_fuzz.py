@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import pytest
 from fuzz_session import Totals, play_request, play_session
-from fuzz_strategies import Session, raw_requests, sessions
+from fuzz_strategies import FrameSpec, Session, raw_requests, sessions
 from hypothesis import HealthCheck, Phase, given, settings
 
 from chaos.figures import record
 from chaos.processes import GatewayProcess
-from chaos.rfc6455 import handshake_request
+from chaos.rfc6455 import OP_TEXT, handshake_request
 from chaos.scale import sizes
 
 
@@ -44,7 +44,6 @@ _SETTINGS = {
 
 
 @pytest.mark.parametrize("size", sizes(CI, LARGE, large_timeout=1800))
-@pytest.mark.timeout(300)
 def test_generated_frames_get_only_protocol_answers_and_never_a_traceback(
     size: Size, fuzz_gateway: GatewayProcess, fuzz_tokens: Iterator[str]
 ) -> None:
@@ -68,15 +67,15 @@ def test_generated_frames_get_only_protocol_answers_and_never_a_traceback(
         "errors": dict(totals.errors),
         "dropped": totals.dropped,
         "gateway_rss_mib": round(fuzz_gateway.rss() / (1 << 20), 1),
+        "log_lines_not_json": len(fuzz_gateway.foreign_lines()),
     }
     record("fuzz_frames", "large" if size is LARGE else "ci", figures)
     assert totals.generated >= size.generated, figures
     assert fuzz_gateway.alive
-    assert fuzz_gateway.tracebacks() == []
+    assert fuzz_gateway.tracebacks(known=KNOWN_TRACEBACKS) == []
 
 
 @pytest.mark.parametrize("size", sizes(CI, LARGE, large_timeout=1800))
-@pytest.mark.timeout(300)
 def test_generated_handshakes_get_an_http_answer_below_500_or_a_close(
     size: Size, fuzz_gateway: GatewayProcess
 ) -> None:
@@ -93,11 +92,43 @@ def test_generated_handshakes_get_an_http_answer_below_500_or_a_close(
         "handshakes": totals.handshakes,
         "statuses": dict(sorted(totals.statuses.items())),
         "dropped": totals.dropped,
+        "log_lines_not_json": len(fuzz_gateway.foreign_lines()),
     }
     record("fuzz_handshakes", "large" if size is LARGE else "ci", figures)
     assert totals.handshakes >= size.requests
     assert fuzz_gateway.alive
-    assert fuzz_gateway.tracebacks() == []
+    assert fuzz_gateway.tracebacks(known=KNOWN_TRACEBACKS) == []
+
+
+#: Tracebacks of known gateway bugs, each with its own strict-xfail test below: remove an entry
+#: together with that test's xfail mark once the fix lands (the XPASS fails until then).
+KNOWN_TRACEBACKS = ("Invalid UTF-8 sequence received from client.",)
+
+
+@pytest.mark.xfail(
+    reason="gateway bug: invalid UTF-8 in a text frame makes uvicorn log an ERROR with a "
+    "traceback, in its own text format (uvicorn.Config re-applies its logging config)",
+    strict=True,
+)
+def test_invalid_utf8_in_a_text_frame_closes_1007_and_logs_no_traceback(
+    fuzz_gateway: GatewayProcess, fuzz_tokens: Iterator[str]
+) -> None:
+    session = Session("/ws", "header", [], FrameSpec(OP_TEXT, b'{"type": "ping\xff"}'))
+    totals = Totals()
+    play_session(fuzz_gateway.host, fuzz_gateway.port, session, next(fuzz_tokens), totals)
+    assert totals.closes == {1007: 1}
+    assert not [t for t in fuzz_gateway.tracebacks() if "UTF-8" in t]
+
+
+@pytest.mark.xfail(
+    reason="gateway bug: uvicorn's own log lines bypass the JSON formatter (uvicorn.Config "
+    "re-applies its logging config after gamesync.logs.configure_logging)",
+    strict=True,
+)
+def test_a_refused_http_request_is_logged_as_a_json_line(fuzz_gateway: GatewayProcess) -> None:
+    before = len(fuzz_gateway.foreign_lines())
+    play_request(fuzz_gateway.host, fuzz_gateway.port, b"NOT HTTP AT ALL\r\n\r\n", Totals())
+    assert len(fuzz_gateway.foreign_lines()) == before
 
 
 _OVERSIZED = {
