@@ -15,6 +15,7 @@ import pytest
 
 from chaos.feed import Feed
 from chaos.figures import record
+from chaos.known import check_gap
 from chaos.processes import GatewayLauncher, GatewayProcess
 from chaos.scale import sizes
 from chaos.swarm import Policy, Swarm, percentile
@@ -168,12 +169,13 @@ async def test_redis_killed_for_5s_under_publishing_costs_no_client_anything(
     for gateway in gateways:
         assert gateway.alive
         assert gateway.tracebacks() == []
-    if converged > CONVERGE_SECONDS or not_ready_outside:
-        # Everything else held; only the recovery was late. Known on main: the gateway's
-        # broker reconnect backoff and the Publisher's queue backoff both grow to a 5 s cap
-        # during the outage (full jitter), so the first attempt after Redis returns can be
-        # up to 5 s away. Reported to the lead; this turns into a pass once both are bounded.
-        pytest.xfail(
-            f"recovery took {converged:.2f}s (bound {CONVERGE_SECONDS}s); "
-            f"publisher resumed after {republished:.2f}s: reconnect backoff caps of 5 s"
-        )
+    # Everything else held. Known (docs/RELIABILITY.md): the gateway's broker reconnect backoff
+    # and the Publisher's queue backoff both grow to a 5 s cap during the outage (full
+    # jitter), so recovery takes 0.5-5 s; not strict, as a short jitter can still meet it.
+    check_gap(
+        converged <= CONVERGE_SECONDS and not not_ready_outside,
+        f"recovery took {converged:.2f}s (bound {CONVERGE_SECONDS}s), the publisher resumed "
+        f"after {republished:.2f}s: reconnect backoff caps of 5 s",
+        figures,
+        strict=False,
+    )
