@@ -15,7 +15,7 @@ import pytest
 from chaos.figures import record
 from chaos.processes import GatewayLauncher
 from chaos.scale import sizes
-from chaos.swarm import Swarm
+from chaos.swarm import Swarm, loopback_sources
 
 #: in any tenth of the window, at most this share of the clients is closed (even pacing: ~11 %)
 MAX_SHARE_PER_TENTH = 0.25
@@ -40,7 +40,8 @@ async def test_sigterm_drain_tells_every_client_to_reconnect_then_closes_1012_sp
     (gateway,) = launch_gateways(
         1, "--authz", "open", "--drain-seconds", str(size.window), "--idle-timeout", "600"
     )
-    swarm = Swarm([(gateway.host, gateway.port)])
+    # Clients of many hosts, as a per-address cap on unauthenticated sockets expects.
+    swarm = Swarm([(gateway.host, gateway.port)], sources=loopback_sources(size.clients // 40 + 1))
     loop = asyncio.get_running_loop()
     try:
         clients = swarm.add(size.clients, [1], tokens)

@@ -69,7 +69,9 @@ async def test_a_reconnect_storm_is_admitted_paced_and_cleanly_without_hurting_t
     loop = asyncio.get_running_loop()
     try:
         await backend.feed(redis_server.url, games, size.rate)
-        await connected.swarm(target, size.steady, games, signer_path)
+        await connected.swarm(
+            target, size.steady, games, signer_path, sources=loopback_sources(size.steady // 40 + 1)
+        )
         await connected.until_current(await backend.committed())
         before_from = loop.time()
         await asyncio.sleep(3.0)  # the steady phase before the storm
