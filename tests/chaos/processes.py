@@ -169,6 +169,18 @@ class GatewayProcess:
                     bad.append(text[:2000])
         return bad
 
+    def ended_connections(self) -> int:
+        """How many `connection_end` records the log holds (one per finished session)."""
+        return self.log().count('"connection_end"')
+
+    def wait_ended(self, count: int, timeout: float = 5.0) -> None:
+        """Block until the log holds `count` finished sessions (a deadline, polling)."""
+        deadline = time.monotonic() + timeout
+        while self.ended_connections() < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: fewer than {count} sessions ended")
+            time.sleep(0.01)
+
     def foreign_lines(self) -> list[str]:
         """Log lines that are not JSON (production logs are JSON lines only)."""
         return [line for r in self.log_records() for line in r.get("raw", "").splitlines()]

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from chaos.figures import record
 from chaos.processes import GatewayProcess
-from chaos.rfc6455 import OP_TEXT, handshake_request
+from chaos.rfc6455 import OP_CLOSE, OP_TEXT, close_payload, handshake_request
 from chaos.scale import sizes
 
 
@@ -102,7 +102,28 @@ def test_generated_handshakes_get_an_http_answer_below_500_or_a_close(
 
 #: Tracebacks of known gateway bugs, each with its own strict-xfail test below: remove an entry
 #: together with that test's xfail mark once the fix lands (the XPASS fails until then).
-KNOWN_TRACEBACKS = ("Invalid UTF-8 sequence received from client.",)
+KNOWN_TRACEBACKS = (
+    "Invalid UTF-8 sequence received from client.",
+    "InvalidState: connection is closing",
+)
+
+
+@pytest.mark.xfail(
+    reason="issue 12.1 (branch hardening): closing a session whose client's close frame was "
+    "already processed raises InvalidState (logged as 'session failed', close 1011)",
+    strict=True,
+)
+def test_a_client_closing_right_after_a_bad_first_message_costs_no_traceback(
+    fuzz_gateway: GatewayProcess, fuzz_tokens: Iterator[str]
+) -> None:
+    # No token in the handshake; the first message is not `auth`, and the client's close frame
+    # arrives in the same read: the gateway refuses the message after the close was processed.
+    bye = FrameSpec(OP_CLOSE, close_payload(1000))
+    session = Session("/ws", "none", [FrameSpec(OP_TEXT, b'{"type":"ping"}')], bye)
+    ended = fuzz_gateway.ended_connections()
+    play_session(fuzz_gateway.host, fuzz_gateway.port, session, next(fuzz_tokens), Totals())
+    fuzz_gateway.wait_ended(ended + 1)  # the close reply comes before the session's end
+    assert not [t for t in fuzz_gateway.tracebacks() if "InvalidState" in t]
 
 
 @pytest.mark.xfail(
@@ -115,7 +136,9 @@ def test_invalid_utf8_in_a_text_frame_closes_1007_and_logs_no_traceback(
 ) -> None:
     session = Session("/ws", "header", [], FrameSpec(OP_TEXT, b'{"type": "ping\xff"}'))
     totals = Totals()
+    ended = fuzz_gateway.ended_connections()
     play_session(fuzz_gateway.host, fuzz_gateway.port, session, next(fuzz_tokens), totals)
+    fuzz_gateway.wait_ended(ended + 1)
     assert totals.closes == {1007: 1}
     assert not [t for t in fuzz_gateway.tracebacks() if "UTF-8" in t]
 
