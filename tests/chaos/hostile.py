@@ -30,7 +30,7 @@ from chaos.rfc6455 import (
 __all__ = ["ATTACKS", "Attack", "Tally", "Target"]
 
 #: most bytes one socket pushes per connection (a flood is bounded too)
-BYTES_PER_SOCKET = 4 << 20
+BYTES_PER_SOCKET = 16 << 20
 #: one write of a flood: 100 ping frames of 125 bytes, ~13 KiB
 _PING_BURST = client_frame(OP_PING, b"p" * 125) * 100
 
