@@ -32,8 +32,16 @@ class RawClient:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, path: str, token: str, *, rcvbuf: int | None = None
+        cls,
+        host: str,
+        port: int,
+        path: str,
+        token: str | None,
+        *,
+        rcvbuf: int | None = None,
+        limit: int = 1 << 20,
     ) -> RawClient:
+        """Upgrade to a websocket; the client buffers at most about 2 x `limit` bytes unread."""
         sock = None
         if rcvbuf is not None:
             import socket
@@ -42,15 +50,16 @@ class RawClient:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, (host, port))
-            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=limit)
         else:
-            reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+            reader, writer = await asyncio.open_connection(host, port, limit=limit)
         key = base64.b64encode(os.urandom(16)).decode()
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
         writer.write(
             (
                 f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+                f"Sec-WebSocket-Version: 13\r\n{auth}\r\n"
             ).encode()
         )
         await writer.drain()
@@ -79,15 +88,27 @@ class RawClient:
                     return frame
 
     def send_text(self, text: str) -> None:
-        payload = text.encode()
+        self.send_frame(0x1, text.encode())
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """A ping control frame (payload at most 125 bytes); the server owes a pong."""
+        self.send_frame(0x9, payload)
+
+    def send_close(self, code: int = 1000) -> None:
+        self.send_frame(0x8, struct.pack("!H", code))
+
+    def send_frame(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
+        """One masked client frame, as RFC 6455 §5.2 lays it out."""
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         size = len(payload)
-        header = (
-            struct.pack("!BB", 0x81, 0x80 | size)
-            if size < 126
-            else struct.pack("!BBH", 0x81, 0x80 | 126, size)
-        )
+        first = (0x80 if fin else 0) | opcode
+        if size < 126:
+            header = struct.pack("!BB", first, 0x80 | size)
+        elif size < 1 << 16:
+            header = struct.pack("!BBH", first, 0x80 | 126, size)
+        else:
+            header = struct.pack("!BBQ", first, 0x80 | 127, size)
         self.writer.write(header + mask + masked)
 
     def close(self) -> None:
