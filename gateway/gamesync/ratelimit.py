@@ -64,7 +64,8 @@ class Pacer:
         now = self._clock()
         slot = max(self._next_slot, now + self._bucket.wait())
         self._next_slot = slot + self._interval
-        return min(self._max_wait, slot - now + self._interval)
+        # A tenth of a slot late, so that the token is there (not 0.999 of it) on arrival.
+        return min(self._max_wait, slot - now + self._interval / 10)
 
 
 class KeyedBuckets:

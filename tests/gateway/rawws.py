@@ -40,6 +40,7 @@ class RawClient:
         *,
         rcvbuf: int | None = None,
         limit: int = 1 << 20,
+        headers: dict[str, str] | None = None,
     ) -> RawClient:
         """Upgrade to a websocket; the client buffers at most about 2 x `limit` bytes unread."""
         sock = None
@@ -55,6 +56,7 @@ class RawClient:
             reader, writer = await asyncio.open_connection(host, port, limit=limit)
         key = base64.b64encode(os.urandom(16)).decode()
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        auth += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         writer.write(
             (
                 f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
