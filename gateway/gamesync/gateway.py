@@ -69,7 +69,7 @@ class Gateway:
             limits={
                 "max_connections": settings.max_connections,
                 "max_pending_connections": settings.max_pending_connections,
-                "max_pending_per_address": settings.max_pending_per_address,
+                "max_pending_per_address": settings.effective_max_pending_per_address,
                 "admission_rate": settings.admission_rate,
                 "admission_burst": settings.admission_burst,
             },
@@ -98,7 +98,7 @@ class Gateway:
             max_connections=settings.max_connections,
             max_connections_per_user=settings.max_connections_per_user,
             max_pending=settings.max_pending_connections,
-            max_pending_per_address=settings.max_pending_per_address,
+            max_pending_per_address=settings.effective_max_pending_per_address,
             pacer=Pacer(settings.admission_rate, settings.admission_burst, time.monotonic),
             on_end=self._connection_ended,
         )

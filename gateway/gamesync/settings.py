@@ -14,6 +14,9 @@ from gamesync.errors import ConfigError
 
 __all__ = ["ADMISSION_BURST", "ADMISSION_RATE", "AuthzPolicy", "GatewaySettings", "load_settings"]
 
+#: Unauthenticated connections one client address may hold, once addresses are known.
+DEFAULT_PENDING_PER_ADDRESS = 64
+
 #: Admission pacing defaults: new connections a pod admits a second, and at once (DESIGN §2).
 ADMISSION_RATE = 500.0
 ADMISSION_BURST = 500
@@ -118,10 +121,10 @@ class GatewaySettings(BaseSettings):
     max_pending_connections: int = Field(
         1000, ge=1, description="not yet authenticated, per pod; beyond it: 1013"
     )
-    max_pending_per_address: int = Field(
-        64,
+    max_pending_per_address: int | None = Field(
+        None,
         ge=0,
-        description="not yet authenticated, per client address (0: off)",
+        description="unauthenticated per client (default: 64 if --client-address-header)",
     )
     client_address_header: str | None = Field(
         None,
@@ -205,6 +208,19 @@ class GatewaySettings(BaseSettings):
     def dev_mode(self) -> bool:
         """Asked for (`--dev`, or `--demo`): generated keys, console page, open policy."""
         return self.dev or self.demo
+
+    @property
+    def effective_max_pending_per_address(self) -> int:
+        """The per-address cap in force (0: off).
+
+        Without a trusted proxy header every client seems to come from the proxy in front of
+        the pod (an ingress, a gateway): a cap per address would then be a cap per proxy, which
+        one client that never authenticates could fill for everyone behind it. So it is on by
+        default only when the header names the client.
+        """
+        if self.max_pending_per_address is not None:
+            return self.max_pending_per_address
+        return DEFAULT_PENDING_PER_ADDRESS if self.client_address_header else 0
 
     @property
     def effective_internal_host(self) -> str:

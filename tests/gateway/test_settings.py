@@ -46,8 +46,9 @@ def test_defaults_are_those_of_the_design() -> None:
     assert settings.allowed_origins == ()
     assert settings.effective_internal_host == settings.host
     assert settings.max_token_lifetime == 24 * 3600
-    assert (settings.max_pending_connections, settings.max_pending_per_address) == (1000, 64)
+    assert settings.max_pending_connections == 1000
     assert settings.client_address_header is None
+    assert settings.effective_max_pending_per_address == 0  # behind a proxy: see below
     assert settings.close_timeout == 5
     assert not settings.dev_mode
 
@@ -231,3 +232,14 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]
     assert settings.port == 8000
+
+
+def test_the_per_address_cap_is_on_by_default_only_when_addresses_name_clients() -> None:
+    """Behind an ingress every peer address is the proxy's: a cap on it would be per proxy."""
+    assert load_settings().effective_max_pending_per_address == 0
+    forwarded = load_settings(client_address_header=" X-Forwarded-For ")
+    assert forwarded.client_address_header == "x-forwarded-for"
+    assert forwarded.effective_max_pending_per_address == 64
+    assert load_settings(max_pending_per_address=8).effective_max_pending_per_address == 8
+    off = load_settings(client_address_header="x-real-ip", max_pending_per_address=0)
+    assert off.effective_max_pending_per_address == 0
