@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIVE",
+    "SLOW_ABORT_SECONDS",
     "Closing",
     "Connection",
     "ConnectionEnd",
@@ -26,6 +27,9 @@ __all__ = [
 
 #: Control frames (acks, errors, pongs) a client may leave unread before it counts as slow.
 MAX_PENDING_CONTROL = 256
+
+#: Seconds a too-slow client's transport may hold its buffer after the close before an abort.
+SLOW_ABORT_SECONDS = 1.0
 
 
 class Socket(Protocol):
@@ -299,7 +303,7 @@ class Connection:
             self.idle_since = now
         for payload in messages:
             if not self.send_message(payload):
-                self.close(Close.TRY_AGAIN_LATER, "client too slow", abort_after=1.0)
+                self.close(Close.TRY_AGAIN_LATER, "client too slow", abort_after=SLOW_ABORT_SECONDS)
                 return
 
     def forget(self, game_id: int) -> None:

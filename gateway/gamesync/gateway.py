@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -248,10 +249,8 @@ class Gateway:
                 except Exception as exc:
                     # One session's failure must not leave the rest of the pod undrained.
                     self._errors.error("drain", "draining a session failed; dropping it", exc)
-                    try:
+                    with contextlib.suppress(Exception):
                         member.conn.socket.abort()
-                    except Exception as abort_exc:
-                        self._errors.error("drain-abort", "dropping a session failed", abort_exc)
             if start + batch < len(members):
                 await asyncio.sleep(pause)
 

@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from gamesync.authz import Access, Authorizer
-from gamesync.connection import Connection
+from gamesync.connection import SLOW_ABORT_SECONDS, Connection
 from gamesync.errors import AuthError, BrokerUnavailable, ProtocolError
 from gamesync.hub import Hub
 from gamesync.keys import Identity
@@ -89,10 +89,6 @@ def _origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
         return True
     origin = Headers(scope=scope).get("origin")
     return origin is None or origin.rstrip("/") in allowed
-
-
-#: Seconds a too-slow client's transport may hold its buffer after the close before an abort.
-SLOW_ABORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)

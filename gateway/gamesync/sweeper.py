@@ -13,7 +13,7 @@ import logging
 import math
 import time
 
-from gamesync.connection import Connection, DeliveryStats
+from gamesync.connection import SLOW_ABORT_SECONDS, Connection, DeliveryStats
 from gamesync.heartbeat import KEY_REVOKED, Action, Limits, decide
 from gamesync.metrics import GatewayMetrics
 from gamesync.protocol import Close
@@ -26,9 +26,6 @@ log = logging.getLogger("gamesync.sweeper")
 
 #: The sweeper visits every session once per tick, spread over this many slices.
 SWEEP_SLICES = 20
-
-#: Seconds a slow client's transport may hold its buffer after the close before it is aborted.
-SLOW_ABORT_SECONDS = 1.0
 
 #: Revoked kids are forgotten this long after their sessions were all due to close.
 _REVOKED_KEPT_SECONDS = 60.0
