@@ -19,8 +19,10 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml setup.py README.md constraints.txt ./
 COPY gateway/gamesync gateway/gamesync
+# setup.py's build step copies the browser client into the package for the dev console.
+COPY clients/js/src/index.js clients/js/src/index.js
 COPY operator/gamesync_operator operator/gamesync_operator
 # The wheel first (built in isolation with the build backend pinned in pyproject.toml), then
 # wheels for its dependencies: pyproject.toml pins the direct ones exactly (==) and
@@ -61,11 +63,21 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels gamesync \
  && pip uninstall --yes pip setuptools wheel
 USER 65532:65532
-# In a container the gateway listens on every interface (the CLI's default is 127.0.0.1).
+# In a container the gateway listens on every interface (the CLI's default is 127.0.0.1); the
+# internal listener follows --host unless --internal-host / GAMESYNC_INTERNAL_HOST says otherwise.
+# Nothing here selects dev mode: the default command is a production gateway that verifies
+# tokens with the JWKS it is given and refuses to start without one. What to provide:
+#   /etc/gamesync/keys/       a directory holding jwks.json (public keys; mount the JWKS Secret
+#                             as a directory, never subPath, so rotations reach it)
+#   GAMESYNC_BROKER           redis://, rediss:// or redis+cluster:// URL (default: in-process)
+#   GAMESYNC_PUBLISH_TOKEN    optional: enables HTTP publish on the internal port
+#   /etc/gamesync/runtime/    optional: runtime.json (tracing, log level), with
+#                             GAMESYNC_RUNTIME_CONFIG=/etc/gamesync/runtime/runtime.json
+# The operator sets all of these for the pods it runs. For a laptop: `gamesync gateway --dev`.
 ENV GAMESYNC_HOST=0.0.0.0
 EXPOSE 8000 9000
 ENTRYPOINT ["gamesync"]
-CMD ["gateway"]
+CMD ["gateway", "--keys", "/etc/gamesync/keys/jwks.json"]
 
 FROM runtime AS operator
 LABEL org.opencontainers.image.title="GameSync operator"

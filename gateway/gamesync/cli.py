@@ -158,7 +158,7 @@ def _parser(*, gateway_flags: bool = True) -> argparse.ArgumentParser:
     pub.add_argument("envelope", type=Path, help="JSON file holding the envelope")
     target = pub.add_mutually_exclusive_group(required=True)
     target.add_argument(
-        "--broker", help="publish straight to Redis (redis://... or redis+cluster://...)"
+        "--broker", help="publish straight to Redis: the gateways' Redis --broker URL"
     )
     target.add_argument("--url", help="a gateway's internal URL, e.g. http://127.0.0.1:9000")
     pub.add_argument("--publish-token", help="the gateway's --publish-token (needed with --url)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from gamesync import __version__
 from gamesync.authz import Authorizer
-from gamesync.broker import Broker, BrokerStats, create_broker
+from gamesync.broker import Broker, create_broker
 from gamesync.connection import ConnectionEnd, ConnectionState
 from gamesync.envelope import Envelope
 from gamesync.filewatch import FileWatcher
@@ -75,9 +75,7 @@ class Gateway:
                 "admission_burst": settings.admission_burst,
             },
         )
-        broker_stats = getattr(broker, "stats", None)
-        if isinstance(broker_stats, BrokerStats):
-            self.metrics.watch_broker(broker_stats)
+        self.metrics.watch_broker(broker.stats)
         self.tracing = Tracing(pod=self.pod)
         self.hub = Hub(
             broker,

@@ -164,7 +164,7 @@ class _StateCollector(Collector):
 
 
 class _BrokerCollector(Collector):
-    """The Redis broker's counters (`BrokerStats`), read at scrape time."""
+    """The broker's counters (`BrokerStats`), read at scrape time."""
 
     def __init__(self, stats: BrokerStats) -> None:
         self._stats = stats
@@ -173,7 +173,7 @@ class _BrokerCollector(Collector):
         s = self._stats
         yield GaugeMetricFamily(
             "gamesync_broker_subscriptions",
-            "Games this pod is subscribed to in Redis (one channel each)",
+            "Games this pod is subscribed to in the broker (one channel each)",
             value=s.subscriptions,
         )
         for name, help_text, value in (
@@ -181,14 +181,14 @@ class _BrokerCollector(Collector):
             ("probe_failures", "Probes not echoed in time (deaf or unreachable)", s.probe_failures),
             ("stale_publishes", "Publishes refused by the script as not newer", s.stale_publishes),
             ("publishes", "Publishes through this pod that went out", s.publishes),
-            ("received", "Envelopes received from Redis pub/sub", s.received),
+            ("received", "Envelopes received from the broker", s.received),
             ("malformed", "Channel messages that were not valid envelopes", s.malformed),
             ("resyncs", "Latest keys re-read after (re)subscribing", s.resyncs),
         ):
             yield CounterMetricFamily(f"gamesync_broker_{name}", help_text, value=value)
         yield HistogramMetricFamily(
             "gamesync_broker_pubsub_lag_seconds",
-            "From the envelope's publishedAt to its arrival from Redis on this pod",
+            "From the envelope's publishedAt to its arrival from the broker on this pod",
             buckets=s.lag.cumulative(),
             sum_value=s.lag.sum,
         )
@@ -287,7 +287,7 @@ class GatewayMetrics:
             self._http_publishes.labels(result)
 
     def watch_broker(self, stats: BrokerStats) -> None:
-        """Export a Redis broker's counters (the in-process broker has none)."""
+        """Export the broker's counters (`Broker.stats`) as `gamesync_broker_*`."""
         self.registry.register(_BrokerCollector(stats))
 
     def closed(self, code: int, reason: str) -> None:

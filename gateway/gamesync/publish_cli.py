@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,10 @@ def publish_file(
         return publish_sync(broker, envelope)
     if url is None or not publish_token:
         raise ConfigError("--url needs --publish-token")
+    # httpx logs every request at INFO; the command prints its own one-line answer.
+    httpx_log = logging.getLogger("httpx")
+    level = httpx_log.level
+    httpx_log.setLevel(logging.WARNING)
     try:
         response = httpx.post(
             f"{url.rstrip('/')}/v1/games/{game_id}/snapshots",
@@ -39,6 +44,8 @@ def publish_file(
         )
     except httpx.HTTPError as exc:
         raise GameSyncError(f"cannot reach {url}: {exc}") from exc
+    finally:
+        httpx_log.setLevel(level)
     if response.status_code != 200:
         raise GameSyncError(f"gateway answered {response.status_code}: {response.text[:200]}")
     return bool(response.json().get("published"))

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gamesync.broker.schemes import scheme_of
 from gamesync.errors import ConfigError
 
 __all__ = ["ADMISSION_BURST", "ADMISSION_RATE", "AuthzPolicy", "GatewaySettings", "load_settings"]
@@ -157,9 +158,10 @@ class GatewaySettings(BaseSettings):
     @field_validator("broker")
     @classmethod
     def _check_broker(cls, value: str) -> str:
-        schemes = ("memory://", "redis://", "rediss://", "redis+cluster://", "rediss+cluster://")
-        if not value.startswith(schemes):
-            raise ValueError(f"broker URL must start with one of {', '.join(schemes)}")
+        try:
+            scheme_of(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
         return value
 
     @field_validator("client_address_header")

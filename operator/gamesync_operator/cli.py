@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["main"]
+from gamesync_operator.network import OperatorPeer
+from gamesync_operator.policy import ImagePolicy
+
+if TYPE_CHECKING:
+    from gamesync_operator.config import OperatorConfig
+
+__all__ = ["config_from", "main", "parse"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,27 +53,83 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:8081",
     )
+    parser.add_argument(
+        "--allowed-image",
+        action="append",
+        dest="allowed_images",
+        default=[],
+        metavar="PATTERN",
+        help="a glob a GameSyncCluster's gateway image must match, e.g. "
+        "'ghcr.io/nommie/gamesync-gateway:*' (repeatable; none given: any image)",
+    )
+    parser.add_argument(
+        "--self-namespace",
+        metavar="NS",
+        help="the operator's own namespace: gateway NetworkPolicies let it reach port 9000",
+    )
+    parser.add_argument(
+        "--self-labels",
+        metavar="K=V,...",
+        default="",
+        help="labels of the operator's own pods (with --self-namespace)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def _peer(namespace: str | None, labels: str) -> OperatorPeer | None:
+    """The operator's own pods from --self-namespace/--self-labels; ValueError if malformed."""
+    pairs = [p.strip() for p in labels.split(",") if p.strip()]
+    if any("=" not in p for p in pairs):
+        raise ValueError(f"--self-labels wants K=V,..., got {labels!r}")
+    if namespace is None:
+        if pairs:
+            raise ValueError("--self-labels needs --self-namespace")
+        return None
+    return OperatorPeer(namespace, dict(p.split("=", 1) for p in pairs))
+
+
+def config_from(args: argparse.Namespace) -> OperatorConfig:
+    """The operator's settings from parsed flags; ValueError for a malformed one."""
+    from gamesync_operator.config import OperatorConfig  # imports the Kubernetes client
+
+    namespaces = args.namespaces or ()
+    return OperatorConfig(
+        interval=args.interval,
+        stats_timeout=args.stats_timeout,
+        images=ImagePolicy(tuple(args.allowed_images)),
+        peer=_peer(args.self_namespace, args.self_labels),
+        # Globs need kopf to follow namespaces (cluster-wide list/watch); exact names do not.
+        scan_namespaces=any(set(ns) & set("*?[!,") for ns in namespaces),
+    )
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The flags of `gamesync operator`; SystemExit on --help and on errors (argparse)."""
+    return _parser().parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     """Run until interrupted; returns the process exit code."""
     try:
-        args = _parser().parse_args(argv)
+        args = parse(argv)
     except SystemExit as exc:  # argparse exits on --help and on errors
         return int(exc.code or 0)
     # kopf and the Kubernetes client take seconds to import: only a run pays for them, not --help.
     import kopf
 
-    from gamesync_operator.config import OperatorConfig
     from gamesync_operator.handlers import register
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    config = OperatorConfig(interval=args.interval, stats_timeout=args.stats_timeout)
+    try:
+        config = config_from(args)
+    except ValueError as exc:
+        print(f"gamesync operator: {exc}")
+        return 2
+    namespaces = args.namespaces or ()
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
         if not port.isdigit():
@@ -90,7 +152,7 @@ def main(argv: list[str]) -> int:
                 priority=args.priority,
                 liveness_endpoint=args.liveness,
                 clusterwide=bool(args.all_namespaces),
-                namespaces=args.namespaces or (),
+                namespaces=namespaces,
             )
         )
     except KeyboardInterrupt:

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gamesync.keys import generate_key
-from gamesync_operator.kube import ConnectionFactory, login
+from gamesync_operator.kube import Configurator, load_configuration
 from gamesync_operator.metrics import OperatorMetrics
+from gamesync_operator.network import OperatorPeer
+from gamesync_operator.policy import ImagePolicy
 from gamesync_operator.stats import StatsResolver, pod_base_url
 
-__all__ = ["PREFIX", "ROTATE_ANNOTATION", "OperatorConfig", "utcnow"]
+__all__ = ["DELETION_COST", "PREFIX", "ROTATE_ANNOTATION", "OperatorConfig", "utcnow"]
 
 PREFIX = "gamesync.nommie.dev"
 ROTATE_ANNOTATION = f"{PREFIX}/rotate-keys"
@@ -25,7 +27,7 @@ def utcnow() -> dt.datetime:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    """How the operator runs; tests swap the clock, the stats resolver and the credentials."""
+    """How the operator runs; tests swap the clock, the stats resolver and the API server."""
 
     # Level-based resync: the timer compares actual children with desired ones this often.
     interval: float = 30.0
@@ -35,10 +37,16 @@ class OperatorConfig:
     stats_timeout: float = 2.0
     # Per-request timeout for the Kubernetes API.
     api_timeout: float = 10.0
+    # Which gateway images a GameSyncCluster may run (empty: any; DESIGN §5 "security model").
+    images: ImagePolicy = field(default_factory=ImagePolicy)
+    # The operator's own pods, so that gateway NetworkPolicies let it read /v1/stats.
+    peer: OperatorPeer | None = None
+    # kopf follows namespaces and CRDs (cluster-wide list/watch) only for namespace globs.
+    scan_namespaces: bool = False
     resolve_stats: StatsResolver = pod_base_url
     clock: Callable[[], dt.datetime] = utcnow
     generate_key: Callable[[str], tuple[dict[str, Any], dict[str, Any]]] = field(
         default=lambda alg: generate_key(alg)
     )
-    connect: ConnectionFactory = login
+    configure: Configurator = load_configuration
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)

@@ -294,6 +294,91 @@ def _tracing() -> dict[str, Any]:
     )
 
 
+def _label_selector() -> dict[str, Any]:
+    """metav1.LabelSelector, as NetworkPolicy peers take it."""
+    expression = _obj(
+        {
+            "key": {"type": "string", "minLength": 1, "maxLength": 317},
+            "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+            "values": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 63},
+                "maxItems": 64,
+            },
+        },
+        required=["key", "operator"],
+    )
+    return _obj(
+        {
+            "matchLabels": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "maxLength": 63},
+                "maxProperties": 32,
+            },
+            "matchExpressions": {"type": "array", "items": expression, "maxItems": 16},
+        },
+        **{"x-kubernetes-map-type": "atomic"},
+    )
+
+
+def _selects_something() -> str:
+    return (
+        "(has(self.matchLabels) && size(self.matchLabels) > 0) || "
+        "(has(self.matchExpressions) && size(self.matchExpressions) > 0)"
+    )
+
+
+def _network_policy() -> dict[str, Any]:
+    peer = _obj(
+        {
+            "namespaceSelector": _label_selector(),
+            "podSelector": _label_selector(),
+            "ipBlock": _obj(
+                {
+                    "cidr": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "except": {
+                        "type": "array",
+                        "items": {"type": "string", "maxLength": 64},
+                        "maxItems": 16,
+                    },
+                },
+                required=["cidr"],
+            ),
+        },
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.namespaceSelector) || has(self.podSelector) || "
+                    "has(self.ipBlock)",
+                    "message": "a peer needs a namespaceSelector, a podSelector or an ipBlock",
+                },
+                {
+                    "rule": "!has(self.ipBlock) || "
+                    "!(has(self.namespaceSelector) || has(self.podSelector))",
+                    "message": "an ipBlock peer cannot also have selectors",
+                },
+            ]
+        },
+    )
+    backend = _label_selector()
+    backend["x-kubernetes-validations"] = [
+        {
+            "rule": _selects_something(),
+            "message": "backendSelector must select something: an empty selector would open "
+            "the internal port to every pod in the namespace",
+        }
+    ]
+    return _obj(
+        {
+            "enabled": {"type": "boolean", "default": True},
+            "publicFrom": {"type": "array", "items": peer, "maxItems": 16},
+            "monitoringNamespace": {**_NAME, "maxLength": 63},
+            "backendSelector": backend,
+        },
+        default={},
+    )
+
+
 def spec_schema() -> dict[str, Any]:
     """The OpenAPI v3 schema of `spec`."""
     return _obj(
@@ -306,6 +391,7 @@ def spec_schema() -> dict[str, Any]:
             "signingKeys": _signing_keys(),
             "auth": _auth(),
             "tracing": _tracing(),
+            "networkPolicy": _network_policy(),
         },
         required=["gateway", "redis"],
     )
@@ -357,6 +443,8 @@ def _status_schema() -> dict[str, Any]:
                     "nextPublishedTime": time,
                     "keyGeneration": {"type": "integer"},
                     "handledRotateRequest": {"type": "string"},
+                    "revokedKids": {"type": "array", "items": {"type": "string"}},
+                    "lastRevocationTime": time,
                 }
             ),
             "autoscaling": _obj(
@@ -366,6 +454,8 @@ def _status_schema() -> dict[str, Any]:
                     "lastScaleTime": time,
                     "owner": {"type": "string"},
                     "reason": {"type": "string"},
+                    "pods": {"type": "integer"},
+                    "reporting": {"type": "integer"},
                     "message": {"type": "string"},
                 }
             ),

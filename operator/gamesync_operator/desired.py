@@ -14,6 +14,15 @@ from typing import Any
 import kopf
 
 from gamesync_operator.crd import GROUP, KIND, VERSION
+from gamesync_operator.names import (
+    INTERNAL_PORT,
+    PUBLIC_PORT,
+    internal_service_name,
+    label_selector,
+    labels,
+    selector_labels,
+)
+from gamesync_operator.network import OperatorPeer, network_policy
 from gamesync_operator.spec import ClusterSpec
 
 __all__ = [
@@ -28,6 +37,7 @@ __all__ = [
     "hpa",
     "http_route",
     "ingress",
+    "internal_service",
     "label_selector",
     "pdb",
     "runtime_config",
@@ -37,12 +47,9 @@ __all__ = [
     "service",
 ]
 
-PUBLIC_PORT = 8000
-INTERNAL_PORT = 9000
 KEYS_DIR = "/etc/gamesync/keys"
 RUNTIME_DIR = "/etc/gamesync/runtime"
 RUNTIME_KEY = "runtime.json"
-MANAGED_BY = "gamesync-operator"
 
 
 @dataclass(frozen=True)
@@ -61,27 +68,8 @@ class Owner:
         }
 
 
-def selector_labels(name: str) -> dict[str, str]:
-    """Labels that select this cluster's gateway pods (immutable in a Deployment)."""
-    return {"app.kubernetes.io/name": "gamesync-gateway", "app.kubernetes.io/instance": name}
-
-
-def label_selector(name: str) -> str:
-    """selector_labels as a selector string (status.labelSelector, for the scale subresource)."""
-    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(name).items()))
-
-
-def _labels(name: str) -> dict[str, str]:
-    return {
-        **selector_labels(name),
-        "app.kubernetes.io/component": "gateway",
-        "app.kubernetes.io/part-of": "gamesync",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-    }
-
-
 def _meta(spec: ClusterSpec, name: str) -> dict[str, Any]:
-    return {"name": name, "namespace": spec.namespace, "labels": _labels(spec.name)}
+    return {"name": name, "namespace": spec.namespace, "labels": labels(spec.name)}
 
 
 def runtime_config(spec: ClusterSpec) -> bytes:
@@ -124,7 +112,10 @@ def _env(spec: ClusterSpec) -> list[dict[str, Any]]:
     gw, auth = spec.gateway, spec.auth
     env: list[dict[str, Any]] = [
         {"name": "GAMESYNC_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        # Both listeners bind the pod's interfaces: kubelet probes, the operator and Prometheus
+        # reach the internal port at the pod IP. Who may is the NetworkPolicy's job.
         {"name": "GAMESYNC_HOST", "value": "0.0.0.0"},  # noqa: S104 - a pod listens on its own IP
+        {"name": "GAMESYNC_INTERNAL_HOST", "value": "0.0.0.0"},  # noqa: S104 - as above
         {"name": "GAMESYNC_PORT", "value": str(PUBLIC_PORT)},
         {"name": "GAMESYNC_INTERNAL_PORT", "value": str(INTERNAL_PORT)},
         {
@@ -236,7 +227,7 @@ def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
             },
             "template": {
                 "metadata": {
-                    "labels": _labels(spec.name),
+                    "labels": labels(spec.name),
                     "annotations": {
                         **gw.pod_annotations,
                         "prometheus.io/scrape": "true",
@@ -253,7 +244,7 @@ def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
 
 
 def service(spec: ClusterSpec) -> dict[str, Any]:
-    """ClusterIP Service; appProtocol tells Gateway API implementations it speaks websocket."""
+    """The public ClusterIP Service (port 8000 only); appProtocol says it speaks websocket."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -268,13 +259,28 @@ def service(spec: ClusterSpec) -> dict[str, Any]:
                     "targetPort": "http",
                     "protocol": "TCP",
                     "appProtocol": "kubernetes.io/ws",
-                },
+                }
+            ],
+        },
+    }
+
+
+def internal_service(spec: ClusterSpec) -> dict[str, Any]:
+    """The internal ClusterIP Service (port 9000: metrics, stats, publish), never routed to."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec, internal_service_name(spec.name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(spec.name),
+            "ports": [
                 {
                     "name": "internal",
                     "port": INTERNAL_PORT,
                     "targetPort": "internal",
                     "protocol": "TCP",
-                },
+                }
             ],
         },
     }
@@ -442,12 +448,23 @@ def scaled_object(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
-def children(spec: ClusterSpec, owner: Owner, replicas: int | None) -> list[dict[str, Any]]:
+def children(
+    spec: ClusterSpec, owner: Owner, replicas: int | None, operator: OperatorPeer | None = None
+) -> list[dict[str, Any]]:
     """Every child the cluster should own right now, adopted (ownerReferences, labels).
 
     The key Secrets are not here: their content is decided by `rotation`, not by the spec.
+    `operator` is the operator's own pods, let through to the internal port.
     """
-    objs = [configmap(spec), deployment(spec, replicas), service(spec), pdb(spec)]
+    objs = [
+        configmap(spec),
+        deployment(spec, replicas),
+        service(spec),
+        internal_service(spec),
+        pdb(spec),
+    ]
+    if spec.network_policy.enabled:
+        objs.append(network_policy(spec, operator))
     if spec.exposure.mode == "HTTPRoute":
         objs.append(http_route(spec))
     elif spec.exposure.mode == "Ingress":

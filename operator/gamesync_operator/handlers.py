@@ -17,7 +17,7 @@ __all__ = ["configure", "register"]
 log = logging.getLogger(__name__)
 
 
-def configure(settings: Any) -> None:
+def configure(settings: Any, config: OperatorConfig) -> None:
     """kopf settings: our own prefixes under gamesync.nommie.dev, quiet event posting."""
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
@@ -28,6 +28,9 @@ def configure(settings: Any) -> None:
     settings.posting.level = logging.WARNING
     # On exit, let a pass that is half-way through its writes finish rather than orphan it.
     settings.background.instant_exit_timeout = 5.0
+    # No cluster-wide list/watch of namespaces and CRDs (least privilege): the CRD is found
+    # once at start-up through discovery. Only namespace globs need kopf to follow namespaces.
+    settings.scanning.disabled = not config.scan_namespaces
 
 
 def register(registry: Any, config: OperatorConfig) -> None:
@@ -36,7 +39,7 @@ def register(registry: Any, config: OperatorConfig) -> None:
 
     @kopf.on.startup(registry=registry)
     async def start(settings: Any, **_: Any) -> None:
-        configure(settings)
+        configure(settings, config)
         holder["reconciler"] = Reconciler(config)
 
     @kopf.on.cleanup(registry=registry)

@@ -37,6 +37,7 @@ _ACTIVATED = _PREFIX + "activated-at"
 _GENERATION = _PREFIX + "key-generation"
 _HANDLED = _PREFIX + "rotate-request-handled"
 _REVOKED = _PREFIX + "revoked-kids"
+_REVOKED_AT = _PREFIX + "revoked-at"
 
 
 class KeystoreError(OperatorError):
@@ -106,6 +107,7 @@ def signer_from_secret(
         generation=generation,
         handled_request=annotations.get(_HANDLED) or None,
         revoked=tuple(str(k) for k in revoked if isinstance(k, str)),
+        revoked_at=parse_time(annotations.get(_REVOKED_AT)),
     )
 
 
@@ -131,6 +133,8 @@ def signer_secret(spec: ClusterSpec, signer: Signer) -> dict[str, Any]:
         _HANDLED: signer.handled_request or "",
         _REVOKED: json.dumps(list(signer.revoked)),
     }
+    if signer.revoked_at is not None:
+        meta["annotations"][_REVOKED_AT] = format_time(signer.revoked_at)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -184,6 +188,8 @@ def keys_status_from_dict(raw: Mapping[str, Any] | None) -> KeysStatus:
         next_published_time=parse_time(raw.get("nextPublishedTime")),
         key_generation=int(raw.get("keyGeneration") or 0),
         handled_request=raw.get("handledRotateRequest") or None,
+        revoked=tuple(k for k in raw.get("revokedKids") or () if isinstance(k, str)),
+        last_revocation_time=parse_time(raw.get("lastRevocationTime")),
     )
 
 
@@ -198,8 +204,10 @@ def keys_status_to_dict(status: KeysStatus) -> dict[str, Any]:
         "phase": status.phase,
         "keyGeneration": status.key_generation,
         "handledRotateRequest": status.handled_request,
+        "revokedKids": list(status.revoked),
     }
     for key, value in (
+        ("lastRevocationTime", status.last_revocation_time),
         ("lastRotationTime", status.last_rotation_time),
         ("nextRotationTime", status.next_rotation_time),
         ("nextPublishedTime", status.next_published_time),

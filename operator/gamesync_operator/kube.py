@@ -1,95 +1,107 @@
-"""A small async Kubernetes API client: get, list, create, merge-patch, delete.
+"""Kubernetes API access through the official generated asyncio client, `kubernetes.aio`.
 
-The operator's own writes go through this (kopf only watches and patches the custom resource).
-It is built from a `kopf.ConnectionInfo`, the same credentials kopf logs in with, so a test
-points both at one mock server.
+`kubernetes.aio` ships inside the pinned `kubernetes` package: the typed per-kind API classes
+(`AppsV1Api`, `CoreV1Api`, ...) generated from the same OpenAPI spec as the sync client, on
+aiohttp, so the operator awaits them on kopf's event loop with no thread pool. Responses are read
+raw (`*_without_preload_content`): the pure modules get exactly what the server stored,
+`managedFields` included, as plain dicts.
+
+Children are written with server-side apply under the field manager `gamesync-operator`
+(`apply`); a conflict with another field manager is raised as `ApplyConflict`, never forced here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import logging
-import ssl
-from collections.abc import Awaitable, Callable, Mapping
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-import httpx
-import kopf
+import aiohttp
+import pydantic
+from kubernetes.aio import client
+from kubernetes.aio.config import ConfigException, load_incluster_config, load_kube_config
 
-from gamesync_operator.crd import GROUP, PLURAL, VERSION
+from gamesync_operator.crd import GROUP, KIND, PLURAL, VERSION
 from gamesync_operator.errors import ApiError
+from gamesync_operator.ownership import FIELD_MANAGER
 
 __all__ = [
     "CLUSTERS",
     "CONFIGMAPS",
     "DEPLOYMENTS",
+    "FIELD_MANAGER",
     "HPAS",
     "HTTPROUTES",
     "INGRESSES",
+    "NETWORKPOLICIES",
     "PDBS",
     "PODS",
     "SCALEDOBJECTS",
     "SECRETS",
     "SERVICES",
+    "ApplyConflict",
+    "Configurator",
+    "Conflict",
     "Kube",
     "Resource",
+    "load_configuration",
     "resource_of",
 ]
 
-ConnectionFactory = Callable[[], Awaitable[Any]]
+_APPLY = "application/apply-patch+yaml"
+_MERGE = "application/merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
+_USER_AGENT = "gamesync-operator"
+
+#: Builds the client configuration (server, credentials); tests point it at a mock server.
+Configurator = Callable[[], Awaitable[client.Configuration]]
 
 
 @dataclass(frozen=True)
 class Resource:
-    """A namespaced API resource, addressable by URL."""
+    """A namespaced API resource."""
 
     group: str
     version: str
     plural: str
+    kind: str
 
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{root}/namespaces/{quote(namespace)}/{self.plural}"
-        if name is not None:
-            path += f"/{quote(name)}"
-        if subresource is not None:
-            path += f"/{subresource}"
-        return path
 
-
-CLUSTERS = Resource(GROUP, VERSION, PLURAL)
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
-SERVICES = Resource("", "v1", "services")
-CONFIGMAPS = Resource("", "v1", "configmaps")
-SECRETS = Resource("", "v1", "secrets")
-PODS = Resource("", "v1", "pods")
-PDBS = Resource("policy", "v1", "poddisruptionbudgets")
-INGRESSES = Resource("networking.k8s.io", "v1", "ingresses")
-HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
-HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers")
-SCALEDOBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects")
+CLUSTERS = Resource(GROUP, VERSION, PLURAL, KIND)
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+SERVICES = Resource("", "v1", "services", "Service")
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
+SECRETS = Resource("", "v1", "secrets", "Secret")
+PODS = Resource("", "v1", "pods", "Pod")
+PDBS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
+INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
+NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
+SCALEDOBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
 
 _BY_KIND = {
-    (r.api_version, kind): r
-    for r, kind in [
-        (DEPLOYMENTS, "Deployment"),
-        (SERVICES, "Service"),
-        (CONFIGMAPS, "ConfigMap"),
-        (SECRETS, "Secret"),
-        (PODS, "Pod"),
-        (PDBS, "PodDisruptionBudget"),
-        (INGRESSES, "Ingress"),
-        (HTTPROUTES, "HTTPRoute"),
-        (HPAS, "HorizontalPodAutoscaler"),
-        (SCALEDOBJECTS, "ScaledObject"),
-    ]
+    (r.api_version, r.kind): r
+    for r in (
+        DEPLOYMENTS,
+        SERVICES,
+        CONFIGMAPS,
+        SECRETS,
+        PODS,
+        PDBS,
+        INGRESSES,
+        NETWORKPOLICIES,
+        HTTPROUTES,
+        HPAS,
+        SCALEDOBJECTS,
+    )
 }
 
 
@@ -98,104 +110,274 @@ def resource_of(obj: Mapping[str, Any]) -> Resource:
     return _BY_KIND[(obj["apiVersion"], obj["kind"])]
 
 
-def _client_for(info: Any, timeout: float) -> httpx.AsyncClient:
-    verify: ssl.SSLContext | bool = True
-    if info.insecure:
-        verify = False
-    else:
-        ctx = ssl.create_default_context(cafile=str(info.ca_path) if info.ca_path else None)
-        if info.ca_data:
-            data = info.ca_data if isinstance(info.ca_data, str) else info.ca_data.decode()
-            if "BEGIN CERTIFICATE" not in data:
-                data = base64.b64decode(data).decode()
-            ctx.load_verify_locations(cadata=data)
-        if info.certificate_path and info.private_key_path:
-            ctx.load_cert_chain(str(info.certificate_path), str(info.private_key_path))
-        verify = ctx
-    headers = {"Accept": "application/json"}
-    auth: httpx.BasicAuth | None = None
-    if info.token:
-        headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
-    elif info.username and info.password:
-        auth = httpx.BasicAuth(info.username, info.password)
-    return httpx.AsyncClient(
-        base_url=str(info.server).rstrip("/"),
-        verify=verify,
-        headers=headers,
-        auth=auth,
-        timeout=timeout,
-        trust_env=bool(info.trust_env),
+@dataclass(frozen=True)
+class Conflict:
+    """One field another manager owns with a different value than an apply asked for."""
+
+    field: str
+    manager: str
+
+
+class ApplyConflict(ApiError):
+    """A server-side apply was refused because other managers own some of its fields."""
+
+    def __init__(self, message: str, conflicts: tuple[Conflict, ...]) -> None:
+        super().__init__(409, "Conflict", message)
+        self.conflicts = conflicts
+
+
+_CONFLICT_WITH = re.compile(r'conflict with "([^"]+)"')
+
+
+def _conflicts(payload: Mapping[str, Any]) -> tuple[Conflict, ...]:
+    """The (field, manager) pairs of a server-side apply conflict Status."""
+    out = []
+    for cause in (payload.get("details") or {}).get("causes") or []:
+        if cause.get("type") != "FieldManagerConflict":
+            continue
+        match = _CONFLICT_WITH.search(str(cause.get("message", "")))
+        out.append(Conflict(str(cause.get("field", "")), match.group(1) if match else "?"))
+    return tuple(out)
+
+
+async def load_configuration() -> client.Configuration:
+    """In-cluster service account (token re-read as it rotates), else the kubeconfig."""
+    configuration = client.Configuration()
+    try:
+        # The config loaders are untyped in the generated package.
+        load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException:
+        try:
+            await load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except ConfigException as exc:
+            message = f"no in-cluster or kubeconfig credentials: {exc}"
+            raise ApiError(0, "NoCredentials", message) from exc
+    return configuration
+
+
+Call = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class _Ops:
+    """One resource's verbs, with uniform arguments over typed and custom-object APIs."""
+
+    read: Callable[[str, str], Awaitable[Any]]  # (namespace, name)
+    list: Callable[[str, str | None], Awaitable[Any]]  # (namespace, label selector)
+    create: Callable[[str, Any], Awaitable[Any]]  # (namespace, body)
+    patch: Callable[[str, str, Any, str, bool | None], Awaitable[Any]]  # (.., type, force)
+    delete: Callable[[str, str], Awaitable[Any]]  # (namespace, name)
+
+
+def _typed(read: Call, list_: Call, create: Call, patch: Call, delete: Call) -> _Ops:
+    """Verbs of a built-in kind, from its generated `*_without_preload_content` methods."""
+    return _Ops(
+        read=lambda ns, name: read(name, ns),
+        list=lambda ns, selector: list_(ns, label_selector=selector),
+        create=lambda ns, body: create(ns, body, field_manager=FIELD_MANAGER),
+        patch=lambda ns, name, body, ctype, force: patch(
+            name, ns, body, field_manager=FIELD_MANAGER, force=force, _content_type=ctype
+        ),
+        delete=lambda ns, name: delete(name, ns),
     )
 
 
-async def login() -> Any:
-    """Credentials as kopf finds them: in-cluster service account, else kubeconfig."""
-    logger = logging.getLogger("gamesync_operator.login")
-    settings = kopf.OperatorSettings()
-    return await asyncio.to_thread(kopf.login_via_client, logger=logger, settings=settings)
+def _custom(api: client.CustomObjectsApi, res: Resource) -> _Ops:
+    """Verbs of a custom resource (Gateway API, KEDA, our own) through CustomObjectsApi."""
+    g, v, p = res.group, res.version, res.plural
+    return _Ops(
+        read=lambda ns, name: api.get_namespaced_custom_object_without_preload_content(
+            g, v, ns, p, name
+        ),
+        list=lambda ns, selector: api.list_namespaced_custom_object_without_preload_content(
+            g, v, ns, p, label_selector=selector
+        ),
+        create=lambda ns, body: api.create_namespaced_custom_object_without_preload_content(
+            g, v, ns, p, body, field_manager=FIELD_MANAGER
+        ),
+        patch=lambda ns, name, body, ctype, force: (
+            api.patch_namespaced_custom_object_without_preload_content(
+                g,
+                v,
+                ns,
+                p,
+                name,
+                body,
+                field_manager=FIELD_MANAGER,
+                force=force,
+                _content_type=ctype,
+            )
+        ),
+        delete=lambda ns, name: api.delete_namespaced_custom_object_without_preload_content(
+            g, v, ns, p, name
+        ),
+    )
+
+
+def _operations(api: client.ApiClient) -> dict[Resource, _Ops]:
+    """Every resource the operator touches, bound to one ApiClient."""
+    apps = client.AppsV1Api(api)
+    core = client.CoreV1Api(api)
+    policy = client.PolicyV1Api(api)
+    networking = client.NetworkingV1Api(api)
+    autoscaling = client.AutoscalingV2Api(api)
+    custom = client.CustomObjectsApi(api)
+    ops = {
+        DEPLOYMENTS: _typed(
+            apps.read_namespaced_deployment_without_preload_content,
+            apps.list_namespaced_deployment_without_preload_content,
+            apps.create_namespaced_deployment_without_preload_content,
+            apps.patch_namespaced_deployment_without_preload_content,
+            apps.delete_namespaced_deployment_without_preload_content,
+        ),
+        SERVICES: _typed(
+            core.read_namespaced_service_without_preload_content,
+            core.list_namespaced_service_without_preload_content,
+            core.create_namespaced_service_without_preload_content,
+            core.patch_namespaced_service_without_preload_content,
+            core.delete_namespaced_service_without_preload_content,
+        ),
+        CONFIGMAPS: _typed(
+            core.read_namespaced_config_map_without_preload_content,
+            core.list_namespaced_config_map_without_preload_content,
+            core.create_namespaced_config_map_without_preload_content,
+            core.patch_namespaced_config_map_without_preload_content,
+            core.delete_namespaced_config_map_without_preload_content,
+        ),
+        SECRETS: _typed(
+            core.read_namespaced_secret_without_preload_content,
+            core.list_namespaced_secret_without_preload_content,
+            core.create_namespaced_secret_without_preload_content,
+            core.patch_namespaced_secret_without_preload_content,
+            core.delete_namespaced_secret_without_preload_content,
+        ),
+        PODS: _typed(
+            core.read_namespaced_pod_without_preload_content,
+            core.list_namespaced_pod_without_preload_content,
+            core.create_namespaced_pod_without_preload_content,
+            core.patch_namespaced_pod_without_preload_content,
+            core.delete_namespaced_pod_without_preload_content,
+        ),
+        PDBS: _typed(
+            policy.read_namespaced_pod_disruption_budget_without_preload_content,
+            policy.list_namespaced_pod_disruption_budget_without_preload_content,
+            policy.create_namespaced_pod_disruption_budget_without_preload_content,
+            policy.patch_namespaced_pod_disruption_budget_without_preload_content,
+            policy.delete_namespaced_pod_disruption_budget_without_preload_content,
+        ),
+        INGRESSES: _typed(
+            networking.read_namespaced_ingress_without_preload_content,
+            networking.list_namespaced_ingress_without_preload_content,
+            networking.create_namespaced_ingress_without_preload_content,
+            networking.patch_namespaced_ingress_without_preload_content,
+            networking.delete_namespaced_ingress_without_preload_content,
+        ),
+        NETWORKPOLICIES: _typed(
+            networking.read_namespaced_network_policy_without_preload_content,
+            networking.list_namespaced_network_policy_without_preload_content,
+            networking.create_namespaced_network_policy_without_preload_content,
+            networking.patch_namespaced_network_policy_without_preload_content,
+            networking.delete_namespaced_network_policy_without_preload_content,
+        ),
+        HPAS: _typed(
+            autoscaling.read_namespaced_horizontal_pod_autoscaler_without_preload_content,
+            autoscaling.list_namespaced_horizontal_pod_autoscaler_without_preload_content,
+            autoscaling.create_namespaced_horizontal_pod_autoscaler_without_preload_content,
+            autoscaling.patch_namespaced_horizontal_pod_autoscaler_without_preload_content,
+            autoscaling.delete_namespaced_horizontal_pod_autoscaler_without_preload_content,
+        ),
+    }
+    for res in (CLUSTERS, HTTPROUTES, SCALEDOBJECTS):
+        ops[res] = _custom(custom, res)
+    return ops
+
+
+def _status_patch(api: client.ApiClient) -> Callable[[str, str, Any], Awaitable[Any]]:
+    custom = client.CustomObjectsApi(api)
+    return lambda ns, name, body: (
+        custom.patch_namespaced_custom_object_status_without_preload_content(
+            GROUP,
+            VERSION,
+            ns,
+            PLURAL,
+            name,
+            body,
+            field_manager=FIELD_MANAGER,
+            _content_type=_MERGE,
+        )
+    )
 
 
 class Kube:
-    """Thin async API access; every failure is an ApiError with the server's reason."""
+    """Dicts in, dicts out; every failure is an ApiError carrying the server's reason."""
 
-    def __init__(self, connect: ConnectionFactory = login, timeout: float = 10.0) -> None:
-        self._connect = connect
+    def __init__(self, configure: Configurator = load_configuration, timeout: float = 10.0) -> None:
+        self._configure = configure
         self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._api: client.ApiClient | None = None
+        self._ops: dict[Resource, _Ops] = {}
+        self._patch_status: Callable[[str, str, Any], Awaitable[Any]] | None = None
 
-    async def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            info = await self._connect()
-            if info is None:
-                raise ApiError(0, "NoCredentials", "no in-cluster or kubeconfig credentials")
-            self._client = _client_for(info, self._timeout)
-        return self._client
+    async def _bound(self, res: Resource) -> _Ops:
+        if self._api is None:
+            configuration = await self._configure()
+            # A slow API server must not stall a pass forever; kopf retries the pass.
+            configuration.retries = 0
+            api = client.ApiClient(configuration)
+            api.user_agent = _USER_AGENT
+            self._api, self._ops, self._patch_status = api, _operations(api), _status_patch(api)
+        return self._ops[res]
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._api is not None:
+            await self._api.close()  # type: ignore[no-untyped-call]
+            self._api = None
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        client = await self._http()
+    async def _call(self, what: str, request: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one request; the decoded JSON body, or ApiError for any failure."""
         try:
-            response = await client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ApiError(0, "Unreachable", f"{method} {path}: {exc}") from exc
-        if response.status_code == 401:
+            async with asyncio.timeout(self._timeout):
+                response = await request()
+                body = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(0, "Unreachable", f"{what}: {type(exc).__name__}: {exc}") from exc
+        except pydantic.ValidationError as exc:  # a body the generated model refuses
+            raise ApiError(0, "InvalidObject", f"{what}: {exc}") from exc
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            payload = {}
+        if response.status == 401:
             await self.close()  # a rotated service-account token: log in again next time
-        if response.status_code >= 400:
-            try:
-                payload = response.json()
-            except ValueError:
-                payload = {}
-            raise ApiError(
-                response.status_code,
-                str(payload.get("reason") or response.reason_phrase),
-                str(payload.get("message") or response.text[:200]),
-            )
-        return response
+        if response.status >= 400:
+            message = str(payload.get("message") or body[:200].decode(errors="replace"))
+            reason = str(payload.get("reason") or response.reason or "Error")
+            if response.status == 409 and _conflicts(payload):
+                raise ApplyConflict(f"{what}: {message}", _conflicts(payload))
+            raise ApiError(response.status, reason, f"{what}: {message}")
+        return payload
 
     async def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
+        ops = await self._bound(res)
         try:
-            response = await self._request("GET", res.path(namespace, name))
+            body: dict[str, Any] = await self._call(
+                f"get {res.kind}/{name}", lambda: ops.read(namespace, name)
+            )
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        body: dict[str, Any] = response.json()
         return body
 
     async def list(
         self, res: Resource, namespace: str, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
         """Objects in a namespace with all `labels` (filtered here too: mocks ignore selectors)."""
-        params = (
-            {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else {}
-        )
-        response = await self._request("GET", res.path(namespace), params=params)
-        items: list[dict[str, Any]] = response.json().get("items") or []
+        ops = await self._bound(res)
+        selector = ",".join(f"{k}={v}" for k, v in labels.items()) if labels else None
+        payload = await self._call(f"list {res.plural}", lambda: ops.list(namespace, selector))
+        items: list[dict[str, Any]] = payload.get("items") or []
         if not labels:
             return items
         return [
@@ -207,33 +389,59 @@ class Kube:
         ]
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """POST: fails with 409 if the name is taken, so it never touches someone else's object."""
         res = resource_of(obj)
+        ops = await self._bound(res)
         namespace = obj["metadata"]["namespace"]
-        response = await self._request("POST", res.path(namespace), json=dict(obj))
-        body: dict[str, Any] = response.json()
+        label = f"create {res.kind}/{obj['metadata']['name']}"
+        body: dict[str, Any] = await self._call(label, lambda: ops.create(namespace, dict(obj)))
+        return body
+
+    async def apply(self, obj: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
+        """Server-side apply of `obj` as FIELD_MANAGER; ApplyConflict when others own fields."""
+        res = resource_of(obj)
+        ops = await self._bound(res)
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        body: dict[str, Any] = await self._call(
+            f"apply {res.kind}/{name}",
+            lambda: ops.patch(namespace, name, dict(obj), _APPLY, force),
+        )
         return body
 
     async def patch(
-        self,
-        res: Resource,
-        namespace: str,
-        name: str,
-        body: Mapping[str, Any],
-        subresource: str | None = None,
+        self, res: Resource, namespace: str, name: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
         """JSON merge patch (RFC 7386): dicts merge, lists and scalars replace, None deletes."""
-        response = await self._request(
-            "PATCH",
-            res.path(namespace, name, subresource),
-            json=dict(body),
-            headers={"Content-Type": "application/merge-patch+json"},
+        ops = await self._bound(res)
+        out: dict[str, Any] = await self._call(
+            f"patch {res.kind}/{name}", lambda: ops.patch(namespace, name, dict(body), _MERGE, None)
         )
-        out: dict[str, Any] = response.json()
         return out
 
+    async def json_patch(
+        self, res: Resource, namespace: str, name: str, operations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """JSON patch (RFC 6902): a list of operations, `test` ones as preconditions."""
+        ops = await self._bound(res)
+        out: dict[str, Any] = await self._call(
+            f"patch {res.kind}/{name}",
+            lambda: ops.patch(namespace, name, [dict(o) for o in operations], _JSON_PATCH, None),
+        )
+        return out
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the GameSyncCluster's /status subresource."""
+        await self._bound(CLUSTERS)
+        patch = self._patch_status
+        assert patch is not None  # bound together with the operations
+        await self._call(
+            f"patch {KIND}/{name}/status", lambda: patch(namespace, name, {"status": status})
+        )
+
     async def delete(self, res: Resource, namespace: str, name: str) -> None:
+        ops = await self._bound(res)
         try:
-            await self._request("DELETE", res.path(namespace, name))
+            await self._call(f"delete {res.kind}/{name}", lambda: ops.delete(namespace, name))
         except ApiError as exc:
             if exc.status != 404:
                 raise

@@ -19,22 +19,25 @@ from typing import Any
 import httpx
 
 from gamesync_operator import desired as desired_mod
-from gamesync_operator import keystore, rotation, scaling
+from gamesync_operator import keystore, ownership, rotation, scaling
 from gamesync_operator.config import DELETION_COST, ROTATE_ANNOTATION, OperatorConfig
 from gamesync_operator.errors import ApiError, SpecError
+from gamesync_operator.kube import CLUSTERS as _CLUSTERS
 from gamesync_operator.kube import (
-    CLUSTERS,
     DEPLOYMENTS,
     HPAS,
     HTTPROUTES,
     INGRESSES,
+    NETWORKPOLICIES,
     PODS,
     SCALEDOBJECTS,
     SECRETS,
+    ApplyConflict,
     Kube,
     Resource,
     resource_of,
 )
+from gamesync_operator.names import PUBLIC_PORT, label_selector, selector_labels
 from gamesync_operator.spec import ClusterSpec, parse_spec
 from gamesync_operator.stats import PodStats, gather_stats
 from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
@@ -115,6 +118,11 @@ def _pruned(value: Any) -> Any:
     return value
 
 
+def _is_running(pod: Mapping[str, Any]) -> bool:
+    """A pod that may hold sockets: running, ready or not (draining ones too)."""
+    return (pod.get("status") or {}).get("phase") == "Running"
+
+
 def _is_ready(pod: Mapping[str, Any]) -> bool:
     if pod.get("metadata", {}).get("deletionTimestamp"):
         return False
@@ -130,16 +138,49 @@ class Outcome:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
+#: Problems that stop a pass before it changes anything; they name Ready's reason first.
+_BLOCKING = ("NameConflict", "ImageNotAllowed")
+#: Problems that are announced with a Warning Event (once, when they appear).
+_ANNOUNCED = frozenset({*_BLOCKING, "FieldConflict"})
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """What the gateways reported this pass."""
+
+    running: list[dict[str, Any]]
+    answered: dict[str, PodStats]
+    ready_kids: tuple[frozenset[str], ...] | None  # None: some ready pod did not answer
+
+    @property
+    def complete(self) -> bool:
+        return len(self.answered) == len(self.running)
+
+    @property
+    def total(self) -> int | None:
+        """Connections over every running pod; a lower bound unless complete; None: no data."""
+        if not self.answered and self.running:
+            return None
+        return sum(s.connections for s in self.answered.values())
+
+
 class Reconciler:
     """Holds the clients; `reconcile(body)` runs one pass for one GameSyncCluster."""
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
-        self.kube = Kube(config.connect, timeout=config.api_timeout)
+        self.kube = Kube(config.configure, timeout=config.api_timeout)
         self.http = httpx.AsyncClient(timeout=config.stats_timeout, trust_env=False)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._announced: dict[str, set[tuple[str, str]]] = {}
+        self._closing = False
 
     async def close(self) -> None:
+        """Let passes in flight finish their ordered writes, then close the clients."""
+        self._closing = True
+        for lock in list(self._locks.values()):
+            async with lock:
+                pass
         await self.kube.close()
         await self.http.aclose()
 
@@ -148,12 +189,15 @@ class Reconciler:
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self._announced.pop(uid, None)
 
     async def reconcile(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
         """One pass; passes for the same object never overlap."""
         async with self._lock(body["metadata"]["uid"]):
+            if self._closing:
+                return Outcome()  # the operator is stopping: its clients are closing
             fresh = await self.kube.get(
-                CLUSTERS, body["metadata"]["namespace"], body["metadata"]["name"]
+                _CLUSTERS, body["metadata"]["namespace"], body["metadata"]["name"]
             )
             if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
                 return Outcome()
@@ -163,14 +207,24 @@ class Reconciler:
                 self.config.metrics.passes.labels("api_error").inc()
                 await self._report_api_error(fresh, exc)
                 raise
+            self._announce(fresh["metadata"]["uid"], outcome, emit)
             self.config.metrics.passes.labels("problems" if outcome.problems else "ok").inc()
             return outcome
+
+    def _announce(self, uid: str, outcome: Outcome, emit: EventSink) -> None:
+        """A Warning Event for each conflict or refusal when it first appears, not every pass."""
+        now = {p for p in outcome.problems if p[0] in _ANNOUNCED}
+        for reason, message in sorted(now - self._announced.get(uid, set())):
+            emit("Warning", reason, message)
+        self._announced[uid] = now
 
     async def _report_api_error(self, body: Mapping[str, Any], exc: ApiError) -> None:
         """Say in status why a pass failed (RBAC, an unreachable API); best effort."""
         reason = {0: "ApiUnreachable", 403: "Forbidden", 409: "Conflict"}.get(
             exc.status, "ApiError"
         )
+        if isinstance(exc, ApplyConflict):
+            reason = "FieldConflict"
         message = f"the Kubernetes API refused a request: {exc}"
         conditions = [
             Condition("Ready", "False", reason, message),
@@ -179,6 +233,22 @@ class Reconciler:
         generation = body["metadata"].get("generation")
         with contextlib.suppress(ApiError):
             await self._write_status(body, {}, conditions, generation, self.config.clock())
+
+    async def _refuse(
+        self,
+        body: Mapping[str, Any],
+        problems: list[tuple[str, str]],
+        fields: Mapping[str, Any],
+        now: dt.datetime,
+    ) -> None:
+        """Status for a pass that changes nothing: the first problem names Ready's reason."""
+        reason, message = problems[0]
+        conditions = [
+            Condition("Ready", "False", reason, message),
+            Condition("Degraded", "True", reason, "; ".join(m for _, m in problems)),
+            Condition("Progressing", "False", reason, "waiting until this is resolved"),
+        ]
+        await self._write_status(body, fields, conditions, body["metadata"].get("generation"), now)
 
     async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
         meta = body["metadata"]
@@ -190,34 +260,36 @@ class Reconciler:
 
         try:
             spec = parse_spec(name, namespace, body.get("spec"))
+            self.config.images.check(spec)
         except SpecError as exc:
-            conditions = [
-                Condition("Ready", "False", exc.reason, exc.message),
-                Condition("Degraded", "True", exc.reason, exc.message),
-                Condition("Progressing", "False", exc.reason, "waiting for a valid spec"),
-            ]
-            await self._write_status(body, {}, conditions, generation, now)
             outcome.problems.append((exc.reason, exc.message))
+            await self._refuse(body, outcome.problems, {}, now)
             return outcome
 
-        # Observe.
-        deployment = await self.kube.get(DEPLOYMENTS, namespace, name)
-        pods = await self.kube.list(PODS, namespace, desired_mod.selector_labels(name))
-        ready_pods = [p for p in pods if _is_ready(p)]
-        stats = await gather_stats(self.http, ready_pods, self.config.resolve_stats)
-        answered = {n: s for n, s in stats.items() if isinstance(s, PodStats)}
-        complete = len(answered) == len(ready_pods)
-        total = (
-            sum(s.connections for s in answered.values()) if answered or not ready_pods else None
-        )
-        observed: dict[str, Any] = {
-            "labelSelector": desired_mod.label_selector(name),
-            "replicas": int(((deployment or {}).get("status") or {}).get("replicas") or 0),
-            "readyReplicas": int(
-                ((deployment or {}).get("status") or {}).get("readyReplicas") or 0
-            ),
-            "connections": total if total is not None else status.get("connections"),
-        }
+        # Observe: every object the cluster should own, whether it is really ours, the pods.
+        owner = desired_mod.Owner(name, namespace, uid)
+        sk = spec.signing_keys
+        names = [(resource_of(o), o["metadata"]["name"]) for o in self._children(spec, owner)]
+        names += [(SECRETS, sk.signer_secret_name), (SECRETS, sk.jwks_secret_name)]
+        existing: dict[tuple[Resource, str], dict[str, Any] | None] = {}
+        for res, child in names:
+            existing[res, child] = await self._get_child(res, namespace, child)
+        for (res, child), obj in existing.items():
+            if obj is not None and not ownership.controlled_by(obj, uid):
+                outcome.problems.append(
+                    (
+                        "NameConflict",
+                        f"{res.kind} {child} already exists and belongs to "
+                        f"{ownership.describe_controller(obj)}; this GameSyncCluster changes "
+                        "nothing until it is renamed or removed",
+                    )
+                )
+        deployment = existing[DEPLOYMENTS, name]
+        stats = await self._stats(namespace, name)
+        observed = self._observed(name, deployment, stats, status)
+        if outcome.problems:
+            await self._refuse(body, outcome.problems, observed, now)
+            return outcome
 
         if spec.paused:
             # Still the truth about what runs, but nothing is changed to make it so.
@@ -239,27 +311,27 @@ class Reconciler:
             return outcome
 
         # Keys: the rotation step, written in the order the plan gives.
-        keys_ready = await self._rotate(body, spec, status, answered, complete, now, emit, outcome)
+        keys_ready = await self._rotate(body, spec, status, existing, stats, now, emit, outcome)
 
         # Replicas.
-        replicas, scale_status = self._replicas(
-            spec, deployment, status, total, complete, now, emit
+        replicas, scale_status, scaling_condition = self._replicas(
+            spec, deployment, status, stats, now, emit
         )
 
         # Children.
-        owner = desired_mod.Owner(name, namespace, uid)
-        wanted = desired_mod.children(spec, owner, replicas)
+        wanted = self._children(spec, owner, replicas)
         for obj in wanted:
-            await self._ensure(obj, outcome)
+            actual = existing[resource_of(obj), obj["metadata"]["name"]]
+            await self._ensure(obj, actual, uid, outcome)
         await self._remove_unwanted(spec, uid, {resource_of(o) for o in wanted}, outcome)
 
-        if spec.autoscaling.mode == "Operator" and answered:
-            await self._set_deletion_costs(namespace, ready_pods, answered, outcome)
+        if spec.autoscaling.mode == "Operator" and stats.answered:
+            await self._set_deletion_costs(namespace, stats, outcome)
 
         # Status.
         runtime_hash = desired_mod.runtime_config_hash(spec)
         want = replicas if replicas is not None else observed["replicas"]
-        rejected = sorted(n for n, st in answered.items() if not st.runtime_valid)
+        rejected = sorted(n for n, st in stats.answered.items() if not st.runtime_valid)
         if rejected:
             outcome.problems.append(
                 (
@@ -277,9 +349,10 @@ class Reconciler:
                 ready=int(observed["readyReplicas"]),
                 updated=int(dstatus.get("updatedReplicas") or 0) if deployment else None,
                 keys_ready=keys_ready,
+                scaling=scaling_condition,
                 runtime_stale=sum(
                     1
-                    for st in answered.values()
+                    for st in stats.answered.values()
                     if st.runtime_valid and st.runtime_hash != runtime_hash
                 ),
                 problems=tuple(outcome.problems),
@@ -296,9 +369,57 @@ class Reconciler:
         )
         await self._write_status(body, observed, conditions, generation, now)
         self.config.metrics.observed(
-            namespace, name, connections=total, desired=want, ready=int(observed["readyReplicas"])
+            namespace,
+            name,
+            connections=stats.total if stats.complete else None,
+            desired=want,
+            ready=int(observed["readyReplicas"]),
         )
         return outcome
+
+    def _children(
+        self, spec: ClusterSpec, owner: desired_mod.Owner, replicas: int | None = None
+    ) -> list[dict[str, Any]]:
+        return desired_mod.children(spec, owner, replicas, self.config.peer)
+
+    async def _get_child(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when absent or when its API is not served (reported on write)."""
+        try:
+            return await self.kube.get(res, namespace, name)
+        except ApiError as exc:
+            if exc.status == 404 or res not in (HTTPROUTES, SCALEDOBJECTS):
+                raise
+            return None
+
+    async def _stats(self, namespace: str, name: str) -> _Stats:
+        """/v1/stats of every running gateway pod, ready or not: an unready pod (a Redis
+        outage makes them all unready) still holds sockets, and silence is not zero."""
+        pods = await self.kube.list(PODS, namespace, selector_labels(name))
+        running = [p for p in pods if _is_running(p)]
+        results = await gather_stats(self.http, running, self.config.resolve_stats)
+        answered = {n: s for n, s in results.items() if isinstance(s, PodStats)}
+        ready = [p["metadata"]["name"] for p in running if _is_ready(p)]
+        ready_kids = (
+            tuple(answered[n].kids for n in ready) if all(n in answered for n in ready) else None
+        )
+        return _Stats(running, answered, ready_kids)
+
+    @staticmethod
+    def _observed(
+        name: str,
+        deployment: Mapping[str, Any] | None,
+        stats: _Stats,
+        status: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        dstatus = (deployment or {}).get("status") or {}
+        total = stats.total if stats.complete else None
+        return {
+            "labelSelector": label_selector(name),
+            "replicas": int(dstatus.get("replicas") or 0),
+            "readyReplicas": int(dstatus.get("readyReplicas") or 0),
+            # A partial sum would understate the load: keep the last complete one.
+            "connections": total if total is not None else status.get("connections"),
+        }
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -307,8 +428,8 @@ class Reconciler:
         body: Mapping[str, Any],
         spec: ClusterSpec,
         status: Mapping[str, Any],
-        answered: Mapping[str, PodStats],
-        complete: bool,
+        existing: Mapping[tuple[Resource, str], dict[str, Any] | None],
+        stats: _Stats,
         now: dt.datetime,
         emit: EventSink,
         outcome: Outcome,
@@ -317,20 +438,16 @@ class Reconciler:
         keys_status = keystore.keys_status_from_dict(status.get("signingKeys"))
         try:
             signer = keystore.signer_from_secret(
-                await self.kube.get(SECRETS, spec.namespace, sk.signer_secret_name),
+                existing[SECRETS, sk.signer_secret_name],
                 unknown_activation=keys_status.last_rotation_time or now,
             )
         except keystore.KeystoreError as exc:
             outcome.problems.append(("SignerSecretInvalid", str(exc)))
             return Condition("KeysReady", "False", "SignerSecretInvalid", str(exc))
-        jwks = keystore.jwks_from_secret(
-            await self.kube.get(SECRETS, spec.namespace, sk.jwks_secret_name)
-        )
+        jwks = keystore.jwks_from_secret(existing[SECRETS, sk.jwks_secret_name])
         annotations = body["metadata"].get("annotations") or {}
         evidence = rotation.Evidence(
-            now=now,
-            pods_kids=tuple(s.kids for s in answered.values()) if complete else None,
-            rotate_request=annotations.get(ROTATE_ANNOTATION),
+            now=now, pods_kids=stats.ready_kids, rotate_request=annotations.get(ROTATE_ANNOTATION)
         )
         plan = rotation.plan(
             rotation.Observed(signer, jwks, keys_status),
@@ -348,14 +465,13 @@ class Reconciler:
                 self.config.metrics.rotation(spec.namespace, spec.name, payload.next_rotation_time)
                 patch = {"signingKeys": keystore.keys_status_to_dict(payload)}
                 if _pruned(patch["signingKeys"]) != _pruned(status.get("signingKeys")):
-                    await self.kube.patch(
-                        CLUSTERS, spec.namespace, spec.name, {"status": patch}, subresource="status"
-                    )
+                    await self.kube.patch_status(spec.namespace, spec.name, patch)
                 continue
             desired_mod.adopt([secret], owner)
             # Strict: the order of these writes is the safety argument, so a failed write
             # ends the pass before the next one (the next pass re-plans from what exists).
-            await self._ensure(secret, outcome, strict=True)
+            actual = await self.kube.get(SECRETS, spec.namespace, secret["metadata"]["name"])
+            await self._ensure(secret, actual, owner.uid, outcome, strict=True)
         for event in plan.events:
             emit(event.type, event.reason, event.message)
         return Condition("KeysReady", *plan.ready)
@@ -367,54 +483,86 @@ class Reconciler:
         spec: ClusterSpec,
         deployment: Mapping[str, Any] | None,
         status: Mapping[str, Any],
-        total: int | None,
-        complete: bool,
+        stats: _Stats,
         now: dt.datetime,
         emit: EventSink,
-    ) -> tuple[int | None, dict[str, Any]]:
+    ) -> tuple[int | None, dict[str, Any], Condition]:
         mode = spec.autoscaling.mode
+        current = ((deployment or {}).get("spec") or {}).get("replicas")
         if mode in ("HPA", "KEDA"):
-            return None, {"owner": mode}
+            # Hand replicas over without a dip: while only this operator owns the field, keep
+            # applying the live value (leaving it out would reset it to the default of 1);
+            # once the autoscaler has written it, stop claiming it.
+            holders = ownership.field_managers(deployment, ("spec", "replicas"))
+            hold = current if holders and not ownership.foreign(holders) else None
+            return (
+                hold,
+                {"owner": mode},
+                Condition("ScalingActive", "True", mode, f"the {mode} owns the replica count"),
+            )
         if mode == "None":
-            return spec.gateway.replicas, {"owner": "Spec"}
+            return (
+                spec.gateway.replicas,
+                {"owner": "Spec"},
+                Condition("ScalingActive", "True", "Spec", "spec.gateway.replicas sets the size"),
+            )
         raw = status.get("autoscaling") or {}
         state = scaling.ScalingState(
             below_since=keystore.parse_time(raw.get("belowSince")),
             last_scale_time=keystore.parse_time(raw.get("lastScaleTime")),
         )
-        current = ((deployment or {}).get("spec") or {}).get("replicas")
         if current is None:
             current = spec.autoscaling.min_replicas
-        decision = scaling.decide(int(current), total, complete, state, spec.autoscaling, now)
+        decision = scaling.decide(
+            int(current), stats.total, stats.complete, state, spec.autoscaling, now
+        )
         if decision.replicas != current:
             emit("Normal", decision.reason, decision.message)
-        return decision.replicas, {
-            "owner": "Operator",
-            "recommendation": decision.recommendation,
-            "belowSince": keystore.format_time(decision.state.below_since)
-            if decision.state.below_since
-            else None,
-            "lastScaleTime": keystore.format_time(decision.state.last_scale_time)
-            if decision.state.last_scale_time
-            else None,
-            "reason": decision.reason,
-            "message": decision.message,
-        }
+        running, reporting = len(stats.running), len(stats.answered)
+        if stats.complete:
+            condition = Condition(
+                "ScalingActive",
+                "True",
+                "CompleteStats",
+                f"{reporting}/{running} running gateway pods reported their connections",
+            )
+        else:
+            condition = Condition(
+                "ScalingActive",
+                "False",
+                "IncompleteStats" if reporting else "NoStats",
+                f"{reporting}/{running} running gateway pods reported their connections: "
+                "no scale-down until every one does",
+            )
+        return (
+            decision.replicas,
+            {
+                "owner": "Operator",
+                "recommendation": decision.recommendation,
+                "belowSince": keystore.format_time(decision.state.below_since)
+                if decision.state.below_since
+                else None,
+                "lastScaleTime": keystore.format_time(decision.state.last_scale_time)
+                if decision.state.last_scale_time
+                else None,
+                "reason": decision.reason,
+                "message": decision.message,
+                "pods": running,
+                "reporting": reporting,
+            },
+            condition,
+        )
 
-    async def _set_deletion_costs(
-        self,
-        namespace: str,
-        pods: list[dict[str, Any]],
-        answered: Mapping[str, PodStats],
-        outcome: Outcome,
-    ) -> None:
+    async def _set_deletion_costs(self, namespace: str, stats: _Stats, outcome: Outcome) -> None:
         current: dict[str, int | None] = {}
-        for pod in pods:
+        for pod in stats.running:
             raw = (pod["metadata"].get("annotations") or {}).get(DELETION_COST)
             current[pod["metadata"]["name"]] = (
                 int(raw) if raw and raw.lstrip("-").isdigit() else None
             )
-        changes = scaling.deletion_costs({n: s.connections for n, s in answered.items()}, current)
+        changes = scaling.deletion_costs(
+            {n: s.connections for n, s in stats.answered.items()}, current
+        )
         for pod_name, cost in changes.items():
             try:
                 await self.kube.patch(
@@ -429,51 +577,106 @@ class Reconciler:
 
     # -- children -----------------------------------------------------------------------------
 
-    async def _ensure(self, obj: dict[str, Any], outcome: Outcome, strict: bool = False) -> None:
-        """Create or patch `obj` until the server holds it; a failure is a problem, or raised."""
+    async def _ensure(
+        self,
+        obj: dict[str, Any],
+        actual: Mapping[str, Any] | None,
+        uid: str,
+        outcome: Outcome,
+        strict: bool = False,
+    ) -> None:
+        """Create `obj`, or server-side apply it over our own `actual`; failures are problems.
+
+        Never touches an object without this cluster's controller reference, and never
+        overwrites a field another manager owns (a FieldConflict instead). `strict` raises.
+        """
         res = resource_of(obj)
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         label = f"{obj['kind']}/{name}"
+        obj = ownership.stamp(obj)
         try:
-            actual = await self.kube.get(res, namespace, name)
             if actual is None:
                 try:
                     await self.kube.create(obj)
                     outcome.changed.append(f"created {label}")
                     return
                 except ApiError as exc:
-                    if exc.status != 409:  # created meanwhile (a replayed event): compare below
+                    if exc.status != 409:  # created meanwhile (a replayed event): look again
                         raise
                     actual = await self.kube.get(res, namespace, name)
-            if actual is not None and contains(actual, obj):
+                    if actual is None:
+                        raise
+            if not ownership.controlled_by(actual, uid):
+                raise ApiError(
+                    409,
+                    "NameConflict",
+                    f"{label} belongs to {ownership.describe_controller(actual)}",
+                )
+            if contains(actual, obj):
                 return
-            await self.kube.patch(res, namespace, name, obj)
+            await self._upgrade_managed_fields(res, actual)
+            try:
+                await self.kube.apply(obj)
+            except ApplyConflict as exc:
+                others = ownership.foreign(c.manager for c in exc.conflicts)
+                if others:
+                    raise
+                # Only earlier versions of this operator own those fields: take them back.
+                await self.kube.apply(obj, force=True)
             outcome.changed.append(f"updated {label}")
+        except ApplyConflict as exc:
+            if strict:
+                raise
+            fields = ", ".join(
+                f"{c.field} (owned by {c.manager})"
+                for c in exc.conflicts
+                if c.manager not in ownership.OWN_MANAGERS
+            )
+            outcome.problems.append(
+                ("FieldConflict", f"{label}: not overwritten, other managers own {fields}")
+            )
         except ApiError as exc:
             if strict:
                 raise
             if exc.status == 404 and res in (HTTPROUTES, SCALEDOBJECTS):
                 reason = f"{obj['kind']}Unavailable"
                 message = f"{res.api_version} {obj['kind']} is not served by this cluster"
+            elif exc.reason == "NameConflict":
+                reason, message = "NameConflict", exc.message
             else:
                 reason, message = f"{obj['kind']}Failed", f"{label}: {exc}"
             outcome.problems.append((reason, message))
 
+    async def _upgrade_managed_fields(self, res: Resource, actual: Mapping[str, Any]) -> None:
+        """Make the fields an earlier, pre-apply operator set this operator's applied ones."""
+        upgraded = ownership.upgraded_managed_fields(actual)
+        if upgraded is None:
+            return
+        meta = actual["metadata"]
+        operations: list[dict[str, Any]] = []
+        if meta.get("resourceVersion"):  # a precondition: nobody wrote in between
+            operations.append(
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": meta["resourceVersion"],
+                }
+            )
+        operations.append({"op": "replace", "path": "/metadata/managedFields", "value": upgraded})
+        await self.kube.json_patch(res, meta["namespace"], meta["name"], operations)
+
     async def _remove_unwanted(
         self, spec: ClusterSpec, uid: str, wanted: set[Resource], outcome: Outcome
     ) -> None:
-        """Delete exposure/autoscaler children of a mode no longer chosen (only our own)."""
-        for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS):
+        """Delete optional children of a mode no longer chosen (only our own)."""
+        for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS, NETWORKPOLICIES):
             if res in wanted:
                 continue
             try:
                 obj = await self.kube.get(res, spec.namespace, spec.name)
             except ApiError:
                 continue  # the API is not served here: nothing of ours can exist
-            if obj is None:
-                continue
-            refs = obj.get("metadata", {}).get("ownerReferences") or []
-            if any(r.get("uid") == uid and r.get("controller") for r in refs):
+            if obj is not None and ownership.controlled_by(obj, uid):
                 await self.kube.delete(res, spec.namespace, spec.name)
                 outcome.changed.append(f"deleted {obj.get('kind')}/{spec.name}")
 
@@ -483,7 +686,7 @@ class Reconciler:
     def _endpoint(spec: ClusterSpec) -> str:
         ex = spec.exposure
         if ex.mode == "None" or not ex.host:
-            return f"ws://{spec.name}.{spec.namespace}.svc:{desired_mod.PUBLIC_PORT}{ex.path}"
+            return f"ws://{spec.name}.{spec.namespace}.svc:{PUBLIC_PORT}{ex.path}"
         scheme = "wss" if ex.tls_secret_name or ex.mode == "HTTPRoute" else "ws"
         return f"{scheme}://{ex.host}{ex.path}"
 
@@ -501,6 +704,4 @@ class Reconciler:
         if all(_pruned(old.get(k)) == _pruned(v) for k, v in patch.items()):
             return  # nothing new: no write, no event, no loop
         meta = body["metadata"]
-        await self.kube.patch(
-            CLUSTERS, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
-        )
+        await self.kube.patch_status(meta["namespace"], meta["name"], patch)

@@ -11,9 +11,16 @@ Keys are staged previous/active/next (DESIGN §4, §5):
 A plan is executed as up to four writes, in this order: JWKS additions, signer, JWKS, status.
 Verifiers learn a key before any signer signs with it (a new active key is always the former
 next key, published long before; the next key itself is never used for signing), and a key
-leaves the JWKS only after no signer holds it. Every step re-derives what to do from what it
-observes, so a crash between any two writes is repaired by the next tick, never by trusting
-status alone: what status lacks is assumed as late as possible (keys kept longer, not shorter).
+leaves the JWKS only after no signer holds it.
+
+A compromise (a rotate request starting with `compromised`) is the exception: every key the
+leaked signer Secret ever held is revoked, two fresh keys are made, their public halves are
+published first (JWKS additions), then the signer switches, then the revoked kids leave the
+JWKS. Tokens of revoked keys are refused from then on, by design.
+
+Every step re-derives what to do from what it observes, so a crash between any two writes is
+repaired by the next tick, never by trusting status alone: what status lacks is assumed as late
+as possible (keys kept longer, not shorter).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class Signer:
     generation: int = 1
     handled_request: str | None = None
     revoked: tuple[str, ...] = ()
+    revoked_at: dt.datetime | None = None  # when the last compromise revoked keys
 
     def document(self) -> dict[str, Any]:
         """The signer file (DESIGN §4)."""
@@ -90,6 +98,8 @@ class KeysStatus:
     next_published_time: dt.datetime | None = None
     key_generation: int = 0
     handled_request: str | None = None
+    revoked: tuple[str, ...] = ()
+    last_revocation_time: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,22 @@ def _jwks_doc(keys: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {"keys": [dict(v) for v in keys.values()]}
 
 
+def _keep_revoked(old: tuple[str, ...], new: list[str]) -> tuple[str, ...]:
+    """Revoked kids to remember: every one just revoked, then the most recent older ones."""
+    kept = [k for k in old if k not in new] + new
+    return tuple(kept[-max(_REVOKED_KEEP, len(new)) :])
+
+
+def _revocation_event(request: str, now: dt.datetime, gone: list[str], signer: Signer) -> Event:
+    return Event(
+        "Warning",
+        "KeysRevoked",
+        f"rotate request {request!r} at {now.isoformat()}: revoked "
+        f"{', '.join(gone) or 'no published key'} (tokens they signed are refused once gateways "
+        f"load the JWKS); new active key {signer.active}, next {signer.next}",
+    )
+
+
 def _all_loaded(kid: str, pods_kids: tuple[frozenset[str], ...] | None) -> bool:
     return bool(pods_kids) and pods_kids is not None and all(kid in kids for kids in pods_kids)
 
@@ -176,9 +202,17 @@ def plan(
             next=next_priv["kid"],
             activated_at=now,
             generation=status.key_generation + 1,
-            handled_request=request,  # a request on a brand-new key set is moot
+            handled_request=request,  # a plain rotation of a brand-new key set is moot
         )
-        if status.active_kid is not None:
+        if _compromise(request) and request != status.handled_request:
+            # The keys that were published may be the leaked ones: none of them stays.
+            gone = sorted(
+                set(current_jwks) | {k for k in (status.active_kid, status.next_kid) if k}
+            )
+            new_signer = replace(new_signer, revoked=_keep_revoked((), gone), revoked_at=now)
+            retiring.clear()
+            events.append(_revocation_event(request or "", now, gone, new_signer))
+        elif status.active_kid is not None:
             events.append(
                 Event(
                     "Warning",
@@ -210,25 +244,39 @@ def plan(
         assert working.next is not None
 
         forced = request is not None and request != working.handled_request
-        compromised = forced and request is not None and request.startswith(COMPROMISED)
         due = now >= working.activated_at + dt.timedelta(seconds=policy.rotation_interval)
         loaded = _all_loaded(working.next, evidence.pods_kids)
         published_at = status.next_published_time if status.next_kid == working.next else None
         lead_passed = published_at is not None and now >= published_at + dt.timedelta(
             seconds=policy.publish_lead
         )
-        if working.next in current_jwks and (forced or (due and (loaded or lead_passed))):
+        if forced and _compromise(request):
+            # Both private keys sat in the one signer Secret that leaked, and so did every
+            # retiring key until its activation ended: revoke them all, start afresh. The new
+            # public keys are published before the signer switches (see `additions` below);
+            # the revoked ones leave the JWKS in the write after the signer's.
+            active_priv, _ = generate()
+            next_priv, _ = generate()
+            fresh = {active_priv["kid"], next_priv["kid"]}
+            stored = set(signer.keys) | set(current_jwks) | set(retiring)
+            stored |= {k for k in (status.active_kid, status.next_kid) if k}
+            gone = sorted(stored - fresh)
+            retiring.clear()
+            working = Signer(
+                keys={active_priv["kid"]: active_priv, next_priv["kid"]: next_priv},
+                active=active_priv["kid"],
+                next=next_priv["kid"],
+                activated_at=now,
+                generation=working.generation + 1,
+                handled_request=request,
+                revoked=_keep_revoked(working.revoked, gone),
+                revoked_at=now,
+            )
+            events.append(_revocation_event(request or "", now, gone, working))
+        elif working.next in current_jwks and (forced or (due and (loaded or lead_passed))):
             old = working.active
             fresh_priv, _ = generate()
-            revoked = working.revoked
-            if compromised:
-                revoked = (*working.revoked, old)[-_REVOKED_KEEP:]
-                retiring.pop(old, None)
-                events.append(
-                    Event("Warning", "KeyRevoked", f"key {old} removed at once (compromised)")
-                )
-            else:
-                retiring[old] = now + retire_after
+            retiring[old] = now + retire_after
             working = Signer(
                 keys={working.next: working.keys[working.next], fresh_priv["kid"]: fresh_priv},
                 active=working.next,
@@ -236,7 +284,8 @@ def plan(
                 activated_at=now,
                 generation=working.generation + 1,
                 handled_request=request if forced else working.handled_request,
-                revoked=revoked,
+                revoked=working.revoked,
+                revoked_at=working.revoked_at,
             )
             if forced:
                 events.append(
@@ -307,8 +356,9 @@ def plan(
         and new_signer.active not in current_jwks
     ):
         # Gateways run on the current JWKS and the signer is about to use a key they lack
-        # (only after the signer Secret was lost): publish first. Otherwise the signer goes
-        # first, so a crash never leaves a public key whose private half was never stored.
+        # (after a compromise, or when the signer Secret was lost): publish first; a crash right
+        # after leaves public keys nobody can sign with, which a retried compromise revokes and
+        # otherwise retire. Else the signer goes first, so that never happens.
         additions = _jwks_doc({**current_jwks, **final_keys})
         if additions == jwks_final:
             jwks_write = None
@@ -335,6 +385,8 @@ def plan(
         next_published_time=next_published,
         key_generation=final.generation,
         handled_request=final.handled_request,
+        revoked=final.revoked,
+        last_revocation_time=final.revoked_at,
     )
     return Plan(
         jwks_additions=additions,
@@ -344,6 +396,10 @@ def plan(
         events=tuple(events),
         ready=_keys_ready(final, evidence),
     )
+
+
+def _compromise(request: str | None) -> bool:
+    return request is not None and request.startswith(COMPROMISED)
 
 
 def _keys_ready(signer: Signer, evidence: Evidence) -> tuple[str, str, str]:

@@ -16,6 +16,7 @@ __all__ = [
     "ClusterSpec",
     "ExposureSpec",
     "GatewaySpec",
+    "NetworkPolicySpec",
     "ParentRef",
     "RedisSpec",
     "SecretKeyRef",
@@ -139,6 +140,16 @@ class TracingSpec:
 
 
 @dataclass(frozen=True)
+class NetworkPolicySpec:
+    """Who may reach the gateway pods' two ports (the operator itself always may, on 9000)."""
+
+    enabled: bool
+    public_from: tuple[dict[str, Any], ...]  # NetworkPolicyPeers; empty: any source
+    monitoring_namespace: str | None  # may scrape the internal port
+    backend_selector: dict[str, Any] | None  # game backend pods here: may publish (9000)
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """A validated GameSyncCluster spec with every default filled in."""
 
@@ -152,6 +163,7 @@ class ClusterSpec:
     signing_keys: SigningKeysSpec
     auth: AuthSpec
     tracing: TracingSpec
+    network_policy: NetworkPolicySpec
 
 
 def _ref(raw: Mapping[str, Any] | None) -> SecretKeyRef | None:
@@ -302,6 +314,29 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
     if tracing.enabled and not tracing.endpoint:
         raise SpecError("InvalidSpec", "tracing.enabled needs tracing.endpoint")
 
+    npol = _section(spec, "networkPolicy")
+    backend = npol.get("backendSelector")
+    if backend is not None and not (backend.get("matchLabels") or backend.get("matchExpressions")):
+        raise SpecError(
+            "InvalidSpec",
+            "networkPolicy.backendSelector must select something: an empty selector would open "
+            "the internal port to every pod in the namespace",
+        )
+    for peer in npol.get("publicFrom") or ():
+        selectors = {"namespaceSelector", "podSelector"} & set(peer)
+        if not selectors and "ipBlock" not in peer:
+            raise SpecError(
+                "InvalidSpec", "a peer needs a namespaceSelector, a podSelector or an ipBlock"
+            )
+        if selectors and "ipBlock" in peer:
+            raise SpecError("InvalidSpec", "an ipBlock peer cannot also have selectors")
+    network_policy = NetworkPolicySpec(
+        enabled=bool(npol["enabled"]),
+        public_from=tuple(dict(p) for p in npol.get("publicFrom") or ()),
+        monitoring_namespace=npol.get("monitoringNamespace"),
+        backend_selector=dict(backend) if backend is not None else None,
+    )
+
     return ClusterSpec(
         name=name,
         namespace=namespace,
@@ -313,4 +348,5 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
         signing_keys=signing_keys,
         auth=auth,
         tracing=tracing,
+        network_policy=network_policy,
     )

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from gamesync_operator.desired import INTERNAL_PORT
 from gamesync_operator.errors import StatsError
+from gamesync_operator.names import INTERNAL_PORT
 
 __all__ = ["PodStats", "StatsResolver", "gather_stats", "pod_base_url", "read_stats"]
 

@@ -11,7 +11,7 @@ from gamesync_operator.keystore import format_time
 
 __all__ = ["CONDITION_TYPES", "Condition", "Health", "cluster_conditions", "merge_conditions"]
 
-CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "KeysReady", "Paused")
+CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "KeysReady", "ScalingActive", "Paused")
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,14 @@ class Health:
     ready: int
     updated: int | None  # the Deployment's updatedReplicas; None while it does not exist
     keys_ready: Condition
+    scaling: Condition  # ScalingActive: whether replicas were decided from complete data
     runtime_stale: int  # ready gateways that have not applied the current runtime config
     problems: Sequence[tuple[str, str]] = ()  # (reason, message), first one names Degraded
     changed: Sequence[str] = ()  # writes this pass made
 
 
 def cluster_conditions(h: Health) -> list[Condition]:
-    """Ready, Progressing, Degraded, KeysReady and Paused=False for an unpaused cluster."""
+    """Ready, Progressing, Degraded, KeysReady, ScalingActive and Paused=False (unpaused)."""
     if h.problems:
         message = "; ".join(m for _, m in h.problems)
         degraded = Condition("Degraded", "True", h.problems[0][0], message)
@@ -106,4 +107,4 @@ def cluster_conditions(h: Health) -> list[Condition]:
     else:
         ready = Condition("Ready", "True", "AllReplicasReady", f"{h.ready} gateway replicas ready")
     paused = Condition("Paused", "False", "Reconciling", "the operator manages this cluster")
-    return [ready, progressing, degraded, h.keys_ready, paused]
+    return [ready, progressing, degraded, h.keys_ready, h.scaling, paused]

@@ -16,6 +16,7 @@ from gamesync.bench.results import (
     median,
     write_result,
 )
+from gamesync.bench.scenarios import SCENARIOS
 
 
 def test_latency_summary_reports_the_tail() -> None:
@@ -69,6 +70,6 @@ def test_written_result_round_trips_and_digests(tmp_path: Path) -> None:
         "value": "0.80x",
         "met": True,
     }
-    digest = markdown(loaded)
+    digest = markdown(loaded, SCENARIOS["fanout"].columns)
     assert "| fanout N=10 | >= 0.75x | 0.80x | met |" in digest
     assert "| raw | 10 | 1 |" in digest

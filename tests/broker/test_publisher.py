@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import subprocess
@@ -94,21 +95,58 @@ async def test_publish_nowait_never_blocks_and_conflates_per_game(
 ) -> None:
     proxy: TcpProxy = await proxy_factory(redis_server.port)  # type: ignore[operator]
     proxy.cut()
-    async with Publisher(proxy.url, attempts=1, timeout=0.3, queue_size=2) as publisher:
+    async with Publisher(proxy.url, timeout=0.3, queue_size=2) as publisher:
         started = time.monotonic()
         assert publisher.publish_nowait(envelope(15, 1))
         assert publisher.publish_nowait(envelope(15, 2))  # supersedes v1 if still queued
         assert publisher.publish_nowait(envelope(16, 1))
+        assert not publisher.publish_nowait(envelope(17, 1))  # two games queued: full
         assert time.monotonic() - started < 0.05  # the caller's mutation never waits on Redis
-        assert await publisher.flush(timeout=5)
-        assert publisher.stats.failures >= 1
+        assert publisher.stats.dropped == 1
+        assert not await publisher.flush(timeout=0.5)  # Redis is unreachable: still queued
+        assert publisher.backlog().games == 2
 
         proxy.restore()
         for version in range(3, 50):
             publisher.publish_nowait(envelope(15, version))
-        assert await publisher.flush(timeout=5)
+        assert await publisher.flush(timeout=10)
         stored = redis_server.client().get("game:{15}:latest")
         assert parse_envelope(stored or b"").version == 49
+        assert parse_envelope(redis_server.client().get("game:{16}:latest") or b"").version == 1
+        assert publisher.stats.superseded >= 1
+
+
+async def test_publish_nowait_retries_through_an_outage_until_every_game_converges(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stopped for longer than the old queue's three attempts, then started again: every
+    queued game's newest envelope goes out, with one warning for the whole outage."""
+    caplog.set_level(logging.INFO, logger="gamesync.publisher")
+    async with Publisher(redis_server.url, timeout=0.3) as publisher:
+        assert await publisher.publish(envelope(19, 1))
+        redis_server.kill()
+        assert publisher.publish_nowait(envelope(19, 2))
+        assert publisher.publish_nowait(envelope(20, 1))
+        # The previous queue gave each envelope 3 attempts (2 retries), then dropped it.
+        await eventually(lambda: publisher.stats.retries >= 6, what="retries past 3 attempts")
+        backlog = publisher.backlog()
+        assert backlog.games == 2
+        assert backlog.oldest_seconds > 0
+        assert publisher.publish_nowait(envelope(19, 3))  # committed while Redis is away
+        assert publisher.backlog().games == 2  # still one entry per game: the newest
+
+        redis_server.start()  # same port, empty
+        assert await publisher.flush(timeout=15)
+        assert publisher.backlog().games == 0
+        assert publisher.backlog().oldest_seconds == 0.0
+        assert publisher.stats.failures == 0  # the queue never gives up
+    client = redis_server.client()
+    assert parse_envelope(client.get("game:{19}:latest") or b"").version == 3
+    assert parse_envelope(client.get("game:{20}:latest") or b"").version == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]  # not one per retry
+    assert "retrying with backoff" in warnings[0].getMessage()
+    assert any("publishing again" in r.getMessage() for r in caplog.records)
 
 
 async def test_publish_sync_is_what_the_cli_uses(redis_server: RedisServer) -> None:

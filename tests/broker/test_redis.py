@@ -25,12 +25,20 @@ from pods import (
     readyz,
 )
 
-from gamesync.broker._redis_common import PUBLISH_SCRIPT, PUBLISH_SCRIPT_SHA1
-from gamesync.broker.redis import RedisBroker, create_redis_broker
+from gamesync.broker import create_broker
+from gamesync.broker.redis import PUBLISH_SCRIPT
+from gamesync.broker.redis.pubsub import RedisBroker
+from gamesync.broker.redis.script import script_keys
 from gamesync.envelope import Envelope, parse_envelope
 from redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
+
+
+def redis_broker(url: str, *, latest_ttl_seconds: int) -> RedisBroker:
+    broker = create_broker(url, latest_ttl_seconds=latest_ttl_seconds)
+    assert isinstance(broker, RedisBroker)
+    return broker
 
 
 def broker_of(pod: object) -> RedisBroker:
@@ -149,9 +157,9 @@ async def test_new_subscriber_gets_the_latest_snapshot_at_once(
 async def test_stale_publishes_are_rejected_atomically_under_concurrent_publishers(
     redis_server: RedisServer,
 ) -> None:
-    brokers = [create_redis_broker(redis_server.url, latest_ttl_seconds=60) for _ in range(4)]
+    brokers = [redis_broker(redis_server.url, latest_ttl_seconds=60) for _ in range(4)]
     received: list[Envelope] = []
-    listener = create_redis_broker(redis_server.url, latest_ttl_seconds=60)
+    listener = redis_broker(redis_server.url, latest_ttl_seconds=60)
     await listener.start(received.append)
     for broker in brokers:
         await broker.start(lambda env: None)
@@ -180,21 +188,10 @@ async def test_stale_publishes_are_rejected_atomically_under_concurrent_publishe
             await broker.stop()
 
 
-async def test_the_script_answers_to_its_documented_sha1(redis_server: RedisServer) -> None:
-    client = redis_server.client()
-    assert client.script_load(PUBLISH_SCRIPT.decode()) == PUBLISH_SCRIPT_SHA1
-    raw = json.dumps(envelope(601, 4))
-    args = ("game:{601}:latest", "game:{601}", raw, 4, 60)
-    assert client.evalsha(PUBLISH_SCRIPT_SHA1, 2, *args) == 1
-    assert client.evalsha(PUBLISH_SCRIPT_SHA1, 2, *args) == 0  # same version: stale
-    assert client.evalsha(PUBLISH_SCRIPT_SHA1, 2, *args[:3], 3, 60) == 0
-    assert client.get("game:{601}:latest") == raw.encode()
-
-
 async def test_traceparent_and_fields_go_through_byte_for_byte(
     redis_server: RedisServer, pod_factory: PodFactory
 ) -> None:
-    broker = create_redis_broker(redis_server.url, latest_ttl_seconds=60)
+    broker = redis_broker(redis_server.url, latest_ttl_seconds=60)
     received: list[Envelope] = []
     await broker.start(received.append)
     try:
@@ -311,9 +308,8 @@ async def test_a_deaf_subscription_is_found_by_the_probe_and_rebuilt(
             admin.client_kill_filter(_type="normal", skipme=True)  # command connections move
         new.client().evalsha(
             new.client().script_load(PUBLISH_SCRIPT.decode()),
-            2,
-            "game:{1001}:latest",
-            "game:{1001}",
+            3,
+            *script_keys(1001),
             json.dumps(envelope(1001, 9)),
             9,
             60,
@@ -333,7 +329,7 @@ async def test_a_deaf_subscription_is_found_by_the_probe_and_rebuilt(
 async def test_after_a_reconnect_every_game_is_resubscribed_in_batches(
     redis_server: RedisServer,
 ) -> None:
-    broker = create_redis_broker(f"{redis_server.url}?{FAST}", latest_ttl_seconds=60)
+    broker = redis_broker(f"{redis_server.url}?{FAST}", latest_ttl_seconds=60)
     await broker.start(lambda env: None)
     games = range(2000, 2600)
     admin = redis_server.client()
@@ -360,7 +356,7 @@ async def test_after_a_reconnect_every_game_is_resubscribed_in_batches(
 async def test_a_game_left_and_rejoined_at_once_stays_subscribed(
     redis_server: RedisServer,
 ) -> None:
-    broker = create_redis_broker(redis_server.url, latest_ttl_seconds=60)
+    broker = redis_broker(redis_server.url, latest_ttl_seconds=60)
     received: list[Envelope] = []
     await broker.start(received.append)
     try:

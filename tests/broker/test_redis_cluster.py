@@ -12,8 +12,8 @@ import pytest
 from pods import FAST, PlayerFactory, PodFactory, eventually, http_publish, readyz
 from redis.crc import key_slot
 
-from gamesync.broker._redis_common import PUBLISH_SCRIPT_SHA1
-from gamesync.broker.redis import ClusterRedisBroker
+from gamesync.broker.redis import PUBLISH_SCRIPT_SHA1
+from gamesync.broker.redis.cluster import ClusterRedisBroker
 from gamesync.publisher import Publisher
 from gamesync.server import GatewayServer
 from redis_servers import RedisCluster3, RedisServer

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +31,8 @@ PLAYWRIGHT = REPO / "clients" / "js" / "node_modules" / "playwright-core"
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = REPO / "test-output" / "browser"
 READY_PREFIX = "GAMESYNC_READY "
+EXAMPLE = REPO / "examples" / "react"
+VITE = EXAMPLE / "node_modules" / "vite" / "bin" / "vite.js"
 
 
 def missing_tools() -> str | None:
@@ -62,6 +66,22 @@ class _LineReader:
             self.history.append(line.rstrip("\n"))
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
+
+    def wait_for(self, pattern: str, start: int, deadline: float) -> tuple[int, str]:
+        """The first line at index >= start that matches `pattern`, with its index."""
+        regex = re.compile(pattern)
+        index = start
+        ended = False
+        while True:
+            # Lines reach `history` before the queue, so a scan after each queued line (or the
+            # end marker) has seen everything read so far.
+            while index < len(self.history):
+                if regex.search(self.history[index]):
+                    return index, self.history[index]
+                index += 1
+            if ended:
+                raise EOFError(f"the stream ended before a line matching {pattern!r}")
+            ended = self.next_line(deadline) is None
 
     def next_line(self, deadline: float) -> str | None:
         """The next line, None at end of stream; raises TimeoutError past the deadline."""
@@ -184,14 +204,85 @@ class GatewayProcess:
 
 _DESCRIBE_CONSOLE = """() => {
   const text = (id) => document.getElementById(id)?.textContent ?? null;
+  const items = (selector) => [...document.querySelectorAll(selector)].map((li) => li.textContent);
   return {
     url: location.href,
     status: text('status'),
     reason: text('status-reason'),
     version: text('version'),
-    log: [...document.querySelectorAll('#log li')].slice(0, 15).map((li) => li.textContent),
+    log: items('#log li').slice(0, 15),
+    transitions: items('#transitions li').slice(-15),
   };
 }"""
+
+
+class ExampleApp:
+    """examples/react's production build under `vite preview`, with its Nommie stand-in.
+
+    The stand-in routes (/api/...) talk to the gateway at `gateway_url`; each request they
+    answer is one `stand-in: ...` line of output, which tests wait on with `wait_for_output`.
+    """
+
+    def __init__(self, gateway_url: str) -> None:
+        self.gateway_url = gateway_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: _LineReader | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        process = subprocess.Popen(
+            [
+                "node",
+                str(VITE),
+                "preview",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--strictPort",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=EXAMPLE,
+            env={**os.environ, "GAMESYNC_GATEWAY_URL": self.gateway_url, "NO_COLOR": "1"},
+        )
+        self._process = process
+        assert process.stdout is not None
+        self._reader = _LineReader(process.stdout, "vite preview output")
+        try:
+            self._reader.wait_for(re.escape(self.url), 0, time.monotonic() + timeout)
+        except (TimeoutError, EOFError):
+            self.stop()
+            pytest.fail(f"vite preview did not start in {timeout}s:\n{self.log()}")
+
+    @property
+    def output_mark(self) -> int:
+        """The index of the next output line, for `wait_for_output(start=...)`."""
+        return len(self._reader.history) if self._reader else 0
+
+    def wait_for_output(self, pattern: str, start: int = 0, timeout: float = 10.0) -> str:
+        """The first output line from index `start` on that matches `pattern` (a regex)."""
+        assert self._reader is not None
+        try:
+            return self._reader.wait_for(pattern, start, time.monotonic() + timeout)[1]
+        except (TimeoutError, EOFError):
+            pytest.fail(f"no output line matched {pattern!r} in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+    def log(self) -> str:
+        return "\n".join(self._reader.history[-60:]) if self._reader else ""
 
 
 class BrowserError(AssertionError):

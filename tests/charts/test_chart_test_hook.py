@@ -15,10 +15,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
+from pathlib import Path
 
 from chart_rendering import only, render, scenario_values
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
+
+from gamesync.keys import write_key_dir
 
 Handler = Callable[[ServerConnection], None]
 
@@ -111,8 +114,10 @@ def _ready_public_port(gateway: subprocess.Popen[str], timeout: float) -> int:
         raise AssertionError("the gateway never printed GAMESYNC_READY") from None
 
 
-def test_hook_passes_against_the_real_gateway() -> None:
-    """The same script against `gamesync gateway` itself (dev mode: in-process broker)."""
+def test_hook_passes_against_the_real_gateway(tmp_path: Path) -> None:
+    """The same script against `gamesync gateway` itself, as the operator runs it: with keys
+    (never dev mode), here with the in-process broker."""
+    jwks, _ = write_key_dir(tmp_path, "ES256")
     command = [
         sys.executable,
         "-c",
@@ -127,6 +132,8 @@ def test_hook_passes_against_the_real_gateway() -> None:
         "0",
         "--drain-seconds",
         "1",
+        "--keys",
+        str(jwks),
     ]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

@@ -26,11 +26,15 @@ from typing import Any
 import aiohttp.web
 import httpx
 import kopf
+from api_calls import SUITE, operator_requests, ungranted
+from kubernetes.aio import client
 
 from gamesync_operator.config import OperatorConfig
 from gamesync_operator.crd import GROUP, KIND, PLURAL, VERSION
 from gamesync_operator.handlers import register
 from gamesync_operator.metrics import OperatorMetrics
+from gamesync_operator.network import OperatorPeer
+from gamesync_operator.policy import ImagePolicy
 
 NS = "games"
 CR = f"{GROUP}/{VERSION}/{PLURAL}"
@@ -40,7 +44,12 @@ SECRETS = "v1/secrets"
 CONFIGMAPS = "v1/configmaps"
 SERVICES = "v1/services"
 EVENTS = "v1/events"
+NETWORKPOLICIES = "networking.k8s.io/v1/networkpolicies"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+#: The operator's own pods, as the chart describes them to it (--self-namespace/--self-labels).
+OPERATOR_PEER = OperatorPeer("gamesync-system", {"app.kubernetes.io/name": "gamesync-operator"})
+#: The test world's own requests: a person or another controller, never the operator.
+WORLD_AGENT = "kmock-world/1"
 
 
 class FakeClock:
@@ -63,6 +72,8 @@ class Gateway:
     connections: int = 0
     jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
     runtime_hash: str | None = None
+    ready: bool = True  # the pod's Ready condition (false in a Redis outage)
+    answers: bool = True  # whether /v1/stats answers at all
 
     @property
     def kids(self) -> list[str]:
@@ -102,6 +113,7 @@ class World:
     gateways: dict[str, Gateway]
     kubelet_frozen: bool = False
     load: Callable[[str], int] | None = None  # pod name -> connections, when set
+    pods_ready: bool = True  # readiness of pods the stand-in ReplicaSet creates
     metrics: OperatorMetrics | None = None
     _names: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -138,11 +150,26 @@ class World:
             }
         await self.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/{name}", patch)
 
-    async def patch(self, path: str, body: dict[str, Any]) -> None:
+    async def patch(self, path: str, body: dict[str, Any], manager: str | None = None) -> None:
+        """A merge patch, as `manager` (e.g. kubectl-edit; default: the world's User-Agent)."""
         response = await self.api.patch(
-            path, json=body, headers={"Content-Type": "application/merge-patch+json"}
+            path,
+            json=body,
+            params={"fieldManager": manager} if manager else None,
+            headers={"Content-Type": "application/merge-patch+json"},
         )
         response.raise_for_status()
+
+    async def create(self, path: str, body: dict[str, Any]) -> None:
+        response = await self.api.post(path, json=body)
+        response.raise_for_status()
+
+    def outage(self, answers: bool = True) -> None:
+        """Redis is down: every gateway pod turns unready; `answers` False: no stats either."""
+        self.pods_ready = False
+        for gateway in self.gateways.values():
+            gateway.ready = False
+            gateway.answers = answers
 
     async def delete(self, path: str) -> None:
         response = await self.api.delete(path)
@@ -199,7 +226,7 @@ class World:
                     "conditions": [{"type": "Ready", "status": "True"}],
                 },
             }
-            self.gateways[pod_name] = Gateway()
+            self.gateways[pod_name] = Gateway(ready=self.pods_ready)
             pods = self.pods(name)
         while len(pods) > want:
             # The ReplicaSet removes the pod with the lowest pod-deletion-cost first (KEP-2255).
@@ -211,16 +238,24 @@ class World:
             self.kmock.objects[PODS, NS, victim].delete()
             self.gateways.pop(victim, None)
             pods = self.pods(name)
-        self.kmock.objects[DEPLOYMENTS, NS, name].patch(
-            {
-                "status": {
-                    "replicas": want,
-                    "readyReplicas": want,
-                    "updatedReplicas": want,
-                    "availableReplicas": want,
-                }
-            }
-        )
+        ready = 0
+        for pod in pods:
+            gateway = self.gateways.get(pod["metadata"]["name"])
+            is_ready = gateway is not None and gateway.ready
+            ready += is_ready
+            condition = {"type": "Ready", "status": "True" if is_ready else "False"}
+            if pod["status"]["conditions"] != [condition]:
+                self.kmock.objects[PODS, NS, pod["metadata"]["name"]].patch(
+                    {"status": {"conditions": [condition]}}
+                )
+        status = {
+            "replicas": want,
+            "readyReplicas": ready,
+            "updatedReplicas": want,
+            "availableReplicas": ready,
+        }
+        if dep.get("status") != status:
+            self.kmock.objects[DEPLOYMENTS, NS, name].patch({"status": status})
 
     def _kubelet(self) -> None:
         for pod_name, gateway in self.gateways.items():
@@ -261,11 +296,13 @@ async def _stats_server(gateways: dict[str, Gateway]) -> tuple[aiohttp.web.AppRu
         gateway = gateways.get(request.match_info["pod"])
         if gateway is None:
             return aiohttp.web.json_response({"error": "no such pod"}, status=404)
+        if not gateway.answers:
+            return aiohttp.web.json_response({"error": "unavailable"}, status=503)
         return aiohttp.web.json_response(
             {
                 "pod": request.match_info["pod"],
                 "version": "0.1.0",
-                "ready": True,
+                "ready": gateway.ready,
                 "draining": False,
                 "connections": gateway.connections,
                 "subscriptions": 0,
@@ -335,10 +372,18 @@ def declare_resources(kmock: Any, gateway_api: bool) -> None:
 
 
 @asynccontextmanager
-async def running_operator(kmock: Any, gateway_api: bool = True) -> AsyncIterator[World]:
+async def running_operator(
+    kmock: Any,
+    gateway_api: bool = True,
+    clusterwide: bool = True,
+    images: tuple[str, ...] = (),
+) -> AsyncIterator[World]:
     """Start the stats server and the operator (in its own thread); yield the world.
 
     `gateway_api` False serves no HTTPRoute API, as on a cluster without Gateway API CRDs.
+    `clusterwide` False watches only the test namespace, as the chart's namespaced mode does.
+    `images` is the operator's image allow-list. On the way out, every API call the operator
+    made is checked against the chart's RBAC and added to the suite's record.
     """
     declare_resources(kmock, gateway_api)
     gateways: dict[str, Gateway] = {}
@@ -347,24 +392,27 @@ async def running_operator(kmock: Any, gateway_api: bool = True) -> AsyncIterato
 
     server = str(kmock.url)
 
-    async def connect() -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=server, insecure=True)
+    async def configure() -> client.Configuration:
+        # KMock speaks plain HTTP: the official client simply points at it.
+        return client.Configuration(host=server.rstrip("/"))
 
     config = OperatorConfig(
         interval=0.1,
         retry_delay=0.2,
         stats_timeout=1.0,
         api_timeout=5.0,
+        images=ImagePolicy(images),
+        peer=OPERATOR_PEER,
         resolve_stats=lambda pod: f"http://127.0.0.1:{port}/pods/{pod['metadata']['name']}",
         clock=clock,
-        connect=connect,
+        configure=configure,
     )
     registry = kopf.OperatorRegistry()
     register(registry, config)
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        return await connect()
+        return kopf.ConnectionInfo(server=server, insecure=True)
 
     settings = kopf.OperatorSettings()
     settings.peering.standalone = True
@@ -381,7 +429,12 @@ async def running_operator(kmock: Any, gateway_api: bool = True) -> AsyncIterato
         kopf_loop["loop"] = asyncio.get_running_loop()
         kopf_loop["task"] = asyncio.current_task()
         await kopf.operator(
-            registry=registry, settings=settings, clusterwide=True, stop_flag=stop, ready_flag=ready
+            registry=registry,
+            settings=settings,
+            clusterwide=clusterwide,
+            namespaces=() if clusterwide else (NS,),
+            stop_flag=stop,
+            ready_flag=ready,
         )
 
     def run() -> None:
@@ -392,7 +445,9 @@ async def running_operator(kmock: Any, gateway_api: bool = True) -> AsyncIterato
     # task of its loop, which must not include the mock server's or the test's.
     thread = threading.Thread(target=run, name="kopf", daemon=True)
     thread.start()
-    api = httpx.AsyncClient(base_url=str(kmock.url).rstrip("/"), timeout=5.0)
+    api = httpx.AsyncClient(
+        base_url=str(kmock.url).rstrip("/"), timeout=5.0, headers={"User-Agent": WORLD_AGENT}
+    )
     world = World(kmock=kmock, api=api, clock=clock, gateways=gateways, metrics=config.metrics)
     try:
         assert await asyncio.to_thread(ready.wait, 10), "kopf did not start"
@@ -416,6 +471,10 @@ async def running_operator(kmock: Any, gateway_api: bool = True) -> AsyncIterato
         finally:
             await api.aclose()
             await runner.cleanup()
+    recorded = operator_requests(kmock)
+    SUITE.calls.update(r.call for r in recorded)
+    refused = ungranted(recorded, clusterwide)
+    assert not refused, f"the chart's RBAC does not grant: {refused}"
 
 
 _nudges = itertools.count()

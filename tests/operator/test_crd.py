@@ -69,6 +69,9 @@ def _cel_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list[
             if name in value:
                 old_child = old.get(name) if isinstance(old, dict) else None
                 errors += _cel_rules(prop, value[name], old_child, f"{path}.{name}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):  # no oldSelf for items: none of ours need it
+            errors += _cel_rules(schema["items"], item, None, f"{path}[{index}]")
     return errors
 
 
@@ -159,6 +162,26 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "unknown-exposure": ({"exposure": {"mode": "LoadBalancer"}}, "schema:"),
     "no-image": ({"gateway": {"replicas": 2}}, "schema:"),
     "negative-replicas": ({"gateway": {"image": "x", "replicas": -1}}, "schema:"),
+    "empty-backend-selector": (
+        {"networkPolicy": {"backendSelector": {}}},
+        "backendSelector must select something",
+    ),
+    "peer-without-selector": (
+        {"networkPolicy": {"publicFrom": [{}]}},
+        "a peer needs a namespaceSelector, a podSelector or an ipBlock",
+    ),
+    "ip-block-with-selector": (
+        {"networkPolicy": {"publicFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}},
+        "an ipBlock peer cannot also have selectors",
+    ),
+    "unknown-selector-operator": (
+        {
+            "networkPolicy": {
+                "backendSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}
+            }
+        },
+        "schema:",
+    ),
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 from gsc_builders import make_spec
 
 from gamesync_operator import desired
+from gamesync_operator.network import OperatorPeer
 from gamesync_operator.spec import ClusterSpec
 
 OWNER = desired.Owner("arena", "games", "uid-1234")
@@ -66,6 +67,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
     },
     "cluster-redis": {"redis": {"mode": "Cluster", "urlSecretRef": {"name": "rc", "key": "u"}}},
+    "network-policy": {
+        "networkPolicy": {
+            "publicFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}},
+                {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+            ],
+            "monitoringNamespace": "monitoring",
+            "backendSelector": {
+                "matchExpressions": [{"key": "app", "operator": "In", "values": ["backend"]}]
+            },
+        }
+    },
+    "no-network-policy": {"networkPolicy": {"enabled": False}},
 }
 
 
@@ -74,9 +88,13 @@ def _spec(name: str) -> ClusterSpec:
 
 
 def _by_kind(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    kinds = [o["kind"] for o in objs]
-    assert len(kinds) == len(set(kinds)), kinds
-    return {o["kind"]: o for o in objs}
+    """Children by kind; the two Services as Service and Service/internal."""
+    out: dict[str, dict[str, Any]] = {}
+    for o in objs:
+        key = o["kind"] + ("/internal" if o["metadata"]["name"].endswith("-internal") else "")
+        assert key not in out, key
+        out[key] = o
+    return out
 
 
 def _env(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -119,9 +137,17 @@ def test_every_child_is_owned_labelled_and_namespaced(scenario: str) -> None:
         assert ref["blockOwnerDeletion"] is True
 
 
-def test_default_children_are_deployment_service_pdb_configmap_and_route() -> None:
+def test_default_children_are_deployment_services_pdb_configmap_route_and_policy() -> None:
     kinds = _by_kind(desired.children(_spec("defaults"), OWNER, replicas=2))
-    assert set(kinds) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HTTPRoute"}
+    assert set(kinds) == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "Service/internal",
+        "PodDisruptionBudget",
+        "HTTPRoute",
+        "NetworkPolicy",
+    }
 
 
 @pytest.mark.parametrize(
@@ -191,11 +217,80 @@ def test_replicas_are_left_out_when_an_autoscaler_owns_them() -> None:
     assert desired.deployment(_spec("manual"), 4)["spec"]["replicas"] == 4
 
 
-def test_service_port_speaks_websocket() -> None:
-    ports = {p["name"]: p for p in desired.service(_spec("defaults"))["spec"]["ports"]}
-    assert ports["http"]["appProtocol"] == "kubernetes.io/ws"
-    assert ports["http"]["port"] == 8000
-    assert ports["internal"]["port"] == 9000
+def test_the_public_service_has_only_the_websocket_port() -> None:
+    (port,) = desired.service(_spec("defaults"))["spec"]["ports"]
+    assert port["appProtocol"] == "kubernetes.io/ws"
+    assert (port["name"], port["port"], port["targetPort"]) == ("http", 8000, "http")
+
+
+def test_the_internal_port_has_its_own_service() -> None:
+    internal = desired.internal_service(_spec("defaults"))
+    assert internal["metadata"]["name"] == "arena-internal"
+    (port,) = internal["spec"]["ports"]
+    assert (port["name"], port["port"], port["targetPort"]) == ("internal", 9000, "internal")
+    assert internal["spec"]["selector"] == desired.selector_labels("arena")
+    # Routes and Ingresses point at the public Service only.
+    route = desired.http_route(_spec("defaults"))
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "arena", "port": 8000}]
+
+
+def test_both_listeners_are_configured_explicitly() -> None:
+    env = _env(desired.deployment(_spec("defaults"), 2))
+    assert env["GAMESYNC_HOST"] == "0.0.0.0"
+    assert env["GAMESYNC_INTERNAL_HOST"] == "0.0.0.0"
+    assert (env["GAMESYNC_PORT"], env["GAMESYNC_INTERNAL_PORT"]) == ("8000", "9000")
+
+
+PEER = OperatorPeer("gamesync-system", {"app.kubernetes.io/name": "gamesync-operator"})
+
+
+def _policy(**network: Any) -> dict[str, Any]:
+    spec = make_spec(networkPolicy=network)
+    (policy,) = [o for o in desired.children(spec, OWNER, 2, PEER) if o["kind"] == "NetworkPolicy"]
+    return policy
+
+
+def _rules(policy: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {rule["ports"][0]["port"]: rule for rule in policy["spec"]["ingress"]}
+
+
+def test_network_policy_opens_the_internal_port_to_the_operator_monitoring_and_backend() -> None:
+    policy = _policy(
+        monitoringNamespace="monitoring",
+        backendSelector={"matchLabels": {"app": "game-backend"}},
+    )
+    assert policy["spec"]["podSelector"] == {"matchLabels": desired.selector_labels("arena")}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    internal = _rules(policy)[9000]
+    assert internal["from"] == [
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "gamesync-system"}
+            },
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "gamesync-operator"}},
+        },
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        {"podSelector": {"matchLabels": {"app": "game-backend"}}},
+    ]
+    assert "from" not in _rules(policy)[8000]  # the public port: any source by default
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(policy, version, strict=True)
+
+
+def test_network_policy_limits_the_public_port_to_the_configured_ingress() -> None:
+    ingress = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+    assert _rules(_policy(publicFrom=[ingress]))[8000]["from"] == [ingress]
+
+
+def test_without_any_internal_peer_the_internal_port_admits_nobody() -> None:
+    spec = make_spec()
+    (policy,) = [o for o in desired.children(spec, OWNER, 2, None) if o["kind"] == "NetworkPolicy"]
+    assert set(_rules(policy)) == {8000}  # no rule for 9000 at all: nobody, not everybody
+
+
+def test_the_network_policy_can_be_switched_off() -> None:
+    spec = make_spec(networkPolicy={"enabled": False})
+    assert "NetworkPolicy" not in _by_kind(desired.children(spec, OWNER, 2, PEER))
 
 
 def test_http_route_disables_the_request_timeout_and_attaches_to_the_gateway() -> None:

@@ -31,6 +31,8 @@ SERVICE_PATH = f"/api/v1/namespaces/{NS}/services/arena"
 CHILDREN = [
     (DEPLOYMENTS, "arena"),
     (SERVICES, "arena"),
+    (SERVICES, "arena-internal"),
+    ("networking.k8s.io/v1/networkpolicies", "arena"),
     (CONFIGMAPS, "arena-runtime"),
     ("policy/v1/poddisruptionbudgets", "arena"),
     ("gateway.networking.k8s.io/v1/httproutes", "arena"),
@@ -88,7 +90,14 @@ async def test_create_makes_owned_children_and_a_truthful_status(kmock: Any) -> 
         assert {k["kid"] for k in jwks["keys"]} == {signer["active"], signer["next"]}
         assert all("d" not in k for k in jwks["keys"])  # gateways never get private keys
         types = {c["type"]: c for c in status["conditions"]}
-        assert set(types) == {"Ready", "Progressing", "Degraded", "KeysReady", "Paused"}
+        assert set(types) == {
+            "Ready",
+            "Progressing",
+            "Degraded",
+            "KeysReady",
+            "ScalingActive",
+            "Paused",
+        }
         assert all(c["observedGeneration"] == 1 for c in types.values())
         assert types["KeysReady"]["status"] == "True"
         assert types["Degraded"]["status"] == "False"
@@ -118,7 +127,9 @@ async def test_create_makes_owned_children_and_a_truthful_status(kmock: Any) -> 
         assert not any("kopf.zalando.org" in a for a in meta.get("annotations", {}))
 
 
-async def test_children_edited_or_deleted_by_hand_come_back(kmock: Any) -> None:
+async def test_deleted_children_come_back_and_hand_edits_are_reported_not_overwritten(
+    kmock: Any,
+) -> None:
     async with running_operator(kmock) as world:
         await world.apply(raw_spec())
         await world.eventually(lambda: _ready(world), "Ready=True")
@@ -127,29 +138,37 @@ async def test_children_edited_or_deleted_by_hand_come_back(kmock: Any) -> None:
         ]
 
         await world.delete(SERVICE_PATH)
+        await world.eventually(lambda: get(kmock, SERVICES, "arena"), "the Service recreated")
+
+        # A person edits a field the operator sets: they own it now (server-side apply).
         edited = {
             "spec": {
                 "template": {"spec": {"containers": [{"name": "gateway", "image": "evil:latest"}]}}
             }
         }
-        await world.patch(DEPLOYMENT_PATH, edited)
-        await world.patch(
-            f"/api/v1/namespaces/{NS}/configmaps/arena-runtime", {"data": {"runtime.json": "{}"}}
+        await world.patch(DEPLOYMENT_PATH, edited, manager="kubectl-edit")
+        # Any later change makes the operator apply the Deployment again: it must not clobber.
+        await world.patch_cluster({"spec": {"gateway": {"logLevel": "debug"}}})
+        await world.eventually(
+            lambda: world.condition("Degraded").get("reason") == "FieldConflict",
+            "the conflict reported",
         )
-
-        def repaired() -> bool:
-            dep = get(kmock, DEPLOYMENTS, "arena")
-            cm = get(kmock, CONFIGMAPS, "arena-runtime")
-            return (
-                get(kmock, SERVICES, "arena") is not None
-                and dep is not None
-                and dep["spec"]["template"]["spec"]["containers"][0]["image"] == image
-                and cm is not None
-                and json.loads(cm["data"]["runtime.json"]).get("tracing") is not None
-            )
-
-        await world.eventually(repaired, "Service, Deployment and ConfigMap repaired")
-        # Repaired in place: the Deployment kept its (operator-set) replicas and probes.
+        message = world.condition("Degraded")["message"]
+        assert "Deployment/arena" in message
+        assert '.spec.template.spec.containers[name="gateway"].image' in message
+        assert "kubectl-edit" in message
+        assert world.condition("Ready")["status"] == "False"
+        container = get(kmock, DEPLOYMENTS, "arena")["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "evil:latest"  # reported, not overwritten
+        await world.eventually(
+            lambda: "FieldConflict" in {e.get("reason") for e in world.events()}, "an Event"
+        )
+        # The person puts the value back: agreement, no conflict, the cluster is Ready again.
+        restored = {
+            "spec": {"template": {"spec": {"containers": [{"name": "gateway", "image": image}]}}}
+        }
+        await world.patch(DEPLOYMENT_PATH, restored, manager="kubectl-edit")
+        await world.eventually(lambda: _ready(world), "Ready=True after the edit is undone")
         container = get(kmock, DEPLOYMENTS, "arena")["spec"]["template"]["spec"]["containers"][0]
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
@@ -342,43 +361,6 @@ async def test_a_full_rotation_never_refuses_a_live_token(kmock: Any) -> None:
                 <= {e.get("reason") for e in world.events()}
             ),
             "events for each step",
-        )
-
-
-async def test_compromised_rotation_removes_the_old_key_at_once(kmock: Any) -> None:
-    async with running_operator(kmock) as world:
-        await world.apply(raw_spec())
-        await world.eventually(lambda: _ready(world), "Ready=True")
-        first = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
-        await world.patch_cluster(
-            {
-                "metadata": {
-                    "annotations": {"gamesync.nommie.dev/rotate-keys": "compromised-2026-11-26"}
-                }
-            }
-        )
-
-        def jwks_kids() -> set[str]:
-            return {
-                k["kid"]
-                for k in secret_json(get(kmock, SECRETS, "arena-jwks"), "jwks.json")["keys"]
-            }
-
-        await world.eventually(
-            lambda: first["active"] not in jwks_kids(), "the compromised key is gone"
-        )
-        signer = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
-        assert signer["active"] == first["next"]
-        assert first["active"] not in {k["kid"] for k in signer["keys"]}
-        await world.eventually(
-            lambda: (
-                world.cluster()["status"]["signingKeys"].get("handledRotateRequest")
-                == "compromised-2026-11-26"
-            ),
-            "the request recorded as handled",
-        )
-        await world.eventually(
-            lambda: "KeyRevoked" in {e.get("reason") for e in world.events()}, "a KeyRevoked event"
         )
 
 
@@ -624,3 +606,79 @@ async def test_a_failed_jwks_write_stops_the_signer_from_using_an_unpublished_ke
             lambda: world.condition("Degraded").get("reason") == "ApiError", "Degraded"
         )
         assert get(kmock, SECRETS, "arena-signer") is None
+
+
+async def test_mode_switches_create_update_and_delete_each_optional_child(kmock: Any) -> None:
+    route, ingress = "gateway.networking.k8s.io/v1/httproutes", "networking.k8s.io/v1/ingresses"
+    hpa, scaled = "autoscaling/v2/horizontalpodautoscalers", "keda.sh/v1alpha1/scaledobjects"
+    policy, pdb = "networking.k8s.io/v1/networkpolicies", "policy/v1/poddisruptionbudgets"
+    keda = {"mode": "KEDA", "keda": {"serverAddress": "http://prometheus:9090"}}
+    async with running_operator(kmock) as world:
+        await world.apply(raw_spec(autoscaling=keda))
+        await world.eventually(lambda: get(kmock, scaled, "arena"), "a ScaledObject")
+
+        async def change(patch: dict[str, Any], done: Any, what: str) -> None:
+            await world.patch_cluster({"spec": patch})
+            await world.eventually(done, what)
+
+        await change(
+            {"autoscaling": {**keda, "maxReplicas": 7}},
+            lambda: get(kmock, scaled, "arena")["spec"]["maxReplicaCount"] == 7,
+            "the ScaledObject updated",
+        )
+        await change(
+            {"autoscaling": {"mode": "HPA"}},
+            lambda: get(kmock, hpa, "arena") and get(kmock, scaled, "arena") is None,
+            "an HPA instead",
+        )
+        await change(
+            {"autoscaling": {"mode": "HPA", "maxReplicas": 8}},
+            lambda: get(kmock, hpa, "arena")["spec"]["maxReplicas"] == 8,
+            "the HPA updated",
+        )
+        await change(
+            {"autoscaling": {"mode": "Operator"}, "gateway": {"maxUnavailable": 2}},
+            lambda: (
+                get(kmock, hpa, "arena") is None
+                and get(kmock, pdb, "arena")["spec"]["maxUnavailable"] == 2
+            ),
+            "no HPA, the PDB updated",
+        )
+        await change(
+            {"exposure": {"httpRoute": {"parentRefs": [{"name": "other"}]}}},
+            lambda: get(kmock, route, "arena")["spec"]["parentRefs"][0]["name"] == "other",
+            "the HTTPRoute updated",
+        )
+        await change(
+            {"exposure": {"mode": "Ingress", "host": "a.example.com"}},
+            lambda: get(kmock, ingress, "arena") is not None,
+            "an Ingress",
+        )
+        await change(
+            {"exposure": {"mode": "Ingress", "host": "b.example.com"}},
+            lambda: get(kmock, ingress, "arena")["spec"]["rules"][0]["host"] == "b.example.com",
+            "the Ingress updated",
+        )
+        await change(
+            {"exposure": {"mode": "None"}, "networkPolicy": {"monitoringNamespace": "prom"}},
+            lambda: (
+                get(kmock, ingress, "arena") is None
+                and "prom" in json.dumps(get(kmock, policy, "arena"))
+            ),
+            "no Ingress, the NetworkPolicy updated",
+        )
+        # A person removes a field the operator set: nobody owns it any more, so it comes back.
+        response = await world.api.patch(
+            SERVICE_PATH,
+            json=[{"op": "remove", "path": "/spec/ports/0/appProtocol"}],
+            headers={"Content-Type": "application/json-patch+json"},
+        )
+        response.raise_for_status()
+        await world.patch_cluster({"spec": {"gateway": {"logLevel": "debug"}}})
+        await world.eventually(
+            lambda: (
+                get(kmock, SERVICES, "arena")["spec"]["ports"][0].get("appProtocol")
+                == "kubernetes.io/ws"
+            ),
+            "the removed field restored",
+        )

@@ -109,6 +109,7 @@ def _conds(**overrides: object) -> dict[str, Condition]:
         "ready": 3,
         "updated": 3,
         "keys_ready": KEYS_OK,
+        "scaling": Condition("ScalingActive", "True", "CompleteStats", "3/3"),
         "runtime_stale": 0,
     }
     return {c.type: c for c in cluster_conditions(Health(**{**base, **overrides}))}

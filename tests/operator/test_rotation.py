@@ -310,34 +310,131 @@ def test_rotate_annotation_forces_one_immediate_rotation() -> None:
     assert again.signer is None  # the same request is handled once
 
 
-@pytest.mark.parametrize("writes_before_crash", [None, 1, 2, 3])
-def test_compromised_key_leaves_the_jwks_at_once_even_across_a_crash(
+@pytest.mark.parametrize("writes_before_crash", [None, 0, 1, 2, 3])
+def test_a_compromise_revokes_active_and_next_and_starts_afresh_even_across_a_crash(
     writes_before_crash: int | None,
 ) -> None:
     keys = Keys()
     world, signer = _bootstrapped(keys)
-    bad = signer.active
+    leaked = {signer.active, signer.next}
     now = T0 + dt.timedelta(minutes=10)
-    pods = (frozenset({signer.active, signer.next}),)
+    pods = (frozenset(leaked),)
     step = plan(
         world.observed(now), world.spec.signing_keys, Evidence(now, pods, "compromised-1"), keys
     )
-    assert [e.reason for e in step.events] == ["KeyRevoked", "KeyRotationForced"]
+    assert [e.reason for e in step.events] == ["KeysRevoked"]
+    assert [kind for kind, _ in step.steps()] == ["jwks", "signer", "jwks", "status"]
     world.execute(step, now, writes_before_crash)
     later = now + MINUTE
     repair = plan(
         world.observed(later), world.spec.signing_keys, Evidence(later, pods, "compromised-1"), keys
     )
     world.execute(repair, later)
-    kids = world.jwks_kids_at(later)
-    assert bad not in kids
     final = world.signer_at(later)
     assert final is not None
-    assert final.active == signer.next
-    assert bad not in final.keys
-    assert final.active in kids
-    # Exactly one rotation happened for the one request, crash or not.
-    assert [kid for _, kid in world.activations] == [signer.active, signer.next]
+    # Neither leaked key survives anywhere: not as active (the old code promoted `next`), not
+    # as next, not in the JWKS.
+    assert not leaked & set(final.keys)
+    assert world.jwks_kids_at(later) == {final.active, final.next}
+    assert leaked <= set(final.revoked)
+    assert final.revoked_at is not None
+    assert world.status.revoked == final.revoked
+    assert world.status.last_revocation_time == final.revoked_at
+    # Exactly one switch for the one request, crash or not.
+    assert [kid for _, kid in world.activations] == [signer.active, final.active]
+    again = plan(
+        world.observed(later + MINUTE),
+        world.spec.signing_keys,
+        Evidence(later + MINUTE, pods, "compromised-1"),
+        keys,
+    )
+    assert again.signer is None  # handled once
+
+
+def test_a_compromise_also_revokes_a_key_that_is_still_retiring() -> None:
+    keys = Keys()
+    world, signer = _bootstrapped(keys)
+    due = T0 + dt.timedelta(hours=2)
+    both = (frozenset({signer.active, signer.next}),)
+    world.execute(
+        plan(world.observed(due), world.spec.signing_keys, Evidence(due, both), keys), due
+    )
+    assert [r.kid for r in world.status.previous] == [signer.active]
+    now = due + MINUTE
+    step = plan(
+        world.observed(now), world.spec.signing_keys, Evidence(now, (), "compromised-2"), keys
+    )
+    world.execute(step, now)
+    final = world.signer_at(now)
+    assert final is not None
+    assert signer.active in final.revoked  # it sat in the leaked Secret until its activation
+    assert world.status.previous == ()
+    assert world.jwks_kids_at(now) == {final.active, final.next}
+
+
+# Property: whatever the crash points, a compromise ends with the leaked keys refused by every
+# gateway that has seen the new JWKS, and the new active key accepted, never un-published.
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    minutes_before=st.integers(0, 200),
+    crashes=st.lists(st.one_of(st.none(), st.integers(0, 3)), min_size=1, max_size=4),
+    gateway_delays=st.lists(st.integers(0, 5), min_size=1, max_size=3),
+)
+def test_after_a_compromise_revoked_keys_are_refused_and_the_new_key_never_is(
+    minutes_before: int, crashes: list[int | None], gateway_delays: list[int]
+) -> None:
+    world = World(_spec())
+    keys = Keys()
+    writes: list[tuple[int, str, frozenset[str]]] = []  # (tick, jwks|signer, kids)
+    now = T0
+
+    def tick(request: str | None, crash_after: int | None) -> None:
+        views = tuple(world.jwks_kids_at(now - d * MINUTE) for d in gateway_delays)
+        step = plan(
+            world.observed(now),
+            world.spec.signing_keys,
+            Evidence(now, tuple(v for v in views if v), request),
+            keys,
+        )
+        for index, (kind, payload) in enumerate(step.steps()):
+            if crash_after is not None and index >= crash_after:
+                break
+            if kind == "jwks":
+                writes.append((len(writes), "jwks", frozenset(k["kid"] for k in payload["keys"])))
+            elif kind == "signer":
+                writes.append((len(writes), "signer", frozenset({payload.active})))
+        world.execute(step, now, crash_after)
+
+    for _ in range(1 + minutes_before):  # bootstrap, maybe a rotation: a key may be retiring
+        tick(None, None)
+        now += MINUTE
+    before = world.signer_at(now)
+    assert before is not None
+    leaked = {before.active, before.next} | {r.kid for r in world.status.previous}
+    start = len(writes)
+    for crash_after in [*crashes, None, None]:  # crashes, then passes that complete
+        tick("compromised-x", crash_after)
+        now += MINUTE
+    after = world.signer_at(now)
+    assert after is not None
+    new = after.active
+    assert leaked <= set(after.revoked)
+    assert not leaked & set(after.keys)
+    # The new active key was published before any signer held it, and never left the JWKS.
+    jwks_writes = [(n, kids) for n, kind, kids in writes[start:] if kind == "jwks"]
+    signer_switch = next(n for n, kind, kids in writes[start:] if kind == "signer" and new in kids)
+    first_with_new = next(n for n, kids in jwks_writes if new in kids)
+    assert first_with_new < signer_switch
+    assert all(new in kids for n, kids in jwks_writes if n >= first_with_new)
+    # Once a JWKS without the leaked keys is written, no later one brings any of them back.
+    cleared = next(n for n, kids in jwks_writes if new in kids and not kids & leaked)
+    assert all(not kids & leaked for n, kids in jwks_writes if n >= cleared)
+    # So every gateway that has seen it refuses leaked tokens and accepts the new key's.
+    settled = now + max(gateway_delays) * MINUTE
+    for delay in gateway_delays:
+        view = world.jwks_kids_at(settled - delay * MINUTE)
+        assert new in view
+        assert not view & leaked
 
 
 def test_signer_secret_lost_makes_new_keys_and_keeps_old_public_keys_until_retired() -> None:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from gamesync_operator import desired
+from gamesync_operator.spec import parse_spec
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 FINAL_TARGETS = ("gateway", "operator")
@@ -205,7 +208,52 @@ def test_entrypoints_match_what_the_chart_and_operator_run() -> None:
     """`gamesync` is the entrypoint; the chart passes `operator ...`, the operator `gateway`."""
     for target in FINAL_TARGETS:
         assert _exec_form(STAGES[target], "ENTRYPOINT") == ["gamesync"]
-    assert _exec_form(STAGES["gateway"], "CMD") == ["gateway"]
+    assert _exec_form(STAGES["gateway"], "CMD")[0] == "gateway"
     assert _exec_form(STAGES["operator"], "CMD")[0] == "operator"
     template = (ROOT / "charts/gamesync-operator/templates/deployment.yaml").read_text()
     assert re.search(r"args:\n\s+- operator\n", template)
+
+
+def _env(target: str) -> dict[str, str]:
+    """ENV the final image carries (KEY=VALUE form, later stages win)."""
+    env: dict[str, str] = {}
+    for stage in reversed(_chain(target)):
+        for arguments in stage.args("ENV"):
+            for item in shlex.split(arguments):
+                key, _, value = item.partition("=")
+                env[key] = value
+    return env
+
+
+def test_the_gateway_image_runs_a_production_gateway_by_default() -> None:
+    """The default command verifies tokens with a mounted JWKS (no keys: it refuses to start);
+    nothing in the image selects dev mode, an open policy, or the demo feed."""
+    command = _exec_form(STAGES["gateway"], "CMD")
+    assert command == ["gateway", "--keys", f"{desired.KEYS_DIR}/jwks.json"]
+    assert not {"--dev", "--demo"} & set(command)
+    env = _env("gateway")
+    assert env["GAMESYNC_HOST"] == "0.0.0.0"
+    dev_like = {"GAMESYNC_DEV", "GAMESYNC_DEMO", "GAMESYNC_AUTHZ", "GAMESYNC_KEYS"}
+    assert not dev_like & set(env), "the image must not choose keys, policy or dev mode"
+    # The Dockerfile says what to mount, next to the command that needs it.
+    text = DOCKERFILE.read_text()
+    for needed in (f"{desired.KEYS_DIR}/", "GAMESYNC_BROKER", "GAMESYNC_PUBLISH_TOKEN"):
+        assert needed in text
+
+
+def test_the_operator_runs_gateways_with_the_keys_the_image_expects() -> None:
+    """The operator overrides the command with `gateway` and sets GAMESYNC_KEYS to the path
+    the image's own default command names, so both ways start a keyed gateway."""
+    spec = parse_spec(
+        "demo",
+        "games",
+        {
+            "gateway": {"image": "gw:1"},
+            "redis": {"urlSecretRef": {"name": "r"}},
+            "exposure": {"mode": "None"},
+        },
+    )
+    container = desired.deployment(spec, 1)["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["gateway"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GAMESYNC_KEYS"] == _exec_form(STAGES["gateway"], "CMD")[2]

@@ -199,10 +199,13 @@ def test_the_deployed_release_has_dev_redis_a_sample_cluster_and_injected_images
     assert any(
         o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-redis") for o in objects
     )
-    # The forwarded Service is the one the operator creates for the sample cluster: named after
-    # it, in the release namespace, public port 8000 (docs/CONTRACTS-internal.md).
+    # The forwarded gateway Services are the ones the operator creates for the sample cluster:
+    # named after it, in the release namespace, public port 8000 and <name>-internal on 9000
+    # (docs/CONTRACTS-internal.md).
     forwards = {(f["resourceName"], f["port"]) for f in CONFIG["portForward"]}
+    operator_made = {cluster["metadata"]["name"], f"{cluster['metadata']['name']}-internal"}
     assert (cluster["metadata"]["name"], 8000) in forwards
+    assert (f"{cluster['metadata']['name']}-internal", 9000) in forwards
     # Every other forward names a Service of the release, on a port it has.
     services = {
         o["metadata"]["name"]: {p["port"] for p in o["spec"]["ports"]}
@@ -210,7 +213,7 @@ def test_the_deployed_release_has_dev_redis_a_sample_cluster_and_injected_images
         if o["kind"] == "Service"
     }
     for name, port in forwards:
-        if name != cluster["metadata"]["name"]:
+        if name not in operator_made:
             assert port in services[name], (name, port)
     for forward in CONFIG["portForward"]:
         assert forward["resourceType"] == "service"

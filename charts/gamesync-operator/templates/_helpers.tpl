@@ -87,53 +87,69 @@ and a digest, when given, pins the image whatever the tag says.
 {{- end }}
 
 {{/*
-The rules the operator needs in each namespace it manages (docs/operator.md lists them with
-reasons). Shared by the namespaced Role and the cluster-wide ClusterRole, so that both modes
-grant exactly the same.
+The rules the operator needs in each namespace it manages: exactly the calls it makes (a test
+records every API call of the operator's KMock suite and compares them with these, both ways;
+docs/operator.md has the same table with reasons). Shared by the namespaced Role and the
+cluster-wide ClusterRole, so that both modes grant exactly the same. No list or watch of
+anything but the GameSyncClusters: children and Secrets are read one by one, by name.
 */}}
 {{- define "gamesync-operator.namespacedRules" -}}
-# The custom resource, its status and scale subresources; finalizers so that owner references
-# with blockOwnerDeletion are allowed where OwnerReferencesPermissionEnforcement is on.
+# The custom resource: kopf lists, watches and patches it (finalizer, progress annotations),
+# the operator reads it fresh before each pass and writes /status.
 - apiGroups: ["gamesync.nommie.dev"]
   resources: ["gamesyncclusters"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["gamesync.nommie.dev"]
-  resources: ["gamesyncclusters/status", "gamesyncclusters/scale"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  resources: ["gamesyncclusters/status"]
+  verbs: ["patch"]
+# Children carry `blockOwnerDeletion: true`, which needs this where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (no request shows it).
 - apiGroups: ["gamesync.nommie.dev"]
   resources: ["gamesyncclusters/finalizers"]
   verbs: ["update"]
-# Children of a GameSyncCluster.
+# Children, read by name and written with create + server-side apply (a patch). Never
+# deleted by the operator: ownerReference garbage collection does that.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: [""]
   resources: ["services", "configmaps", "secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch"]
+# Optional children, deleted when their mode or switch is turned off.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  resources: ["ingresses", "networkpolicies"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Gateway pods: read their /v1/stats addresses and set pod-deletion-cost before a scale-down.
+  verbs: ["get", "create", "patch", "delete"]
+# Gateway pods: find them to read their /v1/stats, set pod-deletion-cost before a scale-down.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "patch"]
-# Events for rotations, scaling and failures.
+  verbs: ["list", "patch"]
+# Events for rotations, scaling, conflicts and failures (kopf posts them).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
+{{- end }}
+
+{{/*
+The gateway images a GameSyncCluster may run: operator.allowedImages, or by default the
+chart's own gateway repository at any tag or digest.
+*/}}
+{{- define "gamesync-operator.allowedImages" -}}
+{{- if .Values.operator.allowedImages }}
+{{- toYaml .Values.operator.allowedImages }}
+{{- else }}
+- {{ printf "%s:*" .Values.gatewayImage.repository }}
+- {{ printf "%s@*" .Values.gatewayImage.repository }}
+{{- end }}
 {{- end }}

@@ -1,7 +1,7 @@
 // GameSync browser client: one socket for many games, snapshots in version order, reconnects
 // with full-jitter backoff. Dependency-free ES module; protocol: DESIGN.md §2 (version 1).
-// This file is copied byte-for-byte to gateway/gamesync/static/gamesync-client.js by
-// scripts/sync-client; edit it here.
+// The gateway's build (setup.py) copies this file byte-for-byte into the package as
+// gamesync/static/gamesync-client.js for the dev console; this is the only source.
 
 export const PROTOCOL_VERSION = 1;
 
@@ -247,7 +247,9 @@ export class GameSyncClient {
    * @param {object} options  see index.d.ts (GameSyncOptions)
    */
   constructor(options = {}) {
-    const env = { ...browserEnvironment(), ...(options.environment || {}) };
+    // An option given as `undefined` (a config field left unset) keeps its default.
+    options = definedOnly(options);
+    const env = { ...browserEnvironment(), ...definedOnly(options.environment || {}) };
     if (!options.url && options.transport !== "polling") {
       throw new TypeError("GameSyncClient: `url` (the gateway's ws:// or wss:// /ws URL) is required");
     }
@@ -829,6 +831,10 @@ export class GameSyncClient {
   #clearAllTimers() {
     for (const name of Object.keys(this.#timers)) this.#clearTimer(name);
   }
+}
+
+function definedOnly(object) {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
 }
 
 function normaliseGameId(gameId) {

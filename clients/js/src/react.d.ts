@@ -12,13 +12,15 @@ export declare function GameSyncProvider(props: GameSyncProviderProps): ReactNod
 
 export declare function useGameSyncClient(): GameSyncClient | null;
 
+// Each option may also be given as `undefined` (e.g. `{ initial }` straight from props, under
+// `exactOptionalPropertyTypes`): the hook treats it as absent.
 export interface UseGameSyncOptions<S = unknown, V = unknown> {
   /** Use this client instead of the provider's. */
-  client?: GameSyncClient;
+  client?: GameSyncClient | undefined;
   /** State rendered by the server (e.g. from the REST endpoint), shown until a newer version. */
-  initial?: { version: number; snapshot: S; viewer?: V };
+  initial?: { version: number; snapshot: S; viewer?: V | undefined } | undefined;
   /** Make sure the client is connected (default true). */
-  connect?: boolean;
+  connect?: boolean | undefined;
 }
 
 export interface GameSyncResult<S = unknown, V = unknown> {

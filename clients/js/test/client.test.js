@@ -253,6 +253,15 @@ describe("reconnect backoff", () => {
     assert.equal(client.status, Status.RECONNECTING);
   });
 
+  test("options given as undefined keep their defaults instead of breaking the schedule", async () => {
+    const { client, sockets, clock } = setup({ backoffBaseMs: undefined, backoffMaxMs: undefined, heartbeatMs: undefined });
+    client.connect();
+    await settle();
+    sockets.at(-1).serverClose(1006);
+    // the default base 500 ms times random() 0.5
+    assert.deepEqual(clock.pendingDelays(), [250]);
+  });
+
   test("a connection that holds for stableAfterMs resets the backoff", async () => {
     const { client, sockets, clock } = setup({ backoffBaseMs: 1000, stableAfterMs: 5000 }, { random: () => 0.5 });
     client.connect();

@@ -9,33 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gamesync.bench import SCENARIOS
+from gamesync.bench.accounting import invariants
+from gamesync.bench.scenarios import SCENARIOS, Context, Options
 
-__all__ = ["main"]
-
-# Per-scenario defaults: issue 8's sizes (heavy; use smaller values on a shared machine).
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "fanout": {"connections": [1000, 5000], "games": 1, "runs": 3},
-    "latency": {
-        "clients": 5000,
-        "games": 1250,
-        "rate": 2000.0,
-        "seconds": 20.0,
-        "gateways": 2,
-        "runs": 3,
-    },
-    "peer": {
-        "clients": 5000,
-        "games": 1250,
-        "rate": 2000.0,
-        "seconds": 20.0,
-        "gateways": 2,
-        "runs": 3,
-    },
-    "polling": {"players": 1000, "games": 250, "seconds": 60.0, "runs": 1},
-    "idle": {"connections": [5000, 20000], "runs": 3, "games": 1},
-    "slow": {"clients": 1000, "games": 100, "rate": 1000.0, "seconds": 30.0, "runs": 3},
-}
+__all__ = ["SIZES", "build_parser", "main", "resolve_options"]
 
 
 def _ints(text: str) -> list[int]:
@@ -137,6 +114,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The sizes a scenario's registry entry may default (the other flags have one default each).
+SIZES = ("runs", "connections", "games", "clients", "rate", "seconds", "gateways", "players")
+
+
+def resolve_options(args: argparse.Namespace, workdir: Path) -> Options:
+    """The options of a run: the flags given, else the scenario's default sizes."""
+    defaults = SCENARIOS[args.scenario].defaults
+    given = {k: getattr(args, k) for k in SIZES}
+    sizes = {
+        k: (v if v is not None else defaults[k])
+        for k, v in given.items()
+        if v is not None or k in defaults
+    }
+    return Options(
+        scenario=args.scenario,
+        workdir=workdir,
+        size=args.size,
+        deliveries=args.deliveries,
+        systems=args.systems or [],
+        poll_interval=args.poll_interval,
+        update_interval=args.update_interval,
+        slow_games=args.slow_games,
+        window=args.window,
+        profile=args.profile,
+        settle=args.settle,
+        placement=args.placement,
+        hold=args.hold,
+        connect_timeout=args.connect_timeout,
+        **sizes,
+    )
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``gamesync bench``; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -151,47 +160,12 @@ async def _run(args: argparse.Namespace) -> int:
     from gamesync.bench.plots import plot_result
     from gamesync.bench.procs import BenchError
     from gamesync.bench.results import machine_info, markdown, now_stamp, write_result
-    from gamesync.bench.scenarios import SCENARIO_FUNCS, Ctx, Options
 
+    scenario = SCENARIOS[args.scenario]
     started, stamp = now_stamp()
     results_dir: Path = args.results
     workdir = results_dir / f"{args.scenario}-{stamp}"
-    defaults = DEFAULTS[args.scenario]
-    values = {
-        k: getattr(args, k)
-        for k in (
-            "runs",
-            "connections",
-            "games",
-            "clients",
-            "rate",
-            "seconds",
-            "gateways",
-            "players",
-        )
-    }
-    fields = {
-        k: (v if v is not None else defaults[k])
-        for k, v in values.items()
-        if v is not None or k in defaults
-    }
-    opts = Options(
-        scenario=args.scenario,
-        workdir=workdir.resolve(),
-        size=args.size,
-        deliveries=args.deliveries,
-        systems=args.systems or [],
-        poll_interval=args.poll_interval,
-        update_interval=args.update_interval,
-        slow_games=args.slow_games,
-        window=args.window,
-        profile=args.profile,
-        settle=args.settle,
-        placement=args.placement,
-        hold=args.hold,
-        connect_timeout=args.connect_timeout,
-        **fields,
-    )
+    opts = resolve_options(args, workdir.resolve())
     display = Display(quiet=args.quiet)
     if args.gateway_src:
         from gamesync.bench.procs import GATEWAY_SOURCE
@@ -203,43 +177,40 @@ async def _run(args: argparse.Namespace) -> int:
         PINNING["enabled"] = False
     display.note(f"gamesync bench {args.scenario}: results in {workdir}")
     try:
-        outcome = await SCENARIO_FUNCS[args.scenario](Ctx(opts, display))
+        measured = await scenario.run(Context(opts, display))
     except (BenchError, RuntimeError, OSError) as exc:
         print(f"gamesync bench {args.scenario} failed: {exc}", file=sys.stderr)
         return 1
-    invariants = {
-        k: sum(int(r.get(k, 0)) for r in outcome.runs)
-        for k in ("lost", "duplicates", "out_of_order")
-    }
+    totals = invariants(measured.runs)
     payload: dict[str, Any] = {
         "schema": 1,
         "scenario": args.scenario,
         "started": started,
         "stamp": stamp,
         "machine": machine_info(),
-        "params": outcome.params,
-        "runs": outcome.runs,
-        "summary": outcome.summary,
-        "targets": outcome.targets,
-        "invariants": invariants,
-        "series": outcome.series,
+        "params": measured.params,
+        "runs": measured.runs,
+        "summary": measured.summary,
+        "targets": measured.targets,
+        "invariants": totals,
+        "series": measured.series,
         "plots": [],
     }
     if not args.no_plot:
-        png = plot_result(payload, outcome.series, results_dir / f"{args.scenario}-{stamp}.png")
+        png = plot_result(payload, measured.series, results_dir / f"{args.scenario}-{stamp}.png")
         if png is not None:
             payload["plots"].append(str(png))
     path = write_result(results_dir, payload)
-    path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
+    path.with_suffix(".md").write_text(markdown(json.loads(path.read_text()), scenario.columns))
     display.table(
         f"bench {args.scenario}: targets",
         [
             {"target": t.name, "wanted": t.target, "measured": t.value, "met": t.met}
-            for t in outcome.targets
+            for t in measured.targets
         ],
         ["target", "wanted", "measured", "met"],
     )
-    display.note(f"invariants {invariants}; result {path}")
+    display.note(f"invariants {totals}; result {path}")
     print(path)
     return 0
 

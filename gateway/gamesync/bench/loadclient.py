@@ -16,11 +16,11 @@ import random
 import resource
 import sys
 import time
-from array import array
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from gamesync.bench import wire
+from gamesync.bench.accounting import Ledger, Shortfall, shortfall
 
 __all__ = ["ClientConfig", "main"]
 
@@ -55,28 +55,6 @@ class ClientConfig:
 
     def games_of(self, index: int) -> list[int]:
         return self.multi.get(index) or [self.game_base + index % self.games]
-
-
-class Ledger:
-    """Counts deliveries per (connection, game) against the published version range."""
-
-    def __init__(self) -> None:
-        self.first: dict[int, int] = {}
-        self.samples = array("d")
-        self.delivered = 0
-        self.before_range = 0
-        self.duplicates = 0
-        self.out_of_order = 0
-        self.skipped = 0
-        self.last_rx = 0.0
-        self.excluded = 0
-
-    def begin(self, first: dict[int, int]) -> None:
-        self.first = first
-        self.samples = array("d")
-        self.delivered = self.before_range = self.duplicates = 0
-        self.out_of_order = self.skipped = self.excluded = 0
-        self.last_rx = 0.0
 
 
 class Conn(asyncio.Protocol):
@@ -151,7 +129,7 @@ class Conn(asyncio.Protocol):
             elif opcode == wire.OP_PING:
                 self._write(wire.client_frame(wire.OP_PONG, payload))
             elif opcode == wire.OP_CLOSE:
-                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                self.close_code = wire.close_code(payload)
                 self._write(wire.client_frame(wire.OP_CLOSE, payload[:2]))
                 if self.transport is not None:
                     self.transport.close()
@@ -165,7 +143,7 @@ class Conn(asyncio.Protocol):
         status = self.head[: self.head.find(b"\r\n")]
         rest = self.head[end + 4 :]
         self.head = b""
-        if b" 101 " not in status:
+        if not wire.upgrade_accepted(status):
             if not self.ready.done():
                 self.ready.set_exception(ConnectionError(status.decode(errors="replace")))
             if self.transport is not None:
@@ -229,24 +207,10 @@ class Conn(asyncio.Protocol):
         if game is None or version is None:
             return
         ledger = self.client.ledger if not self.excluded else self.client.slow_ledger
-        last = self.last.get(game, 0)
-        if version <= last:
-            if version == last:
-                ledger.duplicates += 1
-            else:
-                ledger.out_of_order += 1
-            return
-        self.last[game] = version
-        first = ledger.first.get(game)
-        if first is None or version < first:
-            ledger.before_range += 1
-            return
-        ledger.delivered += 1
-        ledger.last_rx = now
-        ledger.skipped += version - max(last, first - 1) - 1
-        t = wire.float_field(payload, _T)
-        if t is not None:
-            ledger.samples.append(now - t)
+        if ledger.record(self.last, game, version, now):
+            t = wire.float_field(payload, _T)
+            if t is not None:
+                ledger.samples.append(now - t)
 
     def _send_text(self, text: bytes) -> None:
         self._write(wire.client_frame(wire.OP_TEXT, text))
@@ -411,37 +375,27 @@ class LoadClient:
                 conn.transport.resume_reading()
         return {"ok": True}
 
-    def _tally(self, last: dict[int, int]) -> dict[str, int]:
-        pairs = lost = tail = expected = 0
-        for conn in self.conns:
-            if conn.excluded:
-                continue
-            for game in conn.games:
-                final = last.get(game)
-                first = self.ledger.first.get(game)
-                if final is None or first is None or final < first:
-                    continue
-                pairs += 1
-                expected += final - first + 1
-                seen = conn.last.get(game, 0)
-                if seen < final:
-                    lost += 1
-                    tail += final - max(seen, first - 1)
-        return {"pairs": pairs, "lost": lost, "tail": tail, "expected": expected}
+    def _shortfall(self, last: dict[int, int]) -> Shortfall:
+        live = ((c.games, c.last) for c in self.conns if not c.excluded)
+        return shortfall(live, self.ledger.first, last)
 
     async def wait(self, last: dict[str, int], timeout: float) -> dict[str, Any]:
         finals = {int(g): v for g, v in last.items()}
         deadline = time.monotonic() + timeout
         while True:
-            tally = self._tally(finals)
-            if tally["lost"] == 0 or time.monotonic() >= deadline:
-                return {"converged": tally["lost"] == 0, **tally, "last_rx": self.ledger.last_rx}
+            tally = self._shortfall(finals)
+            if tally.lost == 0 or time.monotonic() >= deadline:
+                return {
+                    "converged": tally.lost == 0,
+                    **asdict(tally),
+                    "last_rx": self.ledger.last_rx,
+                }
             await asyncio.sleep(0.05)
 
     def report(self, last: dict[str, int]) -> dict[str, Any]:
         self.stopped = True
         finals = {int(g): v for g, v in last.items()}
-        tally = self._tally(finals)
+        tally = self._shortfall(finals)
         led = self.ledger
         if self.config.samples_path:
             with open(self.config.samples_path, "wb") as f:
@@ -452,9 +406,9 @@ class LoadClient:
             "connections": len(live),
             "open": sum(1 for c in live if c.transport is not None),
             "delivered": led.delivered,
-            "expected": tally["expected"],
-            "skipped": led.skipped + tally["tail"],
-            "lost": tally["lost"],
+            "expected": tally.expected,
+            "skipped": led.skipped + tally.tail,
+            "lost": tally.lost,
             "duplicates": led.duplicates,
             "out_of_order": led.out_of_order,
             "before_range": led.before_range,

@@ -20,6 +20,7 @@ from typing import Any
 
 from gamesync.bench.payload import SnapshotFactory, envelope_json
 from gamesync.bench.resp import RespClient
+from gamesync.broker.redis.script import script_keys
 
 __all__ = ["main"]
 
@@ -123,17 +124,8 @@ class RedisTarget:
         envelope = envelope_json(game, version, data, time.time())
         loop = asyncio.get_running_loop()
         if self.sha:
-            # KEYS: latest key, channel; ARGV: envelope, version, TTL seconds.
-            self.client.write(
-                "EVALSHA",
-                self.sha,
-                2,
-                f"game:{{{game}}}:latest",
-                f"game:{{{game}}}",
-                envelope,
-                version,
-                86400,
-            )
+            # KEYS: latest key, channel, version key; ARGV: envelope, version, TTL seconds.
+            self.client.write("EVALSHA", self.sha, 3, *script_keys(game), envelope, version, 86400)
             fut: asyncio.Future[int] = loop.create_future()
             self.pending.append(fut)
             return fut

@@ -17,6 +17,7 @@ import os
 import platform
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -31,7 +32,9 @@ __all__ = [
     "cdf_points",
     "latency_summary",
     "machine_info",
+    "markdown",
     "median",
+    "now_stamp",
     "write_result",
 ]
 
@@ -192,87 +195,6 @@ def now_stamp() -> tuple[str, str]:
     return now.isoformat(timespec="seconds"), now.strftime("%Y%m%dT%H%M%SZ")
 
 
-_COLUMNS = {
-    "fanout": [
-        "system",
-        "connections",
-        "run",
-        "delivered",
-        "skipped",
-        "lost",
-        "deliveries_per_s",
-        "deliveries_per_cpu_s",
-        "server_cpu_pct",
-        "client_cpu_pct",
-        "server_rss_mib",
-        "loadavg_1m",
-    ],
-    "latency": [
-        "system",
-        "run",
-        "connected",
-        "delivered",
-        "lost",
-        "skipped",
-        "duplicates",
-        "out_of_order",
-        "latency_ms.p50",
-        "latency_ms.p90",
-        "latency_ms.p99",
-        "latency_ms.p999",
-        "latency_ms.max",
-        "server_cpu_pct",
-        "redis_cpu_pct",
-        "client_cpu_pct",
-        "publisher_cpu_pct",
-        "deliveries_per_cpu_s",
-        "server_rss_mib",
-        "publisher_late",
-        "publish_rate",
-        "server_side.within_10ms",
-        "server_side.p99_le_ms",
-        "loadavg_1m",
-    ],
-    "polling": [
-        "system",
-        "run",
-        "players",
-        "requests_per_player_min",
-        "messages_per_player_min",
-        "bytes_per_player_min",
-        "staleness_ms.p50",
-        "staleness_ms.p99",
-        "delivered",
-        "skipped",
-        "lost",
-        "server_cpu_pct",
-    ],
-    "idle": [
-        "system",
-        "connections",
-        "run",
-        "servers",
-        "connected",
-        "held",
-        "rss_base_mib",
-        "rss_half_mib",
-        "rss_mib",
-        "kib_per_conn",
-        "kib_per_conn_from_base",
-        "accept_rate",
-    ],
-}
-_COLUMNS["peer"] = _COLUMNS["latency"]
-_COLUMNS["slow"] = [
-    "variant",
-    *_COLUMNS["latency"][1:],
-    "slow_close_code",
-    "slow_server_close_code",
-    "slow_delivered",
-    "slow_skipped",
-]
-
-
 def _cell(row: dict[str, Any], col: str) -> str:
     value: Any = row
     for part in col.split("."):
@@ -286,8 +208,8 @@ def _cell(row: dict[str, Any], col: str) -> str:
     return str(value)
 
 
-def markdown(payload: dict[str, Any]) -> str:
-    """A Markdown digest of one result: targets, then one row per run."""
+def markdown(payload: dict[str, Any], columns: Sequence[str]) -> str:
+    """A Markdown digest of one result: targets, then one row per run with ``columns``."""
     lines = [f"### `{payload['scenario']}` — {payload['started']}", ""]
     lines += ["| target | wanted | measured | met |", "|---|---|---|---|"]
     for t in payload["targets"]:
@@ -296,7 +218,7 @@ def markdown(payload: dict[str, Any]) -> str:
             f"| {t['name']} | {t['target']} | {t['value']} | "
             f"{'met' if t['met'] else '**missed**'} |"
         )
-    cols = _COLUMNS.get(payload["scenario"], [])
+    cols = list(columns)
     lines += [
         "",
         "| "

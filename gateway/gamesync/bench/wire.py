@@ -1,8 +1,11 @@
-"""Just enough RFC 6455 for a lean load client: handshake, client frames, frame parsing.
+"""Just enough RFC 6455 for a bare websocket client: handshake, client frames, frame parsing.
 
-Pure functions and a sans-I/O parser; the load client does the I/O. Server frames are
-parsed by slicing, and snapshot fields are read by searching the raw bytes, because a load
-client that JSON-decodes every 2 KB message would saturate before the server does.
+The one copy of client-side framing: the bench's load client and the wire-level tests (a client
+that stops reading or never answers pings, which the ``websockets`` library cannot play) both
+use it. Pure functions and a sans-I/O parser; the caller does the I/O. Server frames are parsed
+by slicing, and snapshot fields are read by searching the raw bytes, because a load client that
+JSON-decodes every 2 KB message would saturate before the server does. Standard library only,
+so the tests can import it without the ``bench`` extra.
 """
 
 from __future__ import annotations
@@ -18,18 +21,23 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "ZERO_MASK",
     "FrameParser",
     "client_frame",
+    "close_code",
     "float_field",
     "handshake_request",
     "int_field",
+    "upgrade_accepted",
 ]
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 # A zero masking key is legal (RFC 6455 §5.3 only asks for unpredictability against
-# intermediaries, which loopback has none of) and lets the client skip the XOR.
-_ZERO_MASK = b"\x00\x00\x00\x00"
+# intermediaries, which loopback has none of) and lets the load client skip the XOR.
+ZERO_MASK = b"\x00\x00\x00\x00"
+# RFC 6455 §7.1.5: the close code of a close frame that carries none.
+NO_STATUS = 1005
 
 
 def handshake_request(
@@ -49,8 +57,15 @@ def handshake_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """One final, masked client frame (RFC 6455 §5.2)."""
+def upgrade_accepted(status_line: bytes) -> bool:
+    """Whether the status line of the handshake response switches protocols (101)."""
+    return b" 101 " in status_line
+
+
+def client_frame(opcode: int, payload: bytes, mask: bytes = ZERO_MASK) -> bytes:
+    """One final client frame (RFC 6455 §5.2), masked with the 4-byte ``mask`` (§5.3)."""
+    if len(mask) != 4:
+        raise ValueError(f"a masking key is 4 bytes, not {len(mask)}")
     n = len(payload)
     if n < 126:
         head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
@@ -58,7 +73,15 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
         head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + _ZERO_MASK + payload
+    if mask != ZERO_MASK:
+        key = (mask * (n // 4 + 1))[:n]
+        payload = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+    return head + mask + payload
+
+
+def close_code(payload: bytes) -> int:
+    """The status code of a close frame's payload (RFC 6455 §5.5.1), 1005 when it has none."""
+    return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else NO_STATUS
 
 
 class FrameParser:

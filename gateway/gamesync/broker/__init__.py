@@ -1,13 +1,13 @@
-"""The fan-out engine between gateway pods, behind one small interface."""
+"""The fan-out engine between gateway pods, behind one small interface (`Broker`)."""
 
 from __future__ import annotations
 
-from gamesync.broker._redis_common import LAG_BUCKETS, PUBLISH_SCRIPT_SHA1, BrokerStats
-from gamesync.broker.base import Broker, EnvelopeHandler, create_broker
+from gamesync.broker.base import Broker, EnvelopeHandler
+from gamesync.broker.schemes import create_broker
+from gamesync.broker.stats import LAG_BUCKETS, BrokerStats
 
 __all__ = [
     "LAG_BUCKETS",
-    "PUBLISH_SCRIPT_SHA1",
     "Broker",
     "BrokerStats",
     "EnvelopeHandler",

@@ -1,68 +1,72 @@
-"""The broker interface: what the hub needs from a fan-out engine (DESIGN §1, §3)."""
+"""The broker contract: everything the gateway needs from a fan-out engine (DESIGN §1, §3).
+
+`tests/broker/test_contract.py` runs one behavioural suite against every implementation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Protocol
 
+from gamesync.broker.stats import BrokerStats
 from gamesync.envelope import Envelope
-from gamesync.errors import ConfigError
 
-__all__ = ["Broker", "EnvelopeHandler", "create_broker"]
+__all__ = ["Broker", "EnvelopeHandler"]
 
 #: Called for every envelope of a subscribed game, in arrival order, on the event loop.
 EnvelopeHandler = Callable[[Envelope], None]
 
 
 class Broker(Protocol):
-    """Subscribe/unsubscribe per game, publish atomically-if-newer, read the latest envelope.
+    """Fan-out between gateway pods: per-game subscriptions, publish-if-newer, a latest envelope.
 
-    Implementations: the in-process `MemoryBroker` (one node) and the Redis brokers. The hub
-    never knows which one it talks to. Methods raise `BrokerUnavailable` when the engine cannot
-    be reached; after an outage the broker re-subscribes and re-offers every subscribed game's
-    latest envelope through the handler, so clients converge without reconnecting.
+    The guarantee: for each game the broker keeps the newest envelope published (by `version`)
+    as its *latest*, and `publish` stores and fans out an envelope atomically *only if* its
+    version is newer than that latest one; anything else is refused as stale and changes
+    nothing. So however many publishers race, every subscriber sees a game's versions in
+    increasing order, and `latest` never goes back.
+
+    Delivery is at-most-once; the latest envelope makes a lost one harmless: a subscriber reads
+    `latest` after `subscribe`, and after an outage the broker re-subscribes and re-offers every
+    subscribed game's latest envelope through the handler, so the hub (which drops what is not
+    newer) converges without clients reconnecting. Methods that need the engine raise
+    `BrokerUnavailable` when it cannot be reached; `ready` says whether it can now.
+
+    Implementations: `MemoryBroker` (one process) and the Redis brokers (standalone, Cluster);
+    `gamesync.broker.schemes` maps URL schemes to them. The hub never knows which one it has.
     """
 
+    @property
+    def stats(self) -> BrokerStats:
+        """Counters for `/metrics`, updated in place (the same object for the broker's life)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """Started, the engine reachable, and every subscription established."""
+        ...
+
+    def describe(self) -> str:
+        """A log-safe description of where the broker points (never a password)."""
+        ...
+
     async def start(self, handler: EnvelopeHandler) -> None:
-        """Connect and deliver envelopes of subscribed games to `handler`."""
+        """Begin delivering subscribed games' envelopes to `handler`; an unreachable engine
+        makes the broker unready, never makes `start` fail."""
 
     async def stop(self) -> None:
-        """Disconnect and release every resource."""
+        """Disconnect and release every resource; no delivery after it returns."""
 
     async def subscribe(self, game_id: int) -> None:
-        """Start receiving the game's envelopes (returns once the subscription is live)."""
+        """Start receiving the game's envelopes; returns once the subscription is live."""
 
     async def unsubscribe(self, game_id: int) -> None:
         """Stop receiving the game's envelopes."""
-
-    async def publish(self, envelope: Envelope) -> bool:
-        """Store as latest and fan out if `version` is newer; False when stale."""
-        ...
 
     async def latest(self, game_id: int) -> Envelope | None:
         """The newest envelope stored for the game, if any."""
         ...
 
-    @property
-    def ready(self) -> bool:
-        """Reachable, with every subscription established."""
+    async def publish(self, envelope: Envelope) -> bool:
+        """Store as latest and fan out, atomically, if `version` is newer; False when stale."""
         ...
-
-    def describe(self) -> str:
-        """A log-safe description (no password)."""
-        ...
-
-
-def create_broker(url: str, *, latest_ttl_seconds: int) -> Broker:
-    """Build the broker a `--broker` URL names."""
-    if url.startswith("memory://"):
-        from gamesync.broker.memory import MemoryBroker
-
-        return MemoryBroker()
-    if url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
-        try:
-            from gamesync.broker.redis import create_redis_broker
-        except ImportError as exc:  # pragma: no cover - redis is a runtime dependency
-            raise ConfigError(f"the Redis broker is not available: {exc}") from exc
-        return create_redis_broker(url, latest_ttl_seconds=latest_ttl_seconds)
-    raise ConfigError(f"unknown broker URL scheme in {url.split('://')[0]!r}")

@@ -49,6 +49,13 @@ export function Board({ id }: { id: number }) {
   return null;
 }
 
+// `initial` straight from props, possibly undefined (tsconfig: exactOptionalPropertyTypes).
+export function ServerRendered({ id, initial }: { id: number; initial: { version: number; snapshot: Table } | undefined }) {
+  const { snapshot } = useGameSync<Table, Hand>(id, { initial, client: undefined });
+  void snapshot;
+  return null;
+}
+
 export const app = GameSyncProvider({ client, children: null });
 
 // @ts-expect-error: status is a closed set
