@@ -123,7 +123,6 @@ def test_hook_passes_against_the_real_gateway(tmp_path: Path) -> None:
         "-c",
         "import sys; from gamesync.cli import main; sys.exit(main())",
         "gateway",
-        "--dev",
         "--host",
         "127.0.0.1",
         "--port",
