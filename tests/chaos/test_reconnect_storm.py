@@ -24,13 +24,11 @@ from chaos.known import check_gap
 from chaos.processes import GatewayLauncher
 from chaos.scale import sizes
 from chaos.swarm import loopback_sources
+from gamesync.settings import ADMISSION_BURST, ADMISSION_RATE
 from redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
 
-#: the gateway's admission pacing defaults (`--admission-rate`, `--admission-burst`)
-ADMISSION_RATE = 500
-ADMISSION_BURST = 500
 SLACK_SECONDS = 5.0
 #: p99 floor: below this, twice a tiny baseline is timer noise on a shared 2-core machine
 P99_FLOOR_SECONDS = 0.010

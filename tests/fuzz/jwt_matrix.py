@@ -143,7 +143,6 @@ class Row:
     missing: dict[str, str] = field(default_factory=dict)
 
 
-_LIFETIME = "issue 12.4: iat required, exp - iat bounded (branch hardening)"
 _UNANSWERED = "gateway bug: a handshake line over 8 KiB gets no answer and stays open"
 
 #: A good token, to prove the harness can tell acceptance from refusal.
@@ -222,13 +221,11 @@ ROWS: tuple[Row, ...] = (
         "iat missing",
         "no `iat`",
         lambda w: w.sign(w.claims(iat=None)),
-        missing=dict.fromkeys(("header", "message", "renewal"), _LIFETIME),
     ),
     Row(
         "lifetime too long",
         "`exp - iat` of ten years",
         lambda w: w.sign(w.claims(exp=w.now + 10 * 365 * 86400)),
-        missing=dict.fromkeys(("header", "message", "renewal"), _LIFETIME),
     ),
     Row("exp missing", "no `exp`", lambda w: w.sign(w.claims(exp=None))),
     Row("exp not a number", '`exp: "9999999999"`', lambda w: w.sign(w.claims(exp="9999999999"))),
