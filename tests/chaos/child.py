@@ -102,8 +102,12 @@ class Child:
             wait=wait,
         )
 
-    async def status(self, newest: dict[int, int] | None = None) -> dict[str, Any]:
-        return await self.call(cmd="status", newest={str(k): v for k, v in (newest or {}).items()})
+    async def status(
+        self, newest: dict[int, int] | None = None, *, since: float = 0.0
+    ) -> dict[str, Any]:
+        """The ledger; `behind` counts clients short of `newest`, `*_since` counts from `since`."""
+        versions = {str(k): v for k, v in (newest or {}).items()}
+        return await self.call(cmd="status", newest=versions, since=since)
 
     async def latency(self, *windows: tuple[float, float]) -> dict[str, list[float]]:
         """p50, p99 (seconds) and n of the latencies received in each (start, end) window."""
@@ -183,7 +187,7 @@ def _unclean(client: Client) -> bool:
     return any(code != 1013 for code in codes) or len(client.hints) < len(codes)
 
 
-def _summary(swarm: Swarm, newest: dict[int, int]) -> dict[str, Any]:
+def _summary(swarm: Swarm, newest: dict[int, int], since: float) -> dict[str, Any]:
     clients = swarm.clients
     subscribed_at = [c.subscribed_at for c in clients]
     gaps = [b - a for c in clients for a, b in zip(c.pings, c.pings[1:], strict=False)]
@@ -194,6 +198,9 @@ def _summary(swarm: Swarm, newest: dict[int, int]) -> dict[str, Any]:
         "last_subscribed_at": max((t for t in subscribed_at if t is not None), default=None),
         "behind": swarm.behind(newest) if newest else None,
         "closes": sum(len(c.closes) for c in clients),
+        #: closes and connection attempts from loop time `since` on (a steady phase's start)
+        "closes_since": sum(t >= since for c in clients for t, _ in c.closes),
+        "attempts_since": sum(t >= since for c in clients for t in c.attempted),
         "close_codes": {str(k): v for k, v in swarm.close_codes.items()},
         "held_back_1013": sum(code == 1013 for c in clients for _, code in c.closes),
         "unclean": sum(_unclean(c) for c in clients),
@@ -245,7 +252,7 @@ class _Serving:
         if cmd == "status":
             assert self.swarm is not None
             newest = {int(k): int(v) for k, v in command.get("newest", {}).items()}
-            return _summary(self.swarm, newest)
+            return _summary(self.swarm, newest, float(command.get("since", 0.0)))
         if cmd == "latency":
             assert self.swarm is not None
             samples = [self.swarm.latencies(a, b) for a, b in command["windows"]]

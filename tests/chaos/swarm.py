@@ -91,6 +91,7 @@ class Client(asyncio.Protocol):
         self.head = b""
         self.parser = ServerFrames()
         self.attempts = 0
+        self.attempted: list[float] = []  # loop time of each connection attempt
         self.connected = False
         #: loop time of the first `welcome`, and of the `subscribed` that followed it
         self.welcomed_at: float | None = None
@@ -124,6 +125,7 @@ class Client(asyncio.Protocol):
         swarm = self.swarm
         host, port = swarm.targets[self.target]
         self.attempts += 1
+        self.attempted.append(swarm.loop.time())
         self.upgraded, self.head, self.parser = False, b"", ServerFrames()
         try:
             async with asyncio.timeout(swarm.policy.handshake_timeout):
