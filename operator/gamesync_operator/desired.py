@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -481,8 +480,3 @@ def adopt(objs: list[dict[str, Any]], owner: Owner) -> None:
     """Set the owner reference (controller, blockOwnerDeletion) on each object, in place."""
     body: Any = owner.body()  # kopf accepts any mapping-like body
     kopf.adopt(objs, owner=body, strict=True)
-
-
-def identity(obj: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(apiVersion, kind, name) of an object, for logs and lookups."""
-    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]

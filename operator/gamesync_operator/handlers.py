@@ -57,13 +57,13 @@ def register(registry: Any, config: OperatorConfig) -> None:
         if reconciler is None:
             return  # the operator is stopping: nothing to reconcile with
         try:
-            outcome = await reconciler.reconcile(body, emit)
+            report = await reconciler.reconcile(body, emit)
         except ApiError as exc:
             # Conflicts, an unreachable API, missing RBAC: retry soon; the next pass re-reads all.
             raise kopf.TemporaryError(str(exc), delay=config.retry_delay) from exc
-        for change in outcome.changed:
+        for change in report.changed:
             logger.info("%s", change)
-        for reason, message in outcome.problems:
+        for reason, message in report.problems:
             logger.warning("%s: %s", reason, message)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile-on-resume")

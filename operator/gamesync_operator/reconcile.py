@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from gamesync_operator import desired as desired_mod
-from gamesync_operator import keystore, ownership, rotation, scaling
+from gamesync_operator import ownership, rotation, scaling, signing_secrets
 from gamesync_operator.config import DELETION_COST, ROTATE_ANNOTATION, OperatorConfig
 from gamesync_operator.errors import ApiError, SpecError
 from gamesync_operator.kube import CLUSTERS as _CLUSTERS
@@ -42,7 +42,7 @@ from gamesync_operator.spec import ClusterSpec, parse_spec
 from gamesync_operator.stats import PodStats, gather_stats
 from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
 
-__all__ = ["Outcome", "Reconciler", "contains"]
+__all__ = ["PassReport", "Reconciler", "contains"]
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _is_ready(pod: Mapping[str, Any]) -> bool:
 
 
 @dataclass
-class Outcome:
+class PassReport:
     """What a pass did, for logs and tests."""
 
     changed: list[str] = field(default_factory=list)
@@ -191,29 +191,29 @@ class Reconciler:
         self._locks.pop(uid, None)
         self._announced.pop(uid, None)
 
-    async def reconcile(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
+    async def reconcile(self, body: Mapping[str, Any], emit: EventSink) -> PassReport:
         """One pass; passes for the same object never overlap."""
         async with self._lock(body["metadata"]["uid"]):
             if self._closing:
-                return Outcome()  # the operator is stopping: its clients are closing
+                return PassReport()  # the operator is stopping: its clients are closing
             fresh = await self.kube.get(
                 _CLUSTERS, body["metadata"]["namespace"], body["metadata"]["name"]
             )
             if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
-                return Outcome()
+                return PassReport()
             try:
-                outcome = await self._pass(fresh, emit)
+                report = await self._pass(fresh, emit)
             except ApiError as exc:
                 self.config.metrics.passes.labels("api_error").inc()
                 await self._report_api_error(fresh, exc)
                 raise
-            self._announce(fresh["metadata"]["uid"], outcome, emit)
-            self.config.metrics.passes.labels("problems" if outcome.problems else "ok").inc()
-            return outcome
+            self._announce(fresh["metadata"]["uid"], report, emit)
+            self.config.metrics.passes.labels("problems" if report.problems else "ok").inc()
+            return report
 
-    def _announce(self, uid: str, outcome: Outcome, emit: EventSink) -> None:
+    def _announce(self, uid: str, report: PassReport, emit: EventSink) -> None:
         """A Warning Event for each conflict or refusal when it first appears, not every pass."""
-        now = {p for p in outcome.problems if p[0] in _ANNOUNCED}
+        now = {p for p in report.problems if p[0] in _ANNOUNCED}
         for reason, message in sorted(now - self._announced.get(uid, set())):
             emit("Warning", reason, message)
         self._announced[uid] = now
@@ -250,21 +250,21 @@ class Reconciler:
         ]
         await self._write_status(body, fields, conditions, body["metadata"].get("generation"), now)
 
-    async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
+    async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> PassReport:
         meta = body["metadata"]
         name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
         generation = meta.get("generation")
         status: Mapping[str, Any] = body.get("status") or {}
         now = self.config.clock()
-        outcome = Outcome()
+        report = PassReport()
 
         try:
             spec = parse_spec(name, namespace, body.get("spec"))
             self.config.images.check(spec)
         except SpecError as exc:
-            outcome.problems.append((exc.reason, exc.message))
-            await self._refuse(body, outcome.problems, {}, now)
-            return outcome
+            report.problems.append((exc.reason, exc.message))
+            await self._refuse(body, report.problems, {}, now)
+            return report
 
         # Observe: every object the cluster should own, whether it is really ours, the pods.
         owner = desired_mod.Owner(name, namespace, uid)
@@ -276,7 +276,7 @@ class Reconciler:
             existing[res, child] = await self._get_child(res, namespace, child)
         for (res, child), obj in existing.items():
             if obj is not None and not ownership.controlled_by(obj, uid):
-                outcome.problems.append(
+                report.problems.append(
                     (
                         "NameConflict",
                         f"{res.kind} {child} already exists and belongs to "
@@ -287,9 +287,9 @@ class Reconciler:
         deployment = existing[DEPLOYMENTS, name]
         stats = await self._stats(namespace, name)
         observed = self._observed(name, deployment, stats, status)
-        if outcome.problems:
-            await self._refuse(body, outcome.problems, observed, now)
-            return outcome
+        if report.problems:
+            await self._refuse(body, report.problems, observed, now)
+            return report
 
         if spec.paused:
             # Still the truth about what runs, but nothing is changed to make it so.
@@ -308,10 +308,10 @@ class Reconciler:
                 Condition("Progressing", "False", "Paused", "paused"),
             ]
             await self._write_status(body, observed, conditions, generation, now)
-            return outcome
+            return report
 
         # Keys: the rotation step, written in the order the plan gives.
-        keys_ready = await self._rotate(body, spec, status, existing, stats, now, emit, outcome)
+        keys_ready = await self._rotate(body, spec, status, existing, stats, now, emit, report)
 
         # Replicas.
         replicas, scale_status, scaling_condition = self._replicas(
@@ -322,18 +322,18 @@ class Reconciler:
         wanted = self._children(spec, owner, replicas)
         for obj in wanted:
             actual = existing[resource_of(obj), obj["metadata"]["name"]]
-            await self._ensure(obj, actual, uid, outcome)
-        await self._remove_unwanted(spec, uid, {resource_of(o) for o in wanted}, outcome)
+            await self._ensure(obj, actual, uid, report)
+        await self._remove_unwanted(spec, uid, {resource_of(o) for o in wanted}, report)
 
         if spec.autoscaling.mode == "Operator" and stats.answered:
-            await self._set_deletion_costs(namespace, stats, outcome)
+            await self._set_deletion_costs(namespace, stats, report)
 
         # Status.
         runtime_hash = desired_mod.runtime_config_hash(spec)
         want = replicas if replicas is not None else observed["replicas"]
         rejected = sorted(n for n, st in stats.answered.items() if not st.runtime_valid)
         if rejected:
-            outcome.problems.append(
+            report.problems.append(
                 (
                     "RuntimeConfigRejected",
                     f"gateways kept their last good runtime config: {', '.join(rejected)}",
@@ -355,8 +355,8 @@ class Reconciler:
                     for st in stats.answered.values()
                     if st.runtime_valid and st.runtime_hash != runtime_hash
                 ),
-                problems=tuple(outcome.problems),
-                changed=tuple(outcome.changed),
+                problems=tuple(report.problems),
+                changed=tuple(report.changed),
             )
         )
         observed.update(
@@ -375,7 +375,7 @@ class Reconciler:
             desired=want,
             ready=int(observed["readyReplicas"]),
         )
-        return outcome
+        return report
 
     def _children(
         self, spec: ClusterSpec, owner: desired_mod.Owner, replicas: int | None = None
@@ -432,19 +432,19 @@ class Reconciler:
         stats: _Stats,
         now: dt.datetime,
         emit: EventSink,
-        outcome: Outcome,
+        report: PassReport,
     ) -> Condition:
         sk = spec.signing_keys
-        keys_status = keystore.keys_status_from_dict(status.get("signingKeys"))
+        keys_status = signing_secrets.keys_status_from_dict(status.get("signingKeys"))
         try:
-            signer = keystore.signer_from_secret(
+            signer = signing_secrets.signer_from_secret(
                 existing[SECRETS, sk.signer_secret_name],
                 unknown_activation=keys_status.last_rotation_time or now,
             )
-        except keystore.KeystoreError as exc:
-            outcome.problems.append(("SignerSecretInvalid", str(exc)))
+        except signing_secrets.SigningSecretError as exc:
+            report.problems.append(("SignerSecretInvalid", str(exc)))
             return Condition("KeysReady", "False", "SignerSecretInvalid", str(exc))
-        jwks = keystore.jwks_from_secret(existing[SECRETS, sk.jwks_secret_name])
+        jwks = signing_secrets.jwks_from_secret(existing[SECRETS, sk.jwks_secret_name])
         annotations = body["metadata"].get("annotations") or {}
         evidence = rotation.Evidence(
             now=now, pods_kids=stats.ready_kids, rotate_request=annotations.get(ROTATE_ANNOTATION)
@@ -458,12 +458,12 @@ class Reconciler:
         owner = desired_mod.Owner(spec.name, spec.namespace, body["metadata"]["uid"])
         for kind, payload in plan.steps():
             if kind == "jwks":
-                secret = keystore.jwks_secret(spec, payload)
+                secret = signing_secrets.jwks_secret(spec, payload)
             elif kind == "signer":
-                secret = keystore.signer_secret(spec, payload)
+                secret = signing_secrets.signer_secret(spec, payload)
             else:
                 self.config.metrics.rotation(spec.namespace, spec.name, payload.next_rotation_time)
-                patch = {"signingKeys": keystore.keys_status_to_dict(payload)}
+                patch = {"signingKeys": signing_secrets.keys_status_to_dict(payload)}
                 if _pruned(patch["signingKeys"]) != _pruned(status.get("signingKeys")):
                     await self.kube.patch_status(spec.namespace, spec.name, patch)
                 continue
@@ -471,7 +471,7 @@ class Reconciler:
             # Strict: the order of these writes is the safety argument, so a failed write
             # ends the pass before the next one (the next pass re-plans from what exists).
             actual = await self.kube.get(SECRETS, spec.namespace, secret["metadata"]["name"])
-            await self._ensure(secret, actual, owner.uid, outcome, strict=True)
+            await self._ensure(secret, actual, owner.uid, report, strict=True)
         for event in plan.events:
             emit(event.type, event.reason, event.message)
         return Condition("KeysReady", *plan.ready)
@@ -508,8 +508,8 @@ class Reconciler:
             )
         raw = status.get("autoscaling") or {}
         state = scaling.ScalingState(
-            below_since=keystore.parse_time(raw.get("belowSince")),
-            last_scale_time=keystore.parse_time(raw.get("lastScaleTime")),
+            below_since=signing_secrets.parse_time(raw.get("belowSince")),
+            last_scale_time=signing_secrets.parse_time(raw.get("lastScaleTime")),
         )
         if current is None:
             current = spec.autoscaling.min_replicas
@@ -539,10 +539,10 @@ class Reconciler:
             {
                 "owner": "Operator",
                 "recommendation": decision.recommendation,
-                "belowSince": keystore.format_time(decision.state.below_since)
+                "belowSince": signing_secrets.format_time(decision.state.below_since)
                 if decision.state.below_since
                 else None,
-                "lastScaleTime": keystore.format_time(decision.state.last_scale_time)
+                "lastScaleTime": signing_secrets.format_time(decision.state.last_scale_time)
                 if decision.state.last_scale_time
                 else None,
                 "reason": decision.reason,
@@ -553,7 +553,7 @@ class Reconciler:
             condition,
         )
 
-    async def _set_deletion_costs(self, namespace: str, stats: _Stats, outcome: Outcome) -> None:
+    async def _set_deletion_costs(self, namespace: str, stats: _Stats, report: PassReport) -> None:
         current: dict[str, int | None] = {}
         for pod in stats.running:
             raw = (pod["metadata"].get("annotations") or {}).get(DELETION_COST)
@@ -573,7 +573,7 @@ class Reconciler:
                 )
             except ApiError as exc:
                 if exc.status != 404:  # a pod that just went away needs no cost
-                    outcome.problems.append(("PodAnnotationFailed", exc.message))
+                    report.problems.append(("PodAnnotationFailed", exc.message))
 
     # -- children -----------------------------------------------------------------------------
 
@@ -582,7 +582,7 @@ class Reconciler:
         obj: dict[str, Any],
         actual: Mapping[str, Any] | None,
         uid: str,
-        outcome: Outcome,
+        report: PassReport,
         strict: bool = False,
     ) -> None:
         """Create `obj`, or server-side apply it over our own `actual`; failures are problems.
@@ -598,7 +598,7 @@ class Reconciler:
             if actual is None:
                 try:
                     await self.kube.create(obj)
-                    outcome.changed.append(f"created {label}")
+                    report.changed.append(f"created {label}")
                     return
                 except ApiError as exc:
                     if exc.status != 409:  # created meanwhile (a replayed event): look again
@@ -623,7 +623,7 @@ class Reconciler:
                     raise
                 # Only earlier versions of this operator own those fields: take them back.
                 await self.kube.apply(obj, force=True)
-            outcome.changed.append(f"updated {label}")
+            report.changed.append(f"updated {label}")
         except ApplyConflict as exc:
             if strict:
                 raise
@@ -632,7 +632,7 @@ class Reconciler:
                 for c in exc.conflicts
                 if c.manager not in ownership.OWN_MANAGERS
             )
-            outcome.problems.append(
+            report.problems.append(
                 ("FieldConflict", f"{label}: not overwritten, other managers own {fields}")
             )
         except ApiError as exc:
@@ -645,7 +645,7 @@ class Reconciler:
                 reason, message = "NameConflict", exc.message
             else:
                 reason, message = f"{obj['kind']}Failed", f"{label}: {exc}"
-            outcome.problems.append((reason, message))
+            report.problems.append((reason, message))
 
     async def _upgrade_managed_fields(self, res: Resource, actual: Mapping[str, Any]) -> None:
         """Make the fields an earlier, pre-apply operator set this operator's applied ones."""
@@ -666,7 +666,7 @@ class Reconciler:
         await self.kube.json_patch(res, meta["namespace"], meta["name"], operations)
 
     async def _remove_unwanted(
-        self, spec: ClusterSpec, uid: str, wanted: set[Resource], outcome: Outcome
+        self, spec: ClusterSpec, uid: str, wanted: set[Resource], report: PassReport
     ) -> None:
         """Delete optional children of a mode no longer chosen (only our own)."""
         for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS, NETWORKPOLICIES):
@@ -678,7 +678,7 @@ class Reconciler:
                 continue  # the API is not served here: nothing of ours can exist
             if obj is not None and ownership.controlled_by(obj, uid):
                 await self.kube.delete(res, spec.namespace, spec.name)
-                outcome.changed.append(f"deleted {obj.get('kind')}/{spec.name}")
+                report.changed.append(f"deleted {obj.get('kind')}/{spec.name}")
 
     # -- status -------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gamesync_operator.keystore import format_time
+from gamesync_operator.signing_secrets import format_time
 
 __all__ = ["CONDITION_TYPES", "Condition", "Health", "cluster_conditions", "merge_conditions"]
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from gsc_builders import make_spec
 
-from gamesync_operator import keystore
+from gamesync_operator import signing_secrets
 from gamesync_operator.reconcile import contains
 from gamesync_operator.rotation import Signer
 from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
@@ -49,7 +49,7 @@ def test_transition_time_moves_only_when_the_status_changes() -> None:
     assert same[0]["lastTransitionTime"] == first[0]["lastTransitionTime"]
     assert (same[0]["reason"], same[0]["observedGeneration"]) == ("B", 2)
     flipped = merge_conditions([Condition("Ready", "True", "C", "c")], same, 2, later)
-    assert flipped[0]["lastTransitionTime"] == keystore.format_time(later)
+    assert flipped[0]["lastTransitionTime"] == signing_secrets.format_time(later)
 
 
 def test_signer_secret_round_trips_with_its_bookkeeping() -> None:
@@ -63,10 +63,11 @@ def test_signer_secret_round_trips_with_its_bookkeeping() -> None:
         handled_request="r-1",
         revoked=("z",),
     )
-    secret = keystore.signer_secret(spec, signer)
+    secret = signing_secrets.signer_secret(spec, signer)
     assert secret["metadata"]["name"] == "arena-signer"
     assert (
-        keystore.signer_from_secret(secret, unknown_activation=T0 + dt.timedelta(days=1)) == signer
+        signing_secrets.signer_from_secret(secret, unknown_activation=T0 + dt.timedelta(days=1))
+        == signer
     )
 
 
@@ -80,23 +81,24 @@ def test_signer_secret_round_trips_with_its_bookkeeping() -> None:
 )
 def test_an_unreadable_signer_secret_is_refused_not_overwritten(data: dict[str, str]) -> None:
     secret = {"metadata": {"name": "arena-signer"}, "data": data}
-    with pytest.raises(keystore.KeystoreError):
-        keystore.signer_from_secret(secret, unknown_activation=T0)
+    with pytest.raises(signing_secrets.SigningSecretError):
+        signing_secrets.signer_from_secret(secret, unknown_activation=T0)
 
 
 def test_a_hand_made_signer_secret_without_annotations_counts_from_the_given_time() -> None:
     doc = b'{"keys": [{"kid": "a", "kty": "oct", "k": "x"}], "active": "a"}'
     secret = {"metadata": {"name": "s"}, "data": {"signer.json": base64.b64encode(doc).decode()}}
-    signer = keystore.signer_from_secret(secret, unknown_activation=T0)
+    signer = signing_secrets.signer_from_secret(secret, unknown_activation=T0)
     assert signer is not None
     assert (signer.activated_at, signer.next, signer.generation) == (T0, None, 1)
 
 
 def test_an_unreadable_jwks_secret_is_treated_as_absent_because_it_is_derived() -> None:
     assert (
-        keystore.jwks_from_secret({"metadata": {"name": "j"}, "data": {"jwks.json": "!!"}}) is None
+        signing_secrets.jwks_from_secret({"metadata": {"name": "j"}, "data": {"jwks.json": "!!"}})
+        is None
     )
-    assert keystore.jwks_from_secret(None) is None
+    assert signing_secrets.jwks_from_secret(None) is None
 
 
 KEYS_OK = Condition("KeysReady", "True", "KeysLoaded", "ok")
