@@ -6,7 +6,6 @@ in a row (KMock replays watches) or concurrently with a human editing children.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -19,9 +18,9 @@ from typing import Any
 import httpx
 
 from gamesync_operator import desired as desired_mod
-from gamesync_operator import ownership, rotation, scaling, signing_secrets
+from gamesync_operator import ownership, rebalance, rotation, scaling, signing_secrets
 from gamesync_operator.config import DELETION_COST, ROTATE_ANNOTATION, OperatorConfig
-from gamesync_operator.errors import ApiError, SpecError
+from gamesync_operator.errors import ApiError, SpecError, StatsError
 from gamesync_operator.kube import CLUSTERS as _CLUSTERS
 from gamesync_operator.kube import (
     DEPLOYMENTS,
@@ -29,9 +28,11 @@ from gamesync_operator.kube import (
     HTTPROUTES,
     INGRESSES,
     NETWORKPOLICIES,
+    PODMONITORS,
     PODS,
     SCALEDOBJECTS,
     SECRETS,
+    SERVICES,
     ApplyConflict,
     Kube,
     Resource,
@@ -39,8 +40,16 @@ from gamesync_operator.kube import (
 )
 from gamesync_operator.names import PUBLIC_PORT, label_selector, selector_labels
 from gamesync_operator.spec import ClusterSpec, parse_spec
-from gamesync_operator.stats import PodStats, gather_stats
-from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
+from gamesync_operator.stats import PodStats, gather_stats, request_shed
+from gamesync_operator.status import (
+    Condition,
+    Fleet,
+    Health,
+    cluster_conditions,
+    merge_conditions,
+    refused_conditions,
+)
+from gamesync_operator.triggers import ClusterKey
 
 __all__ = ["PassReport", "Reconciler", "contains"]
 
@@ -130,16 +139,29 @@ def _is_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _previous(status: Mapping[str, Any], type_: str) -> Condition | None:
+    """A condition as the last pass wrote it, or None."""
+    for c in status.get("conditions") or []:
+        if isinstance(c, Mapping) and c.get("type") == type_:
+            return Condition(
+                type_, str(c.get("status")), str(c.get("reason")), str(c.get("message"))
+            )
+    return None
+
+
 @dataclass
 class PassReport:
     """What a pass did, for logs and tests."""
 
     changed: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    gone: bool = False  # the cluster was deleted (or replaced by one of the same name)
 
 
-#: Problems that stop a pass before it changes anything; they name Ready's reason first.
+#: Problems that stop a pass before it changes anything (Accepted=False, with that reason).
 _BLOCKING = ("NameConflict", "ImageNotAllowed")
+#: APIs a cluster may not serve (CRDs of other projects): absent is a state, not a failure.
+_OPTIONAL = (HTTPROUTES, SCALEDOBJECTS, PODMONITORS)
 #: Problems that are announced with a Warning Event (once, when they appear).
 _ANNOUNCED = frozenset({*_BLOCKING, "FieldConflict"})
 
@@ -150,7 +172,12 @@ class _Stats:
 
     running: list[dict[str, Any]]
     answered: dict[str, PodStats]
+    ready: list[str]  # running pods that are ready (and not being deleted)
     ready_kids: tuple[frozenset[str], ...] | None  # None: some ready pod did not answer
+
+    @property
+    def unanswered_ready(self) -> int:
+        return sum(1 for n in self.ready if n not in self.answered)
 
     @property
     def complete(self) -> bool:
@@ -165,51 +192,41 @@ class _Stats:
 
 
 class Reconciler:
-    """Holds the clients; `reconcile(body)` runs one pass for one GameSyncCluster."""
+    """Holds the clients; `reconcile(key, emit)` runs one pass for one GameSyncCluster.
+
+    Passes for one cluster never overlap: the controller's work queue hands each key to one
+    worker at a time.
+    """
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
         self.kube = Kube(config.configure, timeout=config.api_timeout)
         self.http = httpx.AsyncClient(timeout=config.stats_timeout, trust_env=False)
-        self._locks: dict[str, asyncio.Lock] = {}
         self._announced: dict[str, set[tuple[str, str]]] = {}
-        self._closing = False
 
     async def close(self) -> None:
-        """Let passes in flight finish their ordered writes, then close the clients."""
-        self._closing = True
-        for lock in list(self._locks.values()):
-            async with lock:
-                pass
+        """Close the clients (after every pass ended: the controller stops them first)."""
         await self.kube.close()
         await self.http.aclose()
 
-    def _lock(self, uid: str) -> asyncio.Lock:
-        return self._locks.setdefault(uid, asyncio.Lock())
-
     def forget(self, uid: str) -> None:
-        self._locks.pop(uid, None)
         self._announced.pop(uid, None)
 
-    async def reconcile(self, body: Mapping[str, Any], emit: EventSink) -> PassReport:
-        """One pass; passes for the same object never overlap."""
-        async with self._lock(body["metadata"]["uid"]):
-            if self._closing:
-                return PassReport()  # the operator is stopping: its clients are closing
-            fresh = await self.kube.get(
-                _CLUSTERS, body["metadata"]["namespace"], body["metadata"]["name"]
-            )
-            if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
-                return PassReport()
-            try:
-                report = await self._pass(fresh, emit)
-            except ApiError as exc:
-                self.config.metrics.passes.labels("api_error").inc()
-                await self._report_api_error(fresh, exc)
-                raise
-            self._announce(fresh["metadata"]["uid"], report, emit)
-            self.config.metrics.passes.labels("problems" if report.problems else "ok").inc()
-            return report
+    async def reconcile(self, key: ClusterKey, emit: EventSink) -> PassReport:
+        """One pass over the cluster as it is now; `gone` if it was deleted or replaced."""
+        fresh = await self.kube.get(_CLUSTERS, key.namespace, key.name)
+        meta = (fresh or {}).get("metadata") or {}
+        if fresh is None or meta.get("uid") != key.uid or meta.get("deletionTimestamp"):
+            return PassReport(gone=True)
+        try:
+            report = await self._pass(fresh, emit)
+        except ApiError as exc:
+            self.config.metrics.passes.labels("api_error").inc()
+            await self._report_api_error(fresh, exc)
+            raise
+        self._announce(key.uid, report, emit)
+        self.config.metrics.passes.labels("problems" if report.problems else "ok").inc()
+        return report
 
     def _announce(self, uid: str, report: PassReport, emit: EventSink) -> None:
         """A Warning Event for each conflict or refusal when it first appears, not every pass."""
@@ -227,7 +244,8 @@ class Reconciler:
             reason = "FieldConflict"
         message = f"the Kubernetes API refused a request: {exc}"
         conditions = [
-            Condition("Ready", "False", reason, message),
+            # The pass could not observe everything: whether the fleet serves is not known.
+            Condition("Ready", "Unknown", reason, message),
             Condition("Degraded", "True", reason, message),
         ]
         generation = body["metadata"].get("generation")
@@ -239,16 +257,26 @@ class Reconciler:
         body: Mapping[str, Any],
         problems: list[tuple[str, str]],
         fields: Mapping[str, Any],
+        fleet: Fleet,
         now: dt.datetime,
     ) -> None:
-        """Status for a pass that changes nothing: the first problem names Ready's reason."""
-        reason, message = problems[0]
-        conditions = [
-            Condition("Ready", "False", reason, message),
-            Condition("Degraded", "True", reason, "; ".join(m for _, m in problems)),
-            Condition("Progressing", "False", reason, "waiting until this is resolved"),
-        ]
+        """Status for a pass that changes nothing: Accepted=False; what runs keeps serving."""
+        status: Mapping[str, Any] = body.get("status") or {}
+        conditions = refused_conditions(fleet, _previous(status, "KeysReady"), problems)
         await self._write_status(body, fields, conditions, body["metadata"].get("generation"), now)
+
+    def _fleet(
+        self,
+        deployment: Mapping[str, Any] | None,
+        stats: _Stats,
+        floor: int | None = None,
+        missing: tuple[str, ...] = (),
+    ) -> Fleet:
+        """What serves: `deployment` is ours (or None); `floor` defaults to its replicas."""
+        if floor is None:
+            floor = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+        ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+        return Fleet(floor=floor, ready=ready, unanswered=stats.unanswered_ready, missing=missing)
 
     async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> PassReport:
         meta = body["metadata"]
@@ -262,8 +290,14 @@ class Reconciler:
             spec = parse_spec(name, namespace, body.get("spec"))
             self.config.images.check(spec)
         except SpecError as exc:
+            # Refused: nothing changes, and the status still says what the old fleet does.
             report.problems.append((exc.reason, exc.message))
-            await self._refuse(body, report.problems, {}, now)
+            deployment = await self.kube.get(DEPLOYMENTS, namespace, name)
+            if deployment is not None and not ownership.controlled_by(deployment, uid):
+                deployment = None
+            stats = await self._stats(namespace, name) if deployment else _Stats([], {}, [], ())
+            observed = self._observed(name, deployment, stats, status)
+            await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
             return report
 
         # Observe: every object the cluster should own, whether it is really ours, the pods.
@@ -285,10 +319,12 @@ class Reconciler:
                     )
                 )
         deployment = existing[DEPLOYMENTS, name]
+        if deployment is not None and not ownership.controlled_by(deployment, uid):
+            deployment = None  # someone else's: not this cluster's fleet
         stats = await self._stats(namespace, name)
         observed = self._observed(name, deployment, stats, status)
         if report.problems:
-            await self._refuse(body, report.problems, observed, now)
+            await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
             return report
 
         if spec.paused:
@@ -320,13 +356,20 @@ class Reconciler:
 
         # Children.
         wanted = self._children(spec, owner, replicas)
+        present: set[tuple[Resource, str]] = set()
         for obj in wanted:
-            actual = existing[resource_of(obj), obj["metadata"]["name"]]
-            await self._ensure(obj, actual, uid, report)
+            key = (resource_of(obj), obj["metadata"]["name"])
+            if await self._ensure(obj, existing[key], uid, report):
+                present.add(key)
         await self._remove_unwanted(spec, uid, {resource_of(o) for o in wanted}, report)
 
         if spec.autoscaling.mode == "Operator" and stats.answered:
             await self._set_deletion_costs(namespace, stats, report)
+
+        # Rebalancing: move connections from pods well above the mean (after a scale-up).
+        rebalancing, rebalance_status = await self._rebalance(
+            spec, deployment, status, stats, now, emit
+        )
 
         # Status.
         runtime_hash = desired_mod.runtime_config_hash(spec)
@@ -340,16 +383,16 @@ class Reconciler:
                 )
             )
         dstatus = (deployment or {}).get("status") or {}
+        floor = spec.autoscaling.min_replicas if spec.autoscaling.mode in ("HPA", "KEDA") else want
         conditions = cluster_conditions(
             Health(
                 want=want,
-                ready_floor=spec.autoscaling.min_replicas
-                if spec.autoscaling.mode in ("HPA", "KEDA")
-                else want,
-                ready=int(observed["readyReplicas"]),
+                fleet=self._fleet(deployment, stats, floor, self._missing(spec, present)),
                 updated=int(dstatus.get("updatedReplicas") or 0) if deployment else None,
                 keys_ready=keys_ready,
                 scaling=scaling_condition,
+                monitoring=self._monitoring(spec, present),
+                rebalancing=rebalancing,
                 runtime_stale=sum(
                     1
                     for st in stats.answered.values()
@@ -365,6 +408,7 @@ class Reconciler:
                 "runtimeConfigHash": runtime_hash,
                 "endpoint": self._endpoint(spec),
                 "autoscaling": scale_status,
+                "rebalance": rebalance_status,
             }
         )
         await self._write_status(body, observed, conditions, generation, now)
@@ -387,7 +431,7 @@ class Reconciler:
         try:
             return await self.kube.get(res, namespace, name)
         except ApiError as exc:
-            if exc.status == 404 or res not in (HTTPROUTES, SCALEDOBJECTS):
+            if exc.status == 404 or res not in _OPTIONAL:
                 raise
             return None
 
@@ -402,7 +446,7 @@ class Reconciler:
         ready_kids = (
             tuple(answered[n].kids for n in ready) if all(n in answered for n in ready) else None
         )
-        return _Stats(running, answered, ready_kids)
+        return _Stats(running, answered, ready, ready_kids)
 
     @staticmethod
     def _observed(
@@ -584,11 +628,12 @@ class Reconciler:
         uid: str,
         report: PassReport,
         strict: bool = False,
-    ) -> None:
+    ) -> bool:
         """Create `obj`, or server-side apply it over our own `actual`; failures are problems.
 
         Never touches an object without this cluster's controller reference, and never
         overwrites a field another manager owns (a FieldConflict instead). `strict` raises.
+        Returns whether the object exists now (in whatever version).
         """
         res = resource_of(obj)
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -599,7 +644,7 @@ class Reconciler:
                 try:
                     await self.kube.create(obj)
                     report.changed.append(f"created {label}")
-                    return
+                    return True
                 except ApiError as exc:
                     if exc.status != 409:  # created meanwhile (a replayed event): look again
                         raise
@@ -613,7 +658,7 @@ class Reconciler:
                     f"{label} belongs to {ownership.describe_controller(actual)}",
                 )
             if contains(actual, obj):
-                return
+                return True
             await self._upgrade_managed_fields(res, actual)
             try:
                 await self.kube.apply(obj)
@@ -624,6 +669,7 @@ class Reconciler:
                 # Only earlier versions of this operator own those fields: take them back.
                 await self.kube.apply(obj, force=True)
             report.changed.append(f"updated {label}")
+            return True
         except ApplyConflict as exc:
             if strict:
                 raise
@@ -635,10 +681,13 @@ class Reconciler:
             report.problems.append(
                 ("FieldConflict", f"{label}: not overwritten, other managers own {fields}")
             )
+            return True
         except ApiError as exc:
             if strict:
                 raise
-            if exc.status == 404 and res in (HTTPROUTES, SCALEDOBJECTS):
+            if exc.status == 404 and res is PODMONITORS:
+                return False  # no Prometheus Operator here: the Monitoring condition says so
+            if exc.status == 404 and res in _OPTIONAL:
                 reason = f"{obj['kind']}Unavailable"
                 message = f"{res.api_version} {obj['kind']} is not served by this cluster"
             elif exc.reason == "NameConflict":
@@ -646,6 +695,7 @@ class Reconciler:
             else:
                 reason, message = f"{obj['kind']}Failed", f"{label}: {exc}"
             report.problems.append((reason, message))
+            return actual is not None
 
     async def _upgrade_managed_fields(self, res: Resource, actual: Mapping[str, Any]) -> None:
         """Make the fields an earlier, pre-apply operator set this operator's applied ones."""
@@ -669,7 +719,7 @@ class Reconciler:
         self, spec: ClusterSpec, uid: str, wanted: set[Resource], report: PassReport
     ) -> None:
         """Delete optional children of a mode no longer chosen (only our own)."""
-        for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS, NETWORKPOLICIES):
+        for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS, NETWORKPOLICIES, PODMONITORS):
             if res in wanted:
                 continue
             try:
@@ -680,7 +730,117 @@ class Reconciler:
                 await self.kube.delete(res, spec.namespace, spec.name)
                 report.changed.append(f"deleted {obj.get('kind')}/{spec.name}")
 
+    # -- rebalancing --------------------------------------------------------------------------
+
+    async def _rebalance(
+        self,
+        spec: ClusterSpec,
+        deployment: Mapping[str, Any] | None,
+        status: Mapping[str, Any],
+        stats: _Stats,
+        now: dt.datetime,
+        emit: EventSink,
+    ) -> tuple[str | None, dict[str, Any]]:
+        """Ask pods well above the mean to shed toward it; (Progressing message, status)."""
+        dspec = (deployment or {}).get("spec") or {}
+        dstatus = (deployment or {}).get("status") or {}
+        want = int(dspec.get("replicas") or 0)
+        settled = (
+            deployment is not None
+            and int(dstatus.get("updatedReplicas") or 0) == want
+            and int(dstatus.get("readyReplicas") or 0) == want
+            and int(dstatus.get("replicas") or 0) == want
+        )
+        answered = stats.answered.values()
+        load = rebalance.FleetLoad(
+            connections={n: s.connections for n, s in stats.answered.items()},
+            running=len(stats.running),
+            ready=len(stats.ready),
+            draining=sum(1 for s in answered if s.draining),
+            shedding=sum(1 for s in answered if s.shedding),
+            settled=settled,
+        )
+        raw = status.get("rebalance") or {}
+        decision = rebalance.decide(
+            load,
+            spec.rebalance,
+            spec.gateway.evacuation_rate,
+            # Before the first move, the endpoints must drop the (now unready) pod.
+            float(desired_mod.READINESS_PERIOD + 1),
+            now,
+            signing_secrets.parse_time(raw.get("nextAfter")),
+        )
+        refused = []
+        for req in decision.requests:
+            pod = next(p for p in stats.running if p["metadata"]["name"] == req.pod)
+            base = self.config.resolve_stats(pod)
+            try:
+                if base is None:
+                    raise StatsError(f"{req.pod}: no address")
+                await request_shed(
+                    self.http, req.pod, base, req.connections, req.seconds, req.delay
+                )
+            except StatsError as exc:
+                refused.append(str(exc))
+        if decision.requests:
+            emit("Normal", "Rebalancing", decision.message)
+        for why in refused:
+            emit("Warning", "RebalanceRefused", why)
+        shedding = sorted(n for n, s in stats.answered.items() if s.shedding)
+        message = None
+        if decision.requests:
+            message = decision.message
+        elif shedding:
+            message = f"{', '.join(shedding)} moving connections toward the fleet mean"
+        next_after = decision.next_after if decision.requests else raw.get("nextAfter")
+        return message, {
+            "reason": decision.reason,
+            "message": decision.message,
+            "shedding": shedding,
+            "lastRebalanceTime": signing_secrets.format_time(now)
+            if decision.requests
+            else raw.get("lastRebalanceTime"),
+            "nextAfter": signing_secrets.format_time(next_after)
+            if isinstance(next_after, dt.datetime)
+            else next_after,
+        }
+
     # -- status -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _missing(spec: ClusterSpec, present: set[tuple[Resource, str]]) -> tuple[str, ...]:
+        """Exposure objects that do not exist after this pass's writes."""
+        needed = [(SERVICES, spec.name)]
+        if spec.exposure.mode == "HTTPRoute":
+            needed.append((HTTPROUTES, spec.name))
+        elif spec.exposure.mode == "Ingress":
+            needed.append((INGRESSES, spec.name))
+        return tuple(f"{res.kind}/{name}" for res, name in needed if (res, name) not in present)
+
+    @staticmethod
+    def _monitoring(spec: ClusterSpec, present: set[tuple[Resource, str]]) -> Condition:
+        if not spec.monitoring.pod_monitor:
+            return Condition(
+                "Monitoring",
+                "False",
+                "Disabled",
+                "no PodMonitor (monitoring.podMonitor.enabled is false); the pods carry "
+                "prometheus.io/scrape annotations",
+            )
+        if (PODMONITORS, spec.name) in present:
+            return Condition(
+                "Monitoring",
+                "True",
+                "PodMonitor",
+                f"PodMonitor {spec.name} scrapes the internal port as job gamesync-gateway",
+            )
+        return Condition(
+            "Monitoring",
+            "False",
+            "PodMonitorUnavailable",
+            "monitoring.coreos.com/v1 PodMonitor is not served by this cluster (no Prometheus "
+            "Operator): skipped; the pods carry prometheus.io/scrape annotations",
+        )
 
     @staticmethod
     def _endpoint(spec: ClusterSpec) -> str:

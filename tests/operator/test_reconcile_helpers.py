@@ -11,7 +11,7 @@ from gsc_builders import make_spec
 from gamesync_operator import signing_secrets
 from gamesync_operator.reconcile import contains
 from gamesync_operator.rotation import Signer
-from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
+from gamesync_operator.status import Condition, merge_conditions
 
 T0 = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 
@@ -99,50 +99,3 @@ def test_an_unreadable_jwks_secret_is_treated_as_absent_because_it_is_derived() 
         is None
     )
     assert signing_secrets.jwks_from_secret(None) is None
-
-
-KEYS_OK = Condition("KeysReady", "True", "KeysLoaded", "ok")
-
-
-def _conds(**overrides: object) -> dict[str, Condition]:
-    base: dict[str, object] = {
-        "want": 3,
-        "ready_floor": 3,
-        "ready": 3,
-        "updated": 3,
-        "keys_ready": KEYS_OK,
-        "scaling": Condition("ScalingActive", "True", "CompleteStats", "3/3"),
-        "runtime_stale": 0,
-    }
-    return {c.type: c for c in cluster_conditions(Health(**{**base, **overrides}))}
-
-
-def test_a_converged_cluster_is_ready_and_not_progressing() -> None:
-    c = _conds()
-    assert (c["Ready"].status, c["Ready"].reason) == ("True", "AllReplicasReady")
-    assert (c["Progressing"].status, c["Degraded"].status, c["Paused"].status) == (
-        "False",
-        "False",
-        "False",
-    )
-
-
-def test_each_shortfall_has_its_own_reason() -> None:
-    assert _conds(ready=1)["Ready"].reason == "ReplicasNotReady"
-    assert _conds(ready=1)["Progressing"].reason == "ScalingUp"
-    assert _conds(updated=None)["Progressing"].reason == "RollingOut"
-    assert _conds(runtime_stale=2)["Progressing"].reason == "RuntimeConfigPropagating"
-    assert _conds(runtime_stale=2)["Ready"].status == "True"  # old config still serves
-    lagging = Condition("KeysReady", "False", "AwaitingPropagation", "1 gateway lacks k2")
-    assert _conds(keys_ready=lagging)["Ready"].reason == "AwaitingPropagation"
-    broken = _conds(problems=(("HTTPRouteUnavailable", "no Gateway API"), ("X", "y")))
-    assert (broken["Degraded"].status, broken["Degraded"].reason) == (
-        "True",
-        "HTTPRouteUnavailable",
-    )
-    assert broken["Degraded"].message == "no Gateway API; y"
-    assert broken["Ready"].reason == "HTTPRouteUnavailable"
-
-
-def test_an_autoscaled_cluster_is_ready_at_its_minimum() -> None:
-    assert _conds(want=5, ready=2, ready_floor=2, updated=5)["Ready"].status == "True"
