@@ -37,6 +37,7 @@ from gamesync.protocol import Close, encode
 from gamesync.registry import Member, Registry
 
 __all__ = [
+    "HOLD_SECONDS",
     "RECONNECT_SPREAD_MS",
     "ShedRefused",
     "Shedder",
@@ -49,6 +50,9 @@ log = logging.getLogger("gamesync.shedding")
 
 #: Upper bound of the jittered `retryAfterMs` in a drain's or a shed's reconnect hint.
 RECONNECT_SPREAD_MS = 2000
+#: After the last move the pod stays unready this long, so that the moved clients, waiting out
+#: their `retryAfterMs`, land on the other pods rather than back here.
+HOLD_SECONDS = RECONNECT_SPREAD_MS / 1000 + 0.5
 #: The longest shed one request may ask for, and the longest wait before it starts.
 MAX_SECONDS = 3600.0
 MAX_DELAY = 300.0
@@ -107,9 +111,12 @@ class Shedder:
         registry: Registry,
         broker_ready: Callable[[], bool],
         rng: random.Random | None = None,
+        *,
+        hold: float = HOLD_SECONDS,
     ) -> None:
         self._registry = registry
         self._broker_ready = broker_ready
+        self._hold = hold
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
         self.requested = 0  # connections the current (or last) shed was asked to move
@@ -211,3 +218,4 @@ class Shedder:
             if start + batch < len(chosen):
                 await asyncio.sleep(pause)
         log.info("shed %d of %d connections", self.done, count)
+        await asyncio.sleep(self._hold)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 
+import httpx
 import pytest
 from standins import StandInMember
+from wire import GatewayFactory, Keys, close_code, connect, recv_json
 
 from gamesync.connection import ConnectionEnd, ConnectionState
 from gamesync.protocol import Close
@@ -63,7 +65,7 @@ def _pod(n: int) -> tuple[Registry, list[StandInMember]]:
 async def test_a_shed_moves_the_chosen_connections_with_a_jittered_reconnect_hint() -> None:
     registry, members = _pod(9)
     broker_up = True
-    shedder = Shedder(registry, lambda: broker_up, random.Random(7))
+    shedder = Shedder(registry, lambda: broker_up, random.Random(7), hold=0.0)
     assert shedder.start(4, seconds=0.0) == 4
     assert shedder.shedding
     await asyncio.wait_for(shedder.finished(), 5)
@@ -86,7 +88,7 @@ async def test_a_shed_moves_the_chosen_connections_with_a_jittered_reconnect_hin
 async def test_a_shed_is_refused_during_a_drain_a_broker_outage_or_another_shed() -> None:
     registry, _ = _pod(3)
     broker_up = {"ok": False}
-    shedder = Shedder(registry, lambda: broker_up["ok"])
+    shedder = Shedder(registry, lambda: broker_up["ok"], hold=0.0)
     with pytest.raises(ShedRefused) as outage:
         shedder.start(1, seconds=1.0)
     assert (outage.value.status, outage.value.reason) == (503, "broker unavailable")
@@ -111,7 +113,7 @@ async def test_a_shed_is_refused_during_a_drain_a_broker_outage_or_another_shed(
 async def test_a_shed_stops_when_a_drain_or_a_broker_outage_starts_midway(cause: str) -> None:
     registry, members = _pod(10)
     broker = {"ok": True}
-    shedder = Shedder(registry, lambda: broker["ok"])
+    shedder = Shedder(registry, lambda: broker["ok"], hold=0.0)
     shedder.start(10, seconds=5.0)  # one connection every 0.5 s
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
@@ -125,3 +127,52 @@ async def test_a_shed_stops_when_a_drain_or_a_broker_outage_starts_midway(cause:
     await asyncio.wait_for(shedder.finished(), 5)
     assert shedder.done == 1
     assert sum(1 for m in members if m.socket.closes) == 1
+
+
+async def test_the_pod_stays_shedding_until_the_moved_clients_had_time_to_land_elsewhere() -> None:
+    registry, _ = _pod(2)
+    shedder = Shedder(registry, lambda: True, hold=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    shedder.start(2, seconds=0.0)
+    await asyncio.wait_for(shedder.finished(), 5)
+    assert loop.time() - started >= 0.19
+    assert shedder.stats()["done"] == 2
+
+
+async def test_the_internal_port_takes_a_shed_request_and_reports_it(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory()
+    clients = [await connect(server, token=keys.token(str(i))) for i in range(3)]
+    for ws in clients:
+        assert (await recv_json(ws))["type"] == "welcome"
+    async with httpx.AsyncClient(base_url=server.internal_url) as api:
+        for bad in (b"{", b"[]", b'{"connections": "3", "seconds": 1}', b'{"seconds": 1}'):
+            answer = await api.post("/v1/shed", content=bad)
+            assert answer.status_code == 400, bad
+        answer = await api.post(
+            "/v1/shed", json={"connections": 2, "seconds": 0.1, "delaySeconds": 0.2}
+        )
+        assert (answer.status_code, answer.json()) == (202, {"accepted": True, "connections": 2})
+        again = await api.post("/v1/shed", json={"connections": 1, "seconds": 0})
+        assert (again.status_code, again.json()) == (409, {"error": "already shedding"})
+        ready = await api.get("/readyz")
+        assert ready.status_code == 503
+        assert "shedding" in ready.json()["reasons"]
+        stats = (await api.get("/v1/stats")).json()
+        assert stats["shed"] == {"inProgress": True, "requested": 2, "done": 0, "total": 0}
+        async with asyncio.timeout(5):
+            while (await api.get("/v1/stats")).json()["shed"]["done"] < 2:
+                await asyncio.sleep(0.02)  # poll until both moved
+    moved = []
+    for ws in clients:
+        try:
+            hint = await recv_json(ws, timeout=0.5)
+        except TimeoutError:
+            continue  # not chosen: still served
+        moved.append((hint["type"], hint["reason"], await close_code(ws)))
+        assert 100 <= hint["retryAfterMs"] <= 2000
+    assert moved == [("reconnect", "rebalancing", 1012)] * 2
+    for ws in clients:
+        await ws.close()
