@@ -276,6 +276,8 @@ class Reconciler:
         if floor is None:
             floor = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
         ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+        # A shedding pod reports unready (so newcomers go elsewhere) but still serves its own.
+        ready += sum(1 for n, s in stats.answered.items() if s.shedding and n not in stats.ready)
         return Fleet(floor=floor, ready=ready, unanswered=stats.unanswered_ready, missing=missing)
 
     async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> PassReport:

@@ -123,8 +123,16 @@ async def test_after_a_scale_up_the_loaded_pod_is_asked_to_shed_toward_the_mean(
         assert request["seconds"] == 0.4  # at the evacuation rate, 1,000/s
         assert request["delaySeconds"] == 6.0  # the endpoints drop the unready pod first
         assert world.gateways["arena-2"].sheds == []
+        world.gateways["arena-1"].ready = False  # a shedding gateway fails /readyz
         await world.eventually(
-            lambda: world.condition("Progressing").get("reason") == "Rebalancing", "Rebalancing"
+            lambda: world.condition("Progressing").get("reason") == "Rebalancing"
+            and world.cluster()["status"]["readyReplicas"] == 1,
+            "Rebalancing, one pod unready",
+        )
+        # It still serves its own clients: not an outage.
+        assert (world.condition("Ready")["status"], world.condition("Ready")["reason"]) == (
+            "True",
+            "Serving",
         )
         await world.eventually(
             lambda: "Rebalancing" in {e.get("reason") for e in world.events()}, "an Event"
@@ -132,6 +140,7 @@ async def test_after_a_scale_up_the_loaded_pod_is_asked_to_shed_toward_the_mean(
         # The shed ends and the load evened out: no more requests, Progressing completes.
         loads.update({"arena-1": 510, "arena-2": 490})
         world.gateways["arena-1"].shedding = False
+        world.gateways["arena-1"].ready = True
         world.clock.advance(60)
         await world.eventually(
             lambda: world.cluster()["status"].get("rebalance", {}).get("reason") == "Balanced",
