@@ -489,3 +489,29 @@ def test_the_gateway_gets_the_token_lifetime_and_evacuation_rate_of_the_spec() -
         "1000",
     )
     assert all(re.fullmatch(r"GAMESYNC_[A-Z_]+", name) for name in defaults)
+
+
+def test_the_gateway_accepts_every_variable_the_deployment_sets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Known settings validate to the value set; unknown ones (a gateway older than the
+    operator) are ignored by pydantic-settings, not refused: the pod still starts."""
+    from gamesync.settings import load_settings
+
+    env = {
+        k: v
+        for k, v in _env(desired.deployment(_spec("auth-and-secrets"), 2)).items()
+        if isinstance(v, str)
+    }
+    env["GAMESYNC_SETTING_FROM_THE_FUTURE"] = "1"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()  # no error: known ones valid, unknown ones ignored
+    numbers = 0
+    for name, value in env.items():
+        field = name.removeprefix("GAMESYNC_").lower()
+        current = getattr(settings, field, None)
+        if isinstance(current, int | float) and not isinstance(current, bool):
+            assert float(current) == float(value), name
+            numbers += 1
+    assert numbers >= 5  # ports, drain, ping, idle, evacuation rate (token lifetime once known)

@@ -125,8 +125,10 @@ async def test_after_a_scale_up_the_loaded_pod_is_asked_to_shed_toward_the_mean(
         assert world.gateways["arena-2"].sheds == []
         world.gateways["arena-1"].ready = False  # a shedding gateway fails /readyz
         await world.eventually(
-            lambda: world.condition("Progressing").get("reason") == "Rebalancing"
-            and world.cluster()["status"]["readyReplicas"] == 1,
+            lambda: (
+                world.condition("Progressing").get("reason") == "Rebalancing"
+                and world.cluster()["status"]["readyReplicas"] == 1
+            ),
             "Rebalancing, one pod unready",
         )
         # It still serves its own clients: not an outage.
