@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import time
 from importlib import resources
@@ -21,16 +22,25 @@ from gamesync.envelope import parse_envelope, stamp_published_at
 from gamesync.errors import BrokerUnavailable, EnvelopeError
 from gamesync.gateway import Gateway
 from gamesync.keys import sign_token
+from gamesync.ratelimit import KeyedBuckets
 from gamesync.session import WebSocketEndpoint
 from gamesync.shedding import ShedRefused
 
-__all__ = ["internal_app", "public_app"]
+__all__ = ["PUBLISH_AUTH_BURST", "PUBLISH_AUTH_RATE", "internal_app", "public_app"]
 
 STATIC = Path(str(resources.files("gamesync") / "static"))
+
+#: Failed publish authentications a source may make: this many at once, then this many a second
+#: (a backend with a stale token notices at once; guessing the token costs a second a try).
+PUBLISH_AUTH_BURST = 10
+PUBLISH_AUTH_RATE = 1.0
 
 
 def _probes(gw: Gateway) -> list[Route]:
     async def healthz(request: Request) -> Response:
+        reasons = gw.not_healthy_reasons()
+        if reasons:
+            return JSONResponse({"healthy": False, "reasons": reasons}, status_code=503)
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
@@ -103,6 +113,7 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
     """Metrics, stats and the publish endpoint; never routed by the ingress (DESIGN §3)."""
     limit = gw.settings.max_publish_bytes
     expected = publish_token.encode() if publish_token else None
+    failures = KeyedBuckets(PUBLISH_AUTH_RATE, PUBLISH_AUTH_BURST, time.monotonic)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -121,8 +132,18 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
             return "disabled", JSONResponse(
                 {"error": "publishing over HTTP is disabled"}, status_code=404
             )
+        source = request.client.host if request.client is not None else ""
+        wait = failures.limited(source)
+        if wait > 0:
+            # Too many wrong tokens from this source: no more guesses for a while, right or not.
+            return "rate_limited", JSONResponse(
+                {"error": "too many failed publish authentications; retry later"},
+                status_code=429,
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            failures.spend(source)
             return "unauthorized", JSONResponse(
                 {"error": "missing or wrong publish token"}, status_code=401
             )
