@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import time
 from importlib import resources
@@ -21,15 +22,25 @@ from gamesync.envelope import parse_envelope, stamp_published_at
 from gamesync.errors import BrokerUnavailable, EnvelopeError
 from gamesync.gateway import Gateway
 from gamesync.keys import sign_token
+from gamesync.ratelimit import KeyedBuckets
 from gamesync.session import WebSocketEndpoint
+from gamesync.shedding import ShedRefused
 
-__all__ = ["internal_app", "public_app"]
+__all__ = ["PUBLISH_AUTH_BURST", "PUBLISH_AUTH_RATE", "internal_app", "public_app"]
 
 STATIC = Path(str(resources.files("gamesync") / "static"))
+
+#: Failed publish authentications a source may make: this many at once, then this many a second
+#: (a backend with a stale token notices at once; guessing the token costs a second a try).
+PUBLISH_AUTH_BURST = 10
+PUBLISH_AUTH_RATE = 1.0
 
 
 def _probes(gw: Gateway) -> list[Route]:
     async def healthz(request: Request) -> Response:
+        reasons = gw.not_healthy_reasons()
+        if reasons:
+            return JSONResponse({"healthy": False, "reasons": reasons}, status_code=503)
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
@@ -102,6 +113,7 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
     """Metrics, stats and the publish endpoint; never routed by the ingress (DESIGN §3)."""
     limit = gw.settings.max_publish_bytes
     expected = publish_token.encode() if publish_token else None
+    failures = KeyedBuckets(PUBLISH_AUTH_RATE, PUBLISH_AUTH_BURST, time.monotonic)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -120,8 +132,18 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
             return "disabled", JSONResponse(
                 {"error": "publishing over HTTP is disabled"}, status_code=404
             )
+        source = request.client.host if request.client is not None else ""
+        wait = failures.limited(source)
+        if wait > 0:
+            # Too many wrong tokens from this source: no more guesses for a while, right or not.
+            return "rate_limited", JSONResponse(
+                {"error": "too many failed publish authentications; retry later"},
+                status_code=429,
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            failures.spend(source)
             return "unauthorized", JSONResponse(
                 {"error": "missing or wrong publish token"}, status_code=401
             )
@@ -149,9 +171,31 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
             )
         return "published" if published else "stale", JSONResponse({"published": published})
 
+    async def shed(request: Request) -> Response:
+        """Move some connections to other pods, paced (docs/CONTRACTS-internal.md)."""
+        declared = request.headers.get("content-length")
+        if declared is None or not declared.isdigit() or int(declared) > 1024:
+            return JSONResponse({"error": "a JSON body of at most 1 KB"}, status_code=400)
+        try:
+            body = await request.json()
+            numbers = [body["connections"], body["seconds"], body.get("delaySeconds", 0)]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return JSONResponse(
+                {"error": 'want {"connections": N, "seconds": T, "delaySeconds": D}'},
+                status_code=400,
+            )
+        if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+            return JSONResponse({"error": "connections and seconds are numbers"}, status_code=400)
+        try:
+            count = gw.shedder.start(int(numbers[0]), float(numbers[1]), float(numbers[2]))
+        except ShedRefused as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        return JSONResponse({"accepted": True, "connections": count}, status_code=202)
+
     routes = [
         Route("/metrics", metrics),
         Route("/v1/stats", stats),
+        Route("/v1/shed", shed, methods=["POST"]),
         Route("/v1/games/{game_id:int}/snapshots", publish, methods=["POST"]),
         *_probes(gw),
     ]

@@ -47,6 +47,9 @@ class Authorizer:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[tuple[str, int], tuple[float, Access]] = {}
+        #: members policy: game -> user -> until when a DENY stands (probing ids costs no read)
+        self._denied: dict[int, dict[str, float]] = {}
+        self._denied_count = 0
         self._client: httpx.AsyncClient | None = None
         if policy is AuthzPolicy.BACKEND:
             self._client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
@@ -63,14 +66,32 @@ class Authorizer:
         return await self._backend(identity, token, game_id)
 
     async def _members(self, identity: Identity, game_id: int) -> Access:
+        user = identity.user_id
+        now = self._clock()
+        denied = self._denied.get(game_id)
+        if denied is not None and denied.get(user, 0.0) > now:
+            return Access.DENY
         try:
             envelope = await self._latest(game_id)
         except Exception:
             log.warning("members check for game %s could not read the latest envelope", game_id)
             return Access.UNAVAILABLE
-        if envelope is None or envelope.members is None:
-            return Access.DENY
-        return Access.ALLOW if identity.user_id in envelope.members else Access.DENY
+        if envelope is not None and envelope.members is not None and user in envelope.members:
+            return Access.ALLOW
+        if self._cache_seconds > 0:
+            if self._denied_count >= 100_000:
+                self._denied.clear()
+                self._denied_count = 0
+            users = self._denied.setdefault(game_id, {})
+            self._denied_count += user not in users
+            users[user] = now + self._cache_seconds
+        return Access.DENY
+
+    def members_changed(self, game_id: int) -> None:
+        """The game's `members` changed: its cached refusals no longer hold."""
+        dropped = self._denied.pop(game_id, None)
+        if dropped is not None:
+            self._denied_count -= len(dropped)
 
     async def _backend(self, identity: Identity, token: str, game_id: int) -> Access:
         key = (identity.user_id, game_id)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIVE",
+    "SLOW_ABORT_SECONDS",
     "Closing",
     "Connection",
     "ConnectionEnd",
@@ -27,6 +28,9 @@ __all__ = [
 #: Control frames (acks, errors, pongs) a client may leave unread before it counts as slow.
 MAX_PENDING_CONTROL = 256
 
+#: Seconds a too-slow client's transport may hold its buffer after the close before an abort.
+SLOW_ABORT_SECONDS = 1.0
+
 
 class Socket(Protocol):
     """What a connection needs from its websocket (gamesync.transport.GatewaySocket)."""
@@ -34,9 +38,16 @@ class Socket(Protocol):
     last_seen: float
     unwritable_since: float | None
     on_writable: Callable[[], None] | None
+    #: called once when the transport is gone (after `is_gone` turns true)
+    on_gone: Callable[[], None] | None
 
     @property
     def is_open(self) -> bool: ...
+
+    @property
+    def is_gone(self) -> bool:
+        """The transport is released: the socket holds no buffer any more."""
+        ...
 
     @property
     def can_write(self) -> bool: ...
@@ -48,6 +59,9 @@ class Socket(Protocol):
     def close_now(
         self, code: int, reason: str = "", *, abort_after: float | None = None
     ) -> bool: ...
+
+    def abort(self) -> None:
+        """Drop the transport at once, buffer and all."""
 
 
 @dataclass(slots=True)
@@ -278,6 +292,19 @@ class Connection:
             self.stats.conflated += 1
         self._pending[game_id] = frame
         return 0
+
+    def end_subscription(self, game_id: int, now: float, *messages: bytes) -> None:
+        """End a subscription from the server's side: forget the game, then say why.
+
+        A client too far behind to take the messages is closed 1013 instead.
+        """
+        self.forget(game_id)
+        if not self.subscriptions and self.idle_since is None:
+            self.idle_since = now
+        for payload in messages:
+            if not self.send_message(payload):
+                self.close(Close.TRY_AGAIN_LATER, "client too slow", abort_after=SLOW_ABORT_SECONDS)
+                return
 
     def forget(self, game_id: int) -> None:
         """Drop the game's subscription and any frame parked for it."""

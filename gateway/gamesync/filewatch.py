@@ -8,6 +8,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from gamesync.supervisor import ErrorLog
+
 __all__ = ["FileWatcher"]
 
 log = logging.getLogger("gamesync.filewatch")
@@ -30,7 +32,10 @@ def signature(path: Path) -> Signature:
 
 
 class FileWatcher:
-    """Calls `on_change(bytes)` whenever the file's signature changes (and once at start)."""
+    """Calls `on_change(bytes)` whenever the file's signature changes (and once at start).
+
+    `run` is the watch loop, for a supervisor to own; `start`/`stop` run it as a plain task.
+    """
 
     def __init__(
         self, path: Path, on_change: Callable[[bytes], None], interval: float = 1.0
@@ -40,6 +45,7 @@ class FileWatcher:
         self._interval = interval
         self._seen: Signature = None
         self._task: asyncio.Task[None] | None = None
+        self._errors = ErrorLog(log)
 
     def check(self) -> bool:
         """Read and hand over the file if it changed; True if it did."""
@@ -56,15 +62,16 @@ class FileWatcher:
         return True
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"watch {self.path}")
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"watch {self.path}")
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Check the file every `interval` seconds, forever."""
         while True:
             await asyncio.sleep(self._interval)
             try:
                 self.check()
-            except Exception:  # a bad callback must not end the watch
-                log.exception("reloading %s failed", self.path)
+            except Exception as exc:  # a bad callback must not end the watch
+                self._errors.error("reload", f"reloading {self.path} failed", exc)
 
     async def stop(self) -> None:
         if self._task is not None:

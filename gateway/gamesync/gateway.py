@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 import random
 import socket as _socket
+import time
 from typing import Any
 
 from gamesync import __version__
@@ -21,28 +22,20 @@ from gamesync.keys import KeySet, generate_key
 from gamesync.keystore import KeyStore
 from gamesync.metrics import GatewayMetrics, GatewaySample
 from gamesync.protocol import Close, close_class, encode
+from gamesync.ratelimit import Pacer
 from gamesync.registry import Registry
 from gamesync.runtime_config import RuntimeConfig, RuntimeConfigStore
 from gamesync.session import SessionServices
-from gamesync.settings import GatewaySettings
+from gamesync.settings import AuthzPolicy, GatewaySettings
+from gamesync.shedding import RECONNECT_SPREAD_MS, Shedder, drain_seconds, paced
+from gamesync.supervisor import ErrorLog, Supervisor
 from gamesync.sweeper import Sweeper
 from gamesync.tracing import Tracing
 
-__all__ = ["Gateway", "drain_plan"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger("gamesync.gateway")
 conn_log = logging.getLogger("gamesync.connections")
-
-#: Upper bound of the jittered `retryAfterMs` in a drain's reconnect hint.
-RECONNECT_SPREAD_MS = 2000
-
-
-def drain_plan(connections: int, window: float, *, tick: float = 0.05) -> tuple[int, float]:
-    """(batch size, pause between batches) to close `connections` over 90 % of `window`."""
-    if connections <= 0:
-        return 0, 0.0
-    steps = max(1, min(connections, int(window * 0.9 / tick)))
-    return math.ceil(connections / steps), (window * 0.9) / steps
 
 
 class Gateway:
@@ -61,7 +54,16 @@ class Gateway:
         #: dev mode only: the generated private key, to mint tokens for the console
         self.signer = signer
         self.pod = settings.pod_name or _socket.gethostname()
-        self.metrics = GatewayMetrics(self._sample)
+        self.metrics = GatewayMetrics(
+            self._sample,
+            limits={
+                "max_connections": settings.max_connections,
+                "max_pending_connections": settings.max_pending_connections,
+                "max_pending_per_address": settings.effective_max_pending_per_address,
+                "admission_rate": settings.admission_rate,
+                "admission_burst": settings.admission_burst,
+            },
+        )
         self.metrics.watch_broker(broker.stats)
         self.tracing = Tracing(pod=self.pod)
         self.hub = Hub(
@@ -69,6 +71,8 @@ class Gateway:
             linger_seconds=settings.unsubscribe_linger_seconds,
             on_fanout=self.metrics.fanned_out,
             tracing=self.tracing,
+            enforce_members=settings.effective_authz is AuthzPolicy.MEMBERS,
+            on_members=lambda game_id: self.authorizer.members_changed(game_id),
         )
         self.authorizer = Authorizer(
             settings.effective_authz,
@@ -81,6 +85,9 @@ class Gateway:
         self.registry = Registry(
             max_connections=settings.max_connections,
             max_connections_per_user=settings.max_connections_per_user,
+            max_pending=settings.max_pending_connections,
+            max_pending_per_address=settings.effective_max_pending_per_address,
+            pacer=Pacer(settings.admission_rate, settings.admission_burst, time.monotonic),
             on_end=self._connection_ended,
         )
         self.sweeper = Sweeper(
@@ -95,6 +102,8 @@ class Gateway:
             self.hub.stats,
             self.metrics,
         )
+        #: moves connections to other pods when the operator asks (rebalancing)
+        self.shedder = Shedder(self.registry, lambda: self.broker.ready)
         #: what every session receives (and nothing more of the gateway)
         self.services = SessionServices(
             settings=settings,
@@ -106,18 +115,23 @@ class Gateway:
             tracing=self.tracing,
         )
         self.started = False
-        self._watchers: list[FileWatcher] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
+        self._errors = ErrorLog(log)
+        self._watchers: list[tuple[str, FileWatcher]] = []
+        keys.on_kids = self._kids_changed
 
     @classmethod
     def create(cls, settings: GatewaySettings) -> Gateway:
         """Build a gateway from settings; raises ConfigError for anything unusable."""
         keys = KeyStore(
-            audience=settings.audience, issuer=settings.issuer, leeway=settings.leeway_seconds
+            audience=settings.audience,
+            issuer=settings.issuer,
+            leeway=settings.leeway_seconds,
+            allow_hs256=settings.allow_hs256,
+            max_lifetime=settings.max_token_lifetime,
         )
-        keys.allow_hs256 = settings.allow_hs256
         signer = None
-        if settings.keys is None:
+        if settings.dev_mode:
             private, public = generate_key("ES256", kid="dev")
             keys.keyset = KeySet.from_jwks({"keys": [public]})
             signer = {"keys": [private], "active": private["kid"]}
@@ -127,10 +141,11 @@ class Gateway:
     # lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load keys and runtime config, connect the broker, start the sweeper."""
+        """Load keys and runtime config, connect the broker, start the supervised tasks."""
         settings = self.settings
         if settings.keys is not None:
-            self._watchers.append(self.keys.watch(settings.keys, settings.key_reload_seconds))
+            watcher = self.keys.watch(settings.keys, settings.key_reload_seconds)
+            self._watchers.append(("keys-watcher", watcher))
         self.runtime.subscribe(self._apply_log_level)
         self.runtime.subscribe(lambda config: self.tracing.apply(config.tracing))
         if settings.runtime_config is not None:
@@ -138,47 +153,53 @@ class Gateway:
                 settings.runtime_config, self.runtime.load, settings.key_reload_seconds
             )
             watcher.check()
-            self._watchers.append(watcher)
+            self._watchers.append(("runtime-config-watcher", watcher))
         await self.broker.start(self.hub.offer)
-        for watcher in self._watchers:
-            watcher.start()
-        self._spawn(self.sweeper.run(), "sweeper")
+        for name, watcher in self._watchers:
+            self.supervisor.spawn(name, watcher.run)
+        self.supervisor.spawn("sweeper", self.sweeper.run)
         self.started = True
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        for watcher in self._watchers:
-            await watcher.stop()
+        await self.shedder.stop()
+        await self.supervisor.stop()
         await self.hub.close()
         await self.broker.stop()
         await self.authorizer.close()
         await asyncio.to_thread(self.tracing.shutdown)
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The supervised background tasks (sweeper, watchers)."""
+        return self.supervisor.tasks
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            # Owned tasks never die silently: the pod turns unready and says why.
-            log.error("background task %s died", task.get_name(), exc_info=task.exception())
-            self.started = False
+    def _kids_changed(self, removed: set[str], present: set[str]) -> None:
+        """A key reload: the sessions of removed kids are closed by the sweeper, spread out."""
+        now = asyncio.get_running_loop().time()
+        self.sweeper.restore(present)
+        self.sweeper.revoke(removed, now)
 
     @staticmethod
     def _apply_log_level(config: RuntimeConfig) -> None:
         logging.getLogger("gamesync").setLevel(config.log_level.upper())
 
+    def not_healthy_reasons(self) -> list[str]:
+        """Why `/healthz` fails (the kubelet then restarts the pod); empty when healthy."""
+        return [f"background task {name} failed repeatedly" for name in self.supervisor.failed]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.supervisor.failed
+
     def not_ready_reasons(self) -> list[str]:
         """Why `/readyz` fails, in words (DESIGN §2); empty when ready."""
-        reasons = []
+        reasons = self.not_healthy_reasons()
         if not self.started:
             reasons.append("not started")
         if self.registry.draining:
             reasons.append("draining")
+        if self.shedder.shedding:
+            reasons.append("shedding")  # newcomers go to the other pods meanwhile
         if not self.keys.keyset:
             reasons.append("no keys loaded")
         if not self.broker.ready:
@@ -203,19 +224,28 @@ class Gateway:
         """Fail readiness, then close every socket with a jittered reconnect hint, paced."""
         if self.registry.draining:
             return
+        await self.shedder.stop()  # the drain moves everyone
         members = self.registry.start_draining()
-        window = self.settings.drain_seconds
-        batch, pause = drain_plan(len(members), window)
+        seconds = drain_seconds(
+            len(members), self.settings.drain_seconds, self.settings.evacuation_rate
+        )
+        batch, pause = paced(len(members), seconds)
         (log.warning if members else log.info)(  # nothing to drain is no warning
-            "draining %d connections over %.1fs (batches of %d)", len(members), window, batch
+            "draining %d connections over %.1fs (batches of %d)", len(members), seconds, batch
         )
         random.shuffle(members)
         for start in range(0, len(members), max(batch, 1)):
             for member in members[start : start + batch]:
-                if member.conn.state is ConnectionState.DRAINING:  # not closed meanwhile
-                    retry = random.randint(100, RECONNECT_SPREAD_MS)
-                    member.send(encode("reconnect", reason="draining", retryAfterMs=retry))
-                    member.close(Close.DRAINING, "draining")
+                try:
+                    if member.conn.state is ConnectionState.DRAINING:  # not closed meanwhile
+                        retry = random.randint(100, RECONNECT_SPREAD_MS)
+                        member.send(encode("reconnect", reason="draining", retryAfterMs=retry))
+                        member.close(Close.DRAINING, "draining")
+                except Exception as exc:
+                    # One session's failure must not leave the rest of the pod undrained.
+                    self._errors.error("drain", "draining a session failed; dropping it", exc)
+                    with contextlib.suppress(Exception):
+                        member.conn.socket.abort()
             if start + batch < len(members):
                 await asyncio.sleep(pause)
 
@@ -272,6 +302,11 @@ class Gateway:
             broker_ready=self.broker.ready,
             draining=self.registry.draining,
             ready=self.ready,
+            pending=self.registry.pending,
+            pending_top_address=self.registry.pending_top_address,
+            lingering=self.registry.lingering,
+            task_restarts=dict(self.supervisor.restarts),
+            healthy=self.healthy,
         )
 
     def stats(self) -> dict[str, Any]:
@@ -287,6 +322,7 @@ class Gateway:
             "deliveries": self.hub.stats.deliveries,
             "kids": self.keys.kids,
             "broker": self.broker.describe(),
+            "shed": self.shedder.stats(),
             "runtimeConfig": {
                 "hash": self.runtime.hash,
                 "valid": self.runtime.error is None,

@@ -1,4 +1,4 @@
-"""Heartbeats, idle, token-expiry and slow-client checks: one pure decision per connection."""
+"""Heartbeats, idle, token-expiry, key-revocation and slow-client checks: one pure decision."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class Limits:
     slow_client_seconds: float
     #: seconds a token stays good after its `exp` (the verifier's leeway)
     token_leeway: float = 0.0
+    #: sessions of a revoked signing key are closed spread over this many seconds
+    revoke_spread: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,9 @@ class Verdict:
 NOTHING = Verdict(Action.NONE)
 PING = Verdict(Action.PING)
 TOKEN_EXPIRED = Verdict(Action.CLOSE, Close.UNAUTHORIZED, "token expired", "token_expired")
+#: the session's token was signed by a key no longer in the key set: the client fetches a new one
+KEY_REVOKED = Verdict(Action.CLOSE, Close.UNAUTHORIZED, "signing key revoked", "token_expired")
+TOO_SLOW = Verdict(Action.CLOSE, Close.TRY_AGAIN_LATER, "client too slow")
 
 
 def decide(
@@ -52,18 +57,29 @@ def decide(
     idle_since: float | None,
     unwritable_since: float | None,
     limits: Limits,
+    revoked_at: float | None = None,
+    spread: float = 0.0,
 ) -> Verdict:
     """What the sweeper does with one connection now.
 
     `expires_at` (the token's `exp`) and `wall_now` are Unix times; every other time is on the
-    loop's clock. Only live (OPEN or DRAINING) connections are checked.
+    loop's clock. Live (OPEN or DRAINING) connections get every check; one still CONNECTING
+    (not yet authenticated) only the slow-client check, so that a client that never reads
+    cannot hold its buffer before it has authenticated either. `revoked_at` is when the key
+    that signed the token left the key set; the close then comes `spread` (a fraction in
+    [0, 1), fixed per connection) of `limits.revoke_spread` later, so that the sessions of one
+    key do not all reconnect at once.
     """
     if state not in LIVE:
+        if state is ConnectionState.CONNECTING and _too_slow(now, unwritable_since, limits):
+            return TOO_SLOW
         return NOTHING
     if expires_at is not None and expires_at + limits.token_leeway <= wall_now:
         return TOKEN_EXPIRED
-    if unwritable_since is not None and now - unwritable_since >= limits.slow_client_seconds:
-        return Verdict(Action.CLOSE, Close.TRY_AGAIN_LATER, "client too slow")
+    if revoked_at is not None and now >= revoked_at + spread * limits.revoke_spread:
+        return KEY_REVOKED
+    if _too_slow(now, unwritable_since, limits):
+        return TOO_SLOW
     outstanding = ping_sent_at is not None and last_seen < ping_sent_at
     if outstanding:
         assert ping_sent_at is not None
@@ -76,3 +92,7 @@ def decide(
         if now - quiet_since >= limits.ping_interval:
             return PING
     return NOTHING
+
+
+def _too_slow(now: float, unwritable_since: float | None, limits: Limits) -> bool:
+    return unwritable_since is not None and now - unwritable_since >= limits.slow_client_seconds

@@ -10,7 +10,7 @@ from gamesync import jsoncodec
 from gamesync.broker.base import Broker
 from gamesync.connection import Connection, DeliveryStats
 from gamesync.envelope import Envelope
-from gamesync.protocol import snapshot_frame
+from gamesync.protocol import encode, snapshot_frame
 from gamesync.tracing import Tracing
 
 __all__ = ["Hub", "Topic"]
@@ -19,6 +19,9 @@ log = logging.getLogger("gamesync.hub")
 
 #: Called once per fan-out: (envelope, recipients written now, payload bytes written now).
 FanoutObserver = Callable[[Envelope, int, int], None]
+
+#: Called with a game id when its envelope's `members` changed (cached decisions are stale).
+MembersObserver = Callable[[int], None]
 
 
 class Topic:
@@ -84,9 +87,14 @@ class Hub:
         linger_seconds: float = 2.0,
         on_fanout: FanoutObserver | None = None,
         tracing: Tracing | None = None,
+        enforce_members: bool = False,
+        on_members: MembersObserver | None = None,
     ) -> None:
         self.broker = broker
         self.tracing = tracing
+        #: the `members` policy: a subscriber a newer envelope no longer lists is dropped
+        self.enforce_members = enforce_members
+        self._on_members = on_members
         self.topics: dict[int, Topic] = {}
         self.stats = DeliveryStats()
         self._linger = linger_seconds
@@ -96,14 +104,22 @@ class Hub:
     # from the broker ---------------------------------------------------------------------
 
     def offer(self, envelope: Envelope) -> None:
-        """Fan out `envelope` to the game's local subscribers if it is newer than the last."""
+        """Fan out `envelope` to the game's local subscribers if it is newer than the last.
+
+        Under the `members` policy, subscribers it no longer lists lose the subscription
+        (`error forbidden`, `unsubscribed`) before its frame is written. The check runs only
+        when `members` differs from the previous envelope's: one set comparison per envelope.
+        """
         topic = self.topics.get(envelope.game_id)
         if topic is None:
             self.stats.unrouted += 1
             return
+        previous = topic.envelope
         if not topic.accept(envelope):
             self.stats.stale += 1
             return
+        if self.enforce_members and (previous is None or previous.members != envelope.members):
+            self._members_changed(topic, envelope)
         tracing = self.tracing
         if tracing is not None and tracing.enabled:
             conflated_before = self.stats.conflated
@@ -140,7 +156,41 @@ class Hub:
                 size += len(frame)
         return written, size
 
+    def _members_changed(self, topic: Topic, envelope: Envelope) -> None:
+        """Drop the subscribers `envelope.members` no longer lists (none listed: everyone)."""
+        if self._on_members is not None:
+            self._on_members(topic.game_id)
+        allowed = envelope.members or frozenset()
+        gone = [conn for conn in topic.subscribers if conn.user_id not in allowed]
+        if not gone:
+            return
+        game_id = topic.game_id
+        now = asyncio.get_running_loop().time()
+        forbidden = encode(
+            "error",
+            code="forbidden",
+            message="no longer a member of this game",
+            gameId=game_id,
+        )
+        unsubscribed = encode("unsubscribed", gameId=game_id)
+        for conn in gone:
+            self.leave(conn, game_id)
+            # A connection still joining has no subscription yet: its session sees that it
+            # is not admitted (`admits`) and answers `forbidden` itself.
+            if game_id in conn.subscriptions:
+                conn.end_subscription(game_id, now, forbidden, unsubscribed)
+
     # from connections --------------------------------------------------------------------
+
+    def admits(self, conn: Connection, game_id: int) -> bool:
+        """`conn` joined the game and, under the `members` policy, its newest envelope lists it."""
+        topic = self.topics.get(game_id)
+        if topic is None or conn not in topic.subscribers:
+            return False
+        envelope = topic.envelope
+        if not self.enforce_members or envelope is None:
+            return True
+        return envelope.members is not None and conn.user_id in envelope.members
 
     async def join(self, conn: Connection, game_id: int) -> None:
         """Add `conn` to the game once the broker subscription is live (join before read).

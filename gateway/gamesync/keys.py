@@ -39,6 +39,8 @@ ALGORITHMS: dict[str, str] = {
 }
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
 MAX_TOKEN_BYTES = 8 * 1024
+#: The longest a token may live (`exp - iat`) unless the verifier is told otherwise.
+MAX_TOKEN_LIFETIME = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +197,13 @@ class KeySet:
         audience: str | None = None,
         issuer: str | None = None,
         leeway: float = 5.0,
+        max_lifetime: float = MAX_TOKEN_LIFETIME,
     ) -> Identity:
-        """Verify a compact JWS and return its identity, or raise AuthError."""
+        """Verify a compact JWS and return its identity, or raise AuthError.
+
+        The token must carry `sub`, `exp` and `iat`, and live at most `max_lifetime` seconds
+        (`exp - iat`): a leaked long-lived token is worth no more than a day by default.
+        """
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthError("unauthorized", "token too large")
         try:
@@ -217,7 +224,10 @@ class KeySet:
             raise AuthError("unauthorized", "token has no key id")
         if key.alg != alg:
             raise AuthError("unauthorized", "token algorithm does not match its key")
-        options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": audience is not None}
+        options: dict[str, Any] = {
+            "require": ["exp", "iat", "sub"],
+            "verify_aud": audience is not None,
+        }
         try:
             claims = jwt.decode(
                 token,
@@ -238,18 +248,25 @@ class KeySet:
             raise AuthError("unauthorized", "wrong issuer") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError("unauthorized", f"token lacks the {exc.claim} claim") from exc
+        except jwt.InvalidIssuedAtError as exc:
+            raise AuthError("unauthorized", "the iat claim must be a number") from exc
         except jwt.PyJWTError as exc:
             raise AuthError("unauthorized", "invalid token") from exc
-        return _identity(claims, key.kid)
+        return _identity(claims, key.kid, max_lifetime)
 
 
-def _identity(claims: Mapping[str, Any], kid: str | None) -> Identity:
+def _identity(claims: Mapping[str, Any], kid: str | None, max_lifetime: float) -> Identity:
     sub = claims.get("sub")
     exp = claims.get("exp")
+    iat = claims.get("iat")
     if not isinstance(sub, str) or not sub or len(sub) > 256:
         raise AuthError("unauthorized", "the sub claim must be a non-empty string")
-    if not isinstance(exp, int | float):
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise AuthError("unauthorized", "the exp claim must be a number")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise AuthError("unauthorized", "the iat claim must be a number")
+    if exp - iat > max_lifetime:
+        raise AuthError("unauthorized", "token lifetime too long")
     games: frozenset[int] | None = None
     raw_games = claims.get("games")
     if raw_games is not None:

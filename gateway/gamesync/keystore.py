@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from gamesync.errors import AuthError, ConfigError
 from gamesync.filewatch import FileWatcher
-from gamesync.keys import Identity, KeySet, refuse_signing_keys
+from gamesync.keys import MAX_TOKEN_LIFETIME, Identity, KeySet, refuse_signing_keys
 
-__all__ = ["KeyStore"]
+__all__ = ["KeyStore", "KidsListener"]
 
 log = logging.getLogger("gamesync.keys")
+
+#: Told the kids that left the key set and the kids now in it, after every applied reload.
+KidsListener = Callable[[set[str], set[str]], None]
 
 
 class KeyStore:
     """Holds the current KeySet; a reload that fails keeps the previous one (DESIGN §4).
 
     Only verification keys are accepted: a file with private key material is refused, and so
-    is a shared HS256 secret unless `allow_hs256` (both at start-up and on every reload).
+    is a shared HS256 secret unless `allow_hs256` (both at start-up and on every reload). A
+    reload that drops a kid tells `on_kids` (the gateway closes that key's sessions).
     """
 
     def __init__(
@@ -30,12 +35,15 @@ class KeyStore:
         issuer: str | None = None,
         leeway: float = 5.0,
         allow_hs256: bool = False,
+        max_lifetime: float = MAX_TOKEN_LIFETIME,
     ) -> None:
         self.keyset = keyset
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
         self.allow_hs256 = allow_hs256
+        self.max_lifetime = max_lifetime
+        self.on_kids: KidsListener | None = None
         self.path: Path | None = None
         self.reloads = 0
         self.reload_failures = 0
@@ -59,10 +67,19 @@ class KeyStore:
                 exc,
             )
             return
+        before = set(self.keyset.kids) if self.keyset is not None else set()
         self.keyset = keyset
         self.reloads += 1
         self.last_error = None
         log.info("keys loaded: %s", ", ".join(keyset.kids) or "(one key without kid)")
+        now = set(keyset.kids)
+        if before - now:
+            log.warning(
+                "keys removed: %s; their sessions are closed (4401) over the next seconds",
+                ", ".join(sorted(before - now)),
+            )
+        if self.on_kids is not None:
+            self.on_kids(before - now, now)
 
     def _parse(self, content: bytes) -> KeySet:
         try:
@@ -84,7 +101,11 @@ class KeyStore:
         if self.keyset is None:
             raise AuthError("unauthorized", "no keys loaded")
         return self.keyset.verify(
-            token, audience=self.audience, issuer=self.issuer, leeway=self.leeway
+            token,
+            audience=self.audience,
+            issuer=self.issuer,
+            leeway=self.leeway,
+            max_lifetime=self.max_lifetime,
         )
 
     @property

@@ -13,6 +13,7 @@ from gamesync.protocol import Close
 __all__ = [
     "AUTH_ERRORS",
     "AUTH_FAILURE_REASONS",
+    "BACKGROUND_TASKS",
     "CLIENT",
     "CLIENT_CLOSE_CODES",
     "HANDSHAKE_REFUSALS",
@@ -73,10 +74,12 @@ AUTH_ERRORS = (
     "token not yet valid",
     "wrong audience",
     "wrong issuer",
-    *(f"token lacks the {claim} claim" for claim in ("exp", "sub", "aud", "iss")),
+    *(f"token lacks the {claim} claim" for claim in ("exp", "iat", "sub", "aud", "iss")),
     "invalid token",
     "the sub claim must be a non-empty string",
     "the exp claim must be a number",
+    "the iat claim must be a number",
+    "token lifetime too long",
     "the games claim must be a list of game ids",
 )
 
@@ -86,12 +89,16 @@ AUTH_FAILURE_REASONS = (
     "missing",
     "user changed",
     "token expired on a live connection",
+    "signing key revoked on a live connection",
 )
 
 #: `gamesync_closes_total{code, reason}` of the closes the server starts (gamesync.session,
 #: gamesync.heartbeat, the drain).
 SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
     (Close.TRY_AGAIN_LATER, "pod full, try another"),
+    (Close.TRY_AGAIN_LATER, "too many unauthenticated connections"),
+    (Close.TRY_AGAIN_LATER, "too many unauthenticated connections from this address"),
+    (Close.TRY_AGAIN_LATER, "admissions paced, retry later"),
     (Close.TRY_AGAIN_LATER, "client too slow"),
     (Close.TRY_AGAIN_LATER, "authorization unavailable"),
     (Close.TOO_MANY_CONNECTIONS, "too many connections for this user"),
@@ -100,12 +107,14 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
     (Close.UNAUTHORIZED, "missing token: authenticate first"),
     (Close.UNAUTHORIZED, "a renewed token must be for the same user"),
     *((Close.UNAUTHORIZED, message) for message in AUTH_ERRORS),
+    (Close.UNAUTHORIZED, "signing key revoked"),
     (Close.UNSUPPORTED_DATA, "binary frames are not supported"),
     (Close.POLICY, "too many bad messages"),
     (Close.FORBIDDEN, "forbidden"),
     (Close.TIMEOUT, "heartbeat timeout"),
     (Close.TIMEOUT, "idle: no subscription"),
     (Close.DRAINING, "draining"),
+    (Close.DRAINING, "rebalancing"),
 )
 
 #: `gamesync_handshakes_refused_total{reason}`: upgrades refused before accept.
@@ -123,4 +132,8 @@ HTTP_PUBLISH_RESULTS = (
     "unauthorized",
     "disabled",
     "unavailable",
+    "rate_limited",
 )
+
+#: `gamesync_task_restarts_total{task}`: the gateway's supervised background tasks.
+BACKGROUND_TASKS = ("sweeper", "keys-watcher", "runtime-config-watcher")

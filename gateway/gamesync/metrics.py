@@ -25,6 +25,7 @@ from gamesync.envelope import Envelope
 from gamesync.histogram import LatencyHistogram
 from gamesync.metric_labels import (
     AUTH_FAILURE_REASONS,
+    BACKGROUND_TASKS,
     CLIENT,
     CLIENT_CLOSE_CODES,
     HANDSHAKE_REFUSALS,
@@ -60,6 +61,11 @@ class GatewaySample:
     broker_ready: bool
     draining: bool
     ready: bool
+    pending: int = 0
+    pending_top_address: int = 0
+    lingering: int = 0
+    task_restarts: dict[str, int] | None = None
+    healthy: bool = True
 
 
 class _StateCollector(Collector):
@@ -128,6 +134,33 @@ class _StateCollector(Collector):
             "gamesync_draining", "1 while the pod drains", value=int(s.draining)
         )
         yield GaugeMetricFamily("gamesync_ready", "1 when /readyz answers 200", value=int(s.ready))
+        yield GaugeMetricFamily(
+            "gamesync_healthy", "1 when /healthz answers 200", value=int(s.healthy)
+        )
+        yield GaugeMetricFamily(
+            "gamesync_pending_connections",
+            "Connections not yet authenticated (capped per pod)",
+            value=s.pending,
+        )
+        yield GaugeMetricFamily(
+            "gamesync_pending_connections_top_address",
+            "The most unauthenticated connections from any one client address (capped)",
+            value=s.pending_top_address,
+        )
+        yield GaugeMetricFamily(
+            "gamesync_lingering_sockets",
+            "Sockets whose session ended, still closing (they count toward the pod's cap)",
+            value=s.lingering,
+        )
+        restarts = CounterMetricFamily(
+            "gamesync_task_restarts",
+            "Background tasks restarted after a failure",
+            labels=["task"],
+        )
+        counts = s.task_restarts or {}
+        for task in sorted({*BACKGROUND_TASKS, *counts}):
+            restarts.add_metric([task], counts.get(task, 0))
+        yield restarts
 
 
 class _BrokerCollector(Collector):
@@ -174,12 +207,31 @@ class _LatencyCollector(Collector):
         )
 
 
+class _LimitsCollector(Collector):
+    """The configured caps, so that a dashboard shows each use next to its limit."""
+
+    def __init__(self, limits: dict[str, float]) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "gamesync_limit", "Configured admission limits of this pod", labels=["limit"]
+        )
+        for name, value in sorted(self._limits.items()):
+            family.add_metric([name], value)
+        yield family
+
+
 class GatewayMetrics:
     """The gateway's metrics, in a registry of its own (several gateways may share a process)."""
 
-    def __init__(self, read: Callable[[], GatewaySample]) -> None:
+    def __init__(
+        self, read: Callable[[], GatewaySample], limits: dict[str, float] | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_StateCollector(read))
+        if limits is not None:
+            self.registry.register(_LimitsCollector(limits))
         self._closes = Counter(
             "gamesync_closes",
             "Connections closed, by code (a client's 3xxx/4xxx bucketed) and reason",

@@ -1,11 +1,11 @@
-"""Small rate limiters for client messages. Pure apart from the injected clock."""
+"""Small rate limiters: client messages, admissions, failed credentials. Pure but for the clock."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["TokenBucket", "WindowCounter"]
+__all__ = ["KeyedBuckets", "Pacer", "TokenBucket", "WindowCounter"]
 
 
 class TokenBucket:
@@ -29,6 +29,76 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def wait(self) -> float:
+        """Seconds until the next token (0 if one is there); spends nothing."""
+        now = self._clock()
+        tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
+
+
+class Pacer:
+    """Admits `rate` a second, `burst` at once; gives each one held back its own later slot.
+
+    A token bucket refuses a crowd all at once, and a crowd told "retry in 1 s" comes back all
+    at once. Instead every refusal gets the next free slot (`1/rate` apart, after the tokens the
+    bucket will refill): a crowd of N is told to come back spread over `(N - burst) / rate`
+    seconds, and each returning client finds the token the bucket refilled for its slot.
+    """
+
+    __slots__ = ("_bucket", "_clock", "_interval", "_max_wait", "_next_slot")
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float], *, max_wait: float = 60.0
+    ) -> None:
+        self._bucket = TokenBucket(rate, burst, clock)
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._max_wait = max_wait
+        self._next_slot = 0.0
+
+    def admit(self) -> float | None:
+        """None to admit now, else the seconds (at most `max_wait`) to wait before trying again."""
+        if self._bucket.take():
+            return None
+        now = self._clock()
+        slot = max(self._next_slot, now + self._bucket.wait())
+        self._next_slot = slot + self._interval
+        # A tenth of a slot late, so that the token is there (not 0.999 of it) on arrival.
+        return min(self._max_wait, slot - now + self._interval / 10)
+
+
+class KeyedBuckets:
+    """A token bucket per key (a source address), for rare events such as failed credentials.
+
+    Only keys with a recent event are kept: at most `max_keys`, the map is emptied beyond it (a
+    flood of distinct keys then costs the limiter its memory, never the pod its memory).
+    """
+
+    __slots__ = ("_buckets", "_burst", "_clock", "_max_keys", "_rate")
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float], *, max_keys: int = 10_000
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def limited(self, key: str) -> float:
+        """Seconds until `key` may try again (0: it may now); spends nothing."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait()
+
+    def spend(self, key: str) -> None:
+        """Count one event for `key`."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._buckets.clear()
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._clock)
+        bucket.take()
 
 
 class WindowCounter:

@@ -4,11 +4,21 @@ A session (the websocket one today; any transport) attaches on accept, is admitt
 is known, and detaches when it ends. The registry moves connections between CONNECTING, OPEN and
 DRAINING (admission and drain); closing belongs to the connection itself. Limits on who may be
 here live in this module only: a new cap is a new `Refusal` and a check in `attach` or `admit`.
+
+Caps (issue 12.2, 12's reconnect storm), in the order `attach` checks them:
+- the pod's connections, sockets still closing included (`max_connections`): 1013;
+- connections not yet authenticated, per pod (`max_pending`) and per client address
+  (`max_pending_per_address`, 0: off): 1013. They hold no user yet, so no per-user limit
+  bounds them; the auth timeout bounds how long each stays;
+- admission pacing: `Pacer` admits `admission_rate` a second (`admission_burst` at once);
+  those held back get a `reconnect` hint with their own `retryAfterMs` slot, then 1013;
+then `admit` applies the per-user limit (4429).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +26,17 @@ from typing import Protocol
 
 from gamesync.connection import Connection, ConnectionEnd, ConnectionState
 from gamesync.protocol import Close
+from gamesync.ratelimit import Pacer
 
-__all__ = ["POD_FULL", "USER_LIMIT", "Member", "Refusal", "Registry"]
+__all__ = [
+    "ADDRESS_LIMIT",
+    "PENDING_FULL",
+    "POD_FULL",
+    "USER_LIMIT",
+    "Member",
+    "Refusal",
+    "Registry",
+]
 
 
 class Member(Protocol):
@@ -42,13 +61,21 @@ class Member(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a session may not stay: the close code and reason it is closed with."""
+    """Why a session may not stay: the close code and reason it is closed with.
+
+    With `retry_after_ms`, a `reconnect` hint carrying it precedes the close.
+    """
 
     code: int
     reason: str
+    retry_after_ms: int | None = None
 
 
 POD_FULL = Refusal(Close.TRY_AGAIN_LATER, "pod full, try another")
+PENDING_FULL = Refusal(Close.TRY_AGAIN_LATER, "too many unauthenticated connections")
+ADDRESS_LIMIT = Refusal(
+    Close.TRY_AGAIN_LATER, "too many unauthenticated connections from this address"
+)
 USER_LIMIT = Refusal(Close.TOO_MANY_CONNECTIONS, "too many connections for this user")
 
 
@@ -61,26 +88,63 @@ class Registry:
         max_connections: int,
         max_connections_per_user: int,
         on_end: Callable[[ConnectionEnd], None],
+        max_pending: int | None = None,
+        max_pending_per_address: int = 0,
+        pacer: Pacer | None = None,
     ) -> None:
         self._max_connections = max_connections
         self._max_per_user = max_connections_per_user
+        self._max_pending = max_connections if max_pending is None else max_pending
+        self._max_per_address = max_pending_per_address
+        self._pacer = pacer
         self._on_end = on_end
         self._members: set[Member] = set()
         self._users: Counter[str] = Counter()
         self._admitted: set[Member] = set()
+        #: not yet authenticated: member -> client address (only these need their address)
+        self._pending: dict[Member, str] = {}
+        self._pending_by_address: Counter[str] = Counter()
+        #: sessions that ended while their socket still closes (it holds its buffer until then)
+        self._lingering = 0
         self._empty = asyncio.Event()
         self._empty.set()
         self._draining = False
 
     # membership --------------------------------------------------------------------------
 
-    def attach(self, member: Member) -> Refusal | None:
-        """Count a newly accepted session; a refusal means: close it (it stays attached)."""
+    def attach(self, member: Member, address: str = "") -> Refusal | None:
+        """Count a newly accepted session; a refusal means: close it (it stays attached).
+
+        `address` is the client's (for the per-address cap); "" when unknown.
+        """
         self._members.add(member)
         self._empty.clear()
-        if len(self._members) > self._max_connections:
+        if len(self._members) + self._lingering > self._max_connections:
             return POD_FULL
+        if len(self._pending) >= self._max_pending:
+            return PENDING_FULL
+        per_address = self._max_per_address
+        if per_address and self._pending_by_address[address] >= per_address:
+            return ADDRESS_LIMIT
+        if self._pacer is not None:
+            wait = self._pacer.admit()
+            if wait is not None:
+                return Refusal(
+                    Close.TRY_AGAIN_LATER, "admissions paced, retry later", math.ceil(wait * 1000)
+                )
+        self._pending[member] = address
+        self._pending_by_address[address] += 1
         return None
+
+    def _settled(self, member: Member) -> None:
+        """`member` is no longer waiting to authenticate (admitted, or gone)."""
+        address = self._pending.pop(member, None)
+        if address is not None:
+            left = self._pending_by_address[address] - 1
+            if left > 0:
+                self._pending_by_address[address] = left
+            else:
+                del self._pending_by_address[address]
 
     def admit(self, member: Member) -> Refusal | None:
         """Admit an authenticated session (CONNECTING -> OPEN) unless its user is at the limit.
@@ -93,6 +157,7 @@ class Registry:
             raise ValueError("admit() needs an authenticated connection")
         if self._users[user] >= self._max_per_user:
             return USER_LIMIT
+        self._settled(member)
         self._users[user] += 1
         self._admitted.add(member)
         if conn.state is ConnectionState.CONNECTING:
@@ -100,9 +165,17 @@ class Registry:
         return None
 
     def detach(self, member: Member, end: ConnectionEnd) -> None:
-        """Forget a session that ended, and report how it ended."""
+        """Forget a session that ended, and report how it ended.
+
+        Its socket counts toward the pod's connections until the transport is gone.
+        """
         self._members.discard(member)
-        if not self._members:
+        self._settled(member)
+        socket = member.conn.socket
+        if not socket.is_gone:
+            self._lingering += 1
+            socket.on_gone = self._released
+        elif not self._members and not self._lingering:
             self._empty.set()
         if member in self._admitted:
             self._admitted.discard(member)
@@ -112,6 +185,12 @@ class Registry:
             if self._users[user] <= 0:
                 del self._users[user]
         self._on_end(end)
+
+    def _released(self) -> None:
+        """A socket that outlived its session is gone."""
+        self._lingering -= 1
+        if not self._members and not self._lingering:
+            self._empty.set()
 
     # what the sweeper, the drain and the metrics see ------------------------------------
 
@@ -132,8 +211,23 @@ class Registry:
             counts[state] = counts.get(state, 0) + 1
         return counts
 
+    @property
+    def pending(self) -> int:
+        """Connections not yet authenticated (`gamesync_pending_connections`)."""
+        return len(self._pending)
+
+    @property
+    def pending_top_address(self) -> int:
+        """The most unauthenticated connections from any one address."""
+        return max(self._pending_by_address.values(), default=0)
+
+    @property
+    def lingering(self) -> int:
+        """Sockets whose session ended but whose transport is not gone yet."""
+        return self._lingering
+
     async def wait_empty(self, timeout: float) -> bool:
-        """Wait until no session is left; False if some remain after `timeout`."""
+        """Wait until no session (and no closing socket) is left; False if some remain."""
         try:
             async with asyncio.timeout(timeout):
                 await self._empty.wait()

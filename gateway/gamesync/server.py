@@ -64,7 +64,7 @@ def _config(
         host=host,
         port=port,
         lifespan="off",
-        ws=GatewaySocket if public else "none",
+        ws=GatewaySocket.configured(close_timeout=settings.close_timeout) if public else "none",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,  # 4.5x the CPU and 2x the memory in our probe
         ws_ping_interval=None,  # the gateway's sweeper pings and closes 4408 itself
@@ -135,9 +135,10 @@ class GatewayServer:
     async def start(self) -> None:
         """Start the gateway and both listeners; raise GameSyncError if one cannot bind."""
         gw, settings = self.gateway, self.settings
+        internal_host = settings.effective_internal_host
         self.sockets = [_listen(settings.host, settings.port)]
         try:
-            self.sockets.append(_listen(settings.host, settings.internal_port))
+            self.sockets.append(_listen(internal_host, settings.internal_port))
         except GameSyncError:
             self.sockets[0].close()
             raise
@@ -151,7 +152,7 @@ class GatewayServer:
         self.servers = [
             _Server(_config(public, settings.host, settings.port, settings, public=True)),
             _Server(
-                _config(internal, settings.host, settings.internal_port, settings, public=False)
+                _config(internal, internal_host, settings.internal_port, settings, public=False)
             ),
         ]
         self._tasks = [

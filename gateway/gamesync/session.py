@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from gamesync.authz import Access, Authorizer
-from gamesync.connection import Connection
+from gamesync.connection import SLOW_ABORT_SECONDS, Connection
 from gamesync.errors import AuthError, BrokerUnavailable, ProtocolError
 from gamesync.hub import Hub
 from gamesync.keys import Identity
@@ -64,16 +64,31 @@ def _token_from_handshake(headers: Headers, query_string: bytes) -> str | None:
     return None
 
 
+def _client_address(scope: Scope, header: str | None) -> str:
+    """The client's address: the last entry of a trusted proxy's header, else the peer's.
+
+    The last entry is the one the proxy in front of us appended; earlier ones came from the
+    client and prove nothing. Without a configured header the peer is the client (or the proxy).
+    """
+    if header is not None:
+        wanted = header.encode("latin-1")
+        value = b""
+        for name, raw in scope.get("headers", ()):
+            if name.lower() == wanted:
+                value = raw  # the last such header, should the proxy have added its own
+        entry = value.rpartition(b",")[2].strip()
+        if entry:
+            return entry.decode("latin-1")[:64]
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
 def _origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
     """Browsers send Origin; with an allow-list configured, only listed origins get in."""
     if not allowed:
         return True
     origin = Headers(scope=scope).get("origin")
     return origin is None or origin.rstrip("/") in allowed
-
-
-#: Seconds a too-slow client's transport may hold its buffer after the close before an abort.
-SLOW_ABORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +196,16 @@ class Session:
         registry = services.registry
         conn = self.conn
         conn.socket.on_writable = self._on_writable
-        refusal = registry.attach(self)
+        address = _client_address(self.scope, services.settings.client_address_header)
+        refusal = registry.attach(self, address)
         try:
             if refusal is not None:
-                self.close(refusal.code, refusal.reason)
+                if refusal.retry_after_ms is not None:
+                    # Paced admission: a slot of its own to come back in (DESIGN §2).
+                    hint = encode("reconnect", reason="busy", retryAfterMs=refusal.retry_after_ms)
+                    self.conn.close(refusal.code, refusal.reason, last_words=hint)
+                else:
+                    self.close(refusal.code, refusal.reason)
                 return
             identity = await self._authenticate()
             if identity is None:
@@ -365,11 +386,7 @@ class Session:
                 self.send_error("service_unavailable", "cannot authorize now; retry later", game_id)
             return
         if access is Access.DENY:
-            services.metrics.forbidden()
-            if implied:
-                self.close(Close.FORBIDDEN, "forbidden", error="forbidden", game_id=game_id)
-            else:
-                self.send_error("forbidden", "not allowed to watch this game", game_id)
+            self._forbid(game_id, implied=implied)
             return
         conn.idle_since = None
         self.joining = game_id
@@ -384,11 +401,26 @@ class Session:
         if conn.is_closing():
             services.hub.leave(conn, game_id)
             return
+        if not services.hub.admits(conn, game_id):
+            # A newer envelope dropped the user from `members` while the join was under way.
+            services.hub.leave(conn, game_id)
+            self._mark_idle_if_empty()
+            self._forbid(game_id, implied=implied)
+            return
         # Only now, with the broker subscription live, is the game acknowledged; from here on
         # the connection takes its frames, starting with the newest the pod has.
         conn.subscriptions[game_id] = -1
         self.send(encode("subscribed", gameId=game_id))
         services.hub.send_current(conn, game_id)
+
+    def _forbid(self, game_id: int, *, implied: bool) -> None:
+        """Refuse a subscription; probing game ids counts as bad messages (DESIGN §2)."""
+        self.services.metrics.forbidden()
+        if implied:
+            self.close(Close.FORBIDDEN, "forbidden", error="forbidden", game_id=game_id)
+            return
+        self.send_error("forbidden", "not allowed to watch this game", game_id)
+        self._count_bad()
 
     def _unsubscribe(self, game_id: int) -> None:
         if game_id in self.conn.subscriptions:
@@ -422,12 +454,22 @@ class Session:
         conn.identity = identity
         self.token = token
         self._welcome()
-        if identity.games is not None and services.authorizer.policy is AuthzPolicy.CLAIM:
-            for game_id in [g for g in conn.subscriptions if g not in identity.games]:
-                conn.forget(game_id)
+        if services.authorizer.policy is AuthzPolicy.CLAIM:
+            # Every subscription is re-checked under the new token's claims: a token without
+            # the `games` claim covers no game (DESIGN §4).
+            allowed = identity.games or frozenset()
+            for game_id in [g for g in conn.subscriptions if g not in allowed]:
                 services.hub.leave(conn, game_id)
-                self.send_error("forbidden", "the renewed token does not cover this game", game_id)
-            self._mark_idle_if_empty()
+                conn.end_subscription(
+                    game_id,
+                    self.socket.loop.time(),
+                    _error_message(
+                        "forbidden", "the renewed token does not cover this game", game_id
+                    ),
+                    encode("unsubscribed", gameId=game_id),
+                )
+                if conn.is_closing():
+                    return
 
 
 def _error_message(code: str, message: str, game_id: int | None) -> bytes:

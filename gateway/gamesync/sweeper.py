@@ -1,28 +1,40 @@
-"""The pod's one timer: pings, heartbeat and idle timeouts, token expiry, slow clients.
+"""The pod's one timer: pings, heartbeat and idle timeouts, expired tokens, revoked keys, slowness.
 
 `heartbeat.decide` gives a pure verdict per connection; this module applies it to every session
-in the registry, a slice at a time. No timer handle per connection.
+in the registry, a slice at a time. No timer handle per connection. One session's failure never
+stops the pass: it is logged (rate-limited) and that session's socket is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import time
 
-from gamesync.connection import DeliveryStats
-from gamesync.heartbeat import Action, Limits, decide
+from gamesync.connection import SLOW_ABORT_SECONDS, Connection, DeliveryStats
+from gamesync.heartbeat import KEY_REVOKED, Action, Limits, decide
 from gamesync.metrics import GatewayMetrics
 from gamesync.protocol import Close
 from gamesync.registry import Member, Registry
+from gamesync.supervisor import ErrorLog
 
 __all__ = ["SWEEP_SLICES", "Sweeper"]
+
+log = logging.getLogger("gamesync.sweeper")
 
 #: The sweeper visits every session once per tick, spread over this many slices.
 SWEEP_SLICES = 20
 
-#: Seconds a slow client's transport may hold its buffer after the close before it is aborted.
-SLOW_ABORT_SECONDS = 1.0
+#: Revoked kids are forgotten this long after their sessions were all due to close.
+_REVOKED_KEPT_SECONDS = 60.0
+
+
+def _spread(conn: Connection) -> float:
+    """A fraction in [0, 1), fixed for one connection, spreading its key-revocation close."""
+    # Knuth's multiplicative hash of the object's address: cheap, stable, evenly spread.
+    return ((id(conn) >> 4) * 2654435761 % 4294967296) / 4294967296
 
 
 class Sweeper:
@@ -35,12 +47,25 @@ class Sweeper:
         self.limits = limits
         self._stats = stats
         self._metrics = metrics
+        self._errors = ErrorLog(log)
+        #: kid -> loop time it left the key set; sessions it signed are closed 4401
+        self.revoked: dict[str, float] = {}
 
     @property
     def tick(self) -> float:
         """Seconds between two visits of one session: a quarter of the shortest timer, ≤ 1 s."""
         limits = self.limits
         return min(1.0, limits.ping_interval / 4, limits.idle_timeout / 4, limits.ping_timeout / 4)
+
+    def revoke(self, kids: set[str], now: float) -> None:
+        """The key set lost `kids` (at loop time `now`); kids back in the set are restored."""
+        for kid in kids:
+            self.revoked.setdefault(kid, now)
+
+    def restore(self, kids: set[str]) -> None:
+        """`kids` are in the key set (again): their sessions stay."""
+        for kid in kids:
+            self.revoked.pop(kid, None)
 
     async def run(self) -> None:
         """Sweep forever (an owned background task)."""
@@ -57,34 +82,64 @@ class Sweeper:
                 part = members[start * size : (start + 1) * size]
                 if part:
                     self.sweep(loop.time(), time.time(), part)
+            self._forget_revoked(loop.time())
 
     def sweep(self, now: float, wall_now: float, members: list[Member] | None = None) -> None:
         """Check `members` (default: every session) at loop time `now`, Unix time `wall_now`."""
-        limits = self.limits
         for member in self.registry.members() if members is None else members:
-            conn = member.conn
-            socket = conn.socket
-            identity = conn.identity
-            verdict = decide(
-                now=now,
-                wall_now=wall_now,
-                state=conn.state,
-                expires_at=identity.expires_at if identity is not None else None,
-                last_seen=socket.last_seen,
-                ping_sent_at=conn.ping_sent_at,
-                idle_since=conn.idle_since,
-                unwritable_since=socket.unwritable_since,
-                limits=limits,
-            )
-            if verdict.action is Action.PING:
-                conn.ping(now)
-            elif verdict.action is Action.CLOSE:
-                abort_after = None
-                if verdict.code == Close.TRY_AGAIN_LATER:
-                    self._stats.slow_closes += 1
-                    abort_after = SLOW_ABORT_SECONDS
-                elif verdict.code == Close.UNAUTHORIZED:
-                    self._metrics.auth_failed("token expired on a live connection")
-                member.close(
-                    verdict.code, verdict.reason, error=verdict.error, abort_after=abort_after
+            try:
+                self._visit(member, now, wall_now)
+            except Exception as exc:
+                # A bug in one session's close must not stop the others' pings and closes.
+                conn = member.conn
+                self._errors.error(
+                    "visit",
+                    f"sweeping a session failed (state {conn.state.value}, user "
+                    f"{conn.user_id!r}); dropping its socket",
+                    exc,
                 )
+                with contextlib.suppress(Exception):
+                    conn.socket.abort()
+
+    def _visit(self, member: Member, now: float, wall_now: float) -> None:
+        conn = member.conn
+        socket = conn.socket
+        identity = conn.identity
+        revoked_at = None
+        spread = 0.0
+        if self.revoked and identity is not None and identity.kid is not None:
+            revoked_at = self.revoked.get(identity.kid)
+            if revoked_at is not None:
+                spread = _spread(conn)
+        verdict = decide(
+            now=now,
+            wall_now=wall_now,
+            state=conn.state,
+            expires_at=identity.expires_at if identity is not None else None,
+            last_seen=socket.last_seen,
+            ping_sent_at=conn.ping_sent_at,
+            idle_since=conn.idle_since,
+            unwritable_since=socket.unwritable_since,
+            limits=self.limits,
+            revoked_at=revoked_at,
+            spread=spread,
+        )
+        if verdict.action is Action.PING:
+            conn.ping(now)
+        elif verdict.action is Action.CLOSE:
+            abort_after = None
+            if verdict.code == Close.TRY_AGAIN_LATER:
+                self._stats.slow_closes += 1
+                abort_after = SLOW_ABORT_SECONDS
+            elif verdict.code == Close.UNAUTHORIZED:
+                if verdict is KEY_REVOKED:
+                    self._metrics.auth_failed("signing key revoked on a live connection")
+                else:
+                    self._metrics.auth_failed("token expired on a live connection")
+            member.close(verdict.code, verdict.reason, error=verdict.error, abort_after=abort_after)
+
+    def _forget_revoked(self, now: float) -> None:
+        horizon = self.limits.revoke_spread + _REVOKED_KEPT_SECONDS
+        for kid, since in list(self.revoked.items()):
+            if now - since > horizon:
+                del self.revoked[kid]

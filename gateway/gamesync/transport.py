@@ -5,6 +5,14 @@ per-delivery CPU in our probe (15 us a delivery; a bare write costs 8). The fan-
 frames straight to the transport, synchronously, and never awaits a client. Handshake and close
 still go through ASGI, so uvicorn keeps its bookkeeping. This is the only module that knows
 uvicorn's internals; the ASGI scope carries the socket under `extensions["gamesync.socket"]`.
+
+What a socket may cost is bounded whatever the client does (issue 12.2):
+- backpressure both ways: while the transport's buffer is over its high-water mark the socket
+  is not read either, so a client that does not read cannot make us write (pongs) or queue;
+- at most one pong per read, and while unwritable only the newest one is kept (RFC 6455 §5.5.3
+  lets a pong answer only the most recent ping), so a ping flood amplifies into nothing;
+- every close, by either side, ends with the transport gone within `close_timeout` seconds: a
+  peer that never reads (or never answers the close) is aborted, its buffer discarded.
 """
 
 from __future__ import annotations
@@ -18,9 +26,16 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-__all__ = ["SCOPE_KEY", "GatewaySocket"]
+__all__ = ["CLOSE_TIMEOUT", "SCOPE_KEY", "GatewaySocket"]
 
 SCOPE_KEY = "gamesync.socket"
+
+#: Seconds a closing socket may take to finish the closing handshake and flush before it is
+#: aborted (the default of `--close-timeout`).
+CLOSE_TIMEOUT = 5.0
+
+#: First byte of a server's unmasked, final pong frame (RFC 6455 §5.2: FIN + opcode 0xA).
+_PONG = b"\x8a"
 
 
 class _Inbox:
@@ -59,12 +74,25 @@ class _Inbox:
 class GatewaySocket(WebSocketsSansIOProtocol):
     """A websocket that reports liveness and writability, and accepts pre-framed writes."""
 
+    # Class-level defaults: an idle socket's instance dict carries them only once they are set.
+    #: seconds from the start of a close until the transport is aborted (`configured`)
+    close_bound = CLOSE_TIMEOUT
+    #: called once the transport is gone (the registry counts lingering sockets until then)
+    on_gone: Callable[[], None] | None = None
+    #: the newest pong owed while the socket was unwritable (written once it drains)
+    _owed_pong: bytes | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.last_seen = self.loop.time()
         self.unwritable_since: float | None = None
         self.on_writable: Callable[[], None] | None = None
+
+    @classmethod
+    def configured(cls, *, close_timeout: float) -> type[GatewaySocket]:
+        """This class with its close bound set (uvicorn instantiates the class it is given)."""
+        return type(cls.__name__, (cls,), {"close_bound": close_timeout})
 
     # uvicorn callbacks -------------------------------------------------------------------
 
@@ -82,16 +110,88 @@ class GatewaySocket(WebSocketsSansIOProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         self.unwritable_since = self.loop.time()
+        # Backpressure both ways: a client that does not read gets nothing more read either.
+        self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         super().resume_writing()
         self.unwritable_since = None
+        pong, self._owed_pong = self._owed_pong, None
+        if pong is not None and not self.transport.is_closing():
+            self.transport.write(pong)
+        if not self.read_paused:  # (uvicorn's flag: the app has not read the last message yet)
+            self.transport.resume_reading()
         if self.on_writable is not None:
             self.on_writable()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.unwritable_since = None
+        self._owed_pong = None
+        on_gone, self.on_gone = self.on_gone, None
+        if on_gone is not None:
+            on_gone()
+
+    async def receive(self) -> Any:
+        message = await self.queue.get()
+        if self.read_paused and self.queue.empty():
+            self.read_paused = False
+            if self.unwritable_since is None:  # else resume_writing resumes reading
+                self.transport.resume_reading()
+        return message
+
+    def handle_ping(self) -> None:
+        # websockets queued a pong for every ping parsed from this read: write the newest only
+        # (RFC 6455 §5.5.3), and while unwritable keep it for later instead. Other frames
+        # (a close echo parsed from the same read) are written as they are.
+        output = self.conn.data_to_send()
+        pong = None
+        rest = []
+        for chunk in output:
+            if chunk[:1] == _PONG:
+                pong = chunk
+            else:
+                rest.append(chunk)
+        if self.transport.is_closing():
+            return
+        if self.unwritable_since is not None:
+            if pong is not None:
+                self._owed_pong = pong
+            pong = None
+        data = b"".join(rest) if pong is None else b"".join((*rest, pong))
+        if data:
+            self.transport.write(data)
+
+    def handle_close(self, event: Any) -> None:
+        if self.close_sent:
+            # The peer answered our close frame: the closing handshake is complete.
+            self._let_go()
+            return
+        if not self.transport.is_closing():
+            assert self.conn.close_rcvd is not None
+            code = self.conn.close_rcvd.code
+            reason = self.conn.close_rcvd.reason
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self._let_go()
+
+    def handle_parser_exception(self) -> None:
+        # A frame too large, bad UTF-8 or a protocol violation: websockets queued the close.
+        super().handle_parser_exception()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Close the transport; abort it if its buffer has not drained within the close bound.
+
+        asyncio's `close()` waits for the buffer to drain, forever if the peer never reads.
+        """
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+        transport = self.transport
+        transport.close()
+        if transport.get_write_buffer_size():
+            self.close_timer = self.loop.call_later(self.close_bound, transport.abort)
 
     async def send(self, message: Any) -> None:
         await super().send(message)
@@ -125,6 +225,11 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         """Open and the transport's buffer is below its high-water mark."""
         return self.unwritable_since is None and self.is_open
 
+    @property
+    def is_gone(self) -> bool:
+        """The transport is closed and released (no buffer held any more)."""
+        return self.disconnected
+
     def write_frame(self, frame: bytes) -> None:
         """Write one complete, unmasked server frame."""
         self.transport.write(frame)
@@ -135,15 +240,27 @@ class GatewaySocket(WebSocketsSansIOProtocol):
             self.conn.send_ping(os.urandom(4))
             self.transport.write(b"".join(self.conn.data_to_send()))
 
+    def abort(self) -> None:
+        """Drop the connection now, buffer and all (the app's receive() sees a disconnect)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def close_now(self, code: int, reason: str = "", *, abort_after: float | None = None) -> bool:
         """Start the closing handshake at once, even while the buffer is full.
 
         ASGI's `websocket.close` first waits for the socket to become writable, which a client
         that stopped reading never lets happen. The app's receive() then sees a disconnect.
-        With `abort_after`, the transport is dropped (buffer discarded) after that many
-        seconds if the peer has not completed the handshake. Returns False if already closing.
+        The transport is dropped (buffer discarded) if the peer has not completed the handshake
+        within `abort_after` seconds (default: the close bound). Returns False, and does
+        nothing, if a close was already sent or received or the socket is gone.
         """
-        if self.close_sent or self.disconnected or not self.handshake_complete:
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.handshake_complete
+            or self.conn.state is not State.OPEN  # the peer's close was processed already
+            or self.transport.is_closing()
+        ):
             return False
         self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         self.conn.send_close(code, reason)
@@ -151,9 +268,10 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         self.close_sent = True
         if self.read_paused:
             self.read_paused = False
-            self.transport.resume_reading()
-        if abort_after is None:
-            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
-        else:
-            self.close_timer = self.loop.call_later(abort_after, self.transport.abort)
+        # Read on, writable or not, to see the peer's answer; a pong owed meanwhile is conflated.
+        self.transport.resume_reading()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        delay = self.close_bound if abort_after is None else min(abort_after, self.close_bound)
+        self.close_timer = self.loop.call_later(delay, self.transport.abort)
         return True

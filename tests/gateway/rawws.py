@@ -34,8 +34,17 @@ class RawClient:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, path: str, token: str, *, rcvbuf: int | None = None
+        cls,
+        host: str,
+        port: int,
+        path: str,
+        token: str | None,
+        *,
+        rcvbuf: int | None = None,
+        limit: int = 1 << 20,
+        headers: dict[str, str] | None = None,
     ) -> RawClient:
+        """Upgrade to a websocket; the client buffers at most about 2 x `limit` bytes unread."""
         sock = None
         if rcvbuf is not None:
             import socket
@@ -44,10 +53,11 @@ class RawClient:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, (host, port))
-            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=limit)
         else:
-            reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-        writer.write(wire.handshake_request(host, port, path, {"Authorization": f"Bearer {token}"}))
+            reader, writer = await asyncio.open_connection(host, port, limit=limit)
+        sent = {"Authorization": f"Bearer {token}"} if token else {}
+        writer.write(wire.handshake_request(host, port, path, {**sent, **(headers or {})}))
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         if not wire.upgrade_accepted(head.split(b"\r\n", 1)[0]):
@@ -73,7 +83,18 @@ class RawClient:
                     return frame
 
     def send_text(self, text: str) -> None:
-        self.writer.write(wire.client_frame(wire.OP_TEXT, text.encode(), mask=os.urandom(4)))
+        self.send_frame(wire.OP_TEXT, text.encode())
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """A ping control frame (payload at most 125 bytes); the server owes a pong."""
+        self.send_frame(wire.OP_PING, payload)
+
+    def send_close(self, code: int = 1000) -> None:
+        self.send_frame(wire.OP_CLOSE, code.to_bytes(2, "big"))
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        """One final, masked client frame."""
+        self.writer.write(wire.client_frame(opcode, payload, mask=os.urandom(4)))
 
     def close(self) -> None:
         self.writer.transport.abort()

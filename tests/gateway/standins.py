@@ -23,6 +23,8 @@ class StandInSocket:
         self.last_seen = 0.0
         self.unwritable_since: float | None = None
         self.on_writable: Callable[[], None] | None = None
+        self.on_gone: Callable[[], None] | None = None
+        self.gone = False
         self.closes: list[tuple[int, str, float | None]] = []
         self.frames: list[bytes] = []
         self.pings = 0
@@ -34,6 +36,20 @@ class StandInSocket:
     @property
     def can_write(self) -> bool:
         return self.is_open and self.unwritable_since is None
+
+    @property
+    def is_gone(self) -> bool:
+        return self.gone
+
+    def release(self) -> None:
+        """The transport is gone (what connection_lost does)."""
+        self.gone = True
+        on_gone, self.on_gone = self.on_gone, None
+        if on_gone is not None:
+            on_gone()
+
+    def abort(self) -> None:
+        self.release()
 
     def write_frame(self, frame: bytes) -> None:
         self.frames.append(frame)

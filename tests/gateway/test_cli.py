@@ -74,3 +74,26 @@ def test_keys_generate_and_token_explain_their_flags(
     out = capsys.readouterr().out
     for text in expected:
         assert text in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "no --keys: pass --keys PATH"),
+        (["--host", "0.0.0.0", "--dev"], "not --host 0.0.0.0"),
+        (["--demo", "--broker", "redis://127.0.0.1:6379"], "in-process broker only"),
+        (["--demo", "--keys", "jwks.json"], "cannot run next to --keys"),
+    ],
+)
+def test_the_gateway_refuses_to_start_open_unless_asked_in_one_line(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12.3: `gamesync gateway` with no keys served open access on any host and broker."""
+    monkeypatch.delenv("GAMESYNC_KEYS", raising=False)
+    monkeypatch.delenv("GAMESYNC_DEV", raising=False)
+    monkeypatch.delenv("GAMESYNC_DEMO", raising=False)
+    assert main(["gateway", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("gamesync gateway: invalid gateway settings: "), err
+    assert says in err

@@ -17,6 +17,7 @@ SLOW = Verdict(Action.CLOSE, Close.TRY_AGAIN_LATER, "client too slow")
 HEARTBEAT = Verdict(Action.CLOSE, Close.TIMEOUT, "heartbeat timeout")
 IDLE = Verdict(Action.CLOSE, Close.TIMEOUT, "idle: no subscription")
 EXPIRED = Verdict(Action.CLOSE, Close.UNAUTHORIZED, "token expired", "token_expired")
+REVOKED = Verdict(Action.CLOSE, Close.UNAUTHORIZED, "signing key revoked", "token_expired")
 
 
 def verdict(now: float, **state: Any) -> Verdict:
@@ -34,13 +35,35 @@ def verdict(now: float, **state: Any) -> Verdict:
     return decide(now=now, **options)
 
 
-@pytest.mark.parametrize(
-    "state", [ConnectionState.CONNECTING, ConnectionState.CLOSING, ConnectionState.CLOSED]
-)
+@pytest.mark.parametrize("state", [ConnectionState.CLOSING, ConnectionState.CLOSED])
 def test_only_live_connections_are_pinged_or_closed(state: ConnectionState) -> None:
     overdue = {"ping_sent_at": 1.0, "idle_since": 0.0, "unwritable_since": 0.0, "expires_at": 0}
     assert verdict(1000, state=state, **overdue) == NOTHING
     assert verdict(1000, **overdue) == EXPIRED  # the same timers on an open connection
+
+
+def test_a_connection_not_yet_authenticated_gets_only_the_slow_check() -> None:
+    """Issue 12.2: a client that never reads was never closed before it authenticated."""
+    connecting = ConnectionState.CONNECTING
+    overdue = {"ping_sent_at": 1.0, "idle_since": 0.0, "expires_at": 0}
+    assert verdict(1000, state=connecting, **overdue) == NOTHING
+    assert verdict(9.9, state=connecting, unwritable_since=0.0) == NOTHING
+    assert verdict(10, state=connecting, unwritable_since=0.0) == SLOW
+
+
+def test_a_revoked_keys_session_is_closed_4401_at_its_own_point_of_the_spread() -> None:
+    """Issue 12.4: sessions signed by a key a reload removed, closed over `revoke_spread`."""
+    limits = Limits(
+        ping_interval=20, ping_timeout=20, idle_timeout=60, slow_client_seconds=10, revoke_spread=5
+    )
+    early = {"revoked_at": 100.0, "spread": 0.0, "limits": limits}
+    late = {"revoked_at": 100.0, "spread": 0.9, "limits": limits}
+    assert verdict(99, last_seen=98.0, **early) == NOTHING
+    assert verdict(100, last_seen=99.0, **early) == REVOKED
+    assert verdict(104.4, last_seen=104.0, **late) == NOTHING
+    assert verdict(104.5, last_seen=104.0, **late) == REVOKED
+    assert REVOKED.error == "token_expired"  # the client fetches a fresh token and reconnects
+    assert verdict(104.5, last_seen=104.0, limits=limits) == NOTHING  # its key is still good
 
 
 def test_a_draining_connection_is_still_checked_until_its_batch_closes_it() -> None:

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from wire import PUBLISH_TOKEN, GatewayFactory, Keys, connect, envelope, publish, recv_until
 
+from gamesync.app import PUBLISH_AUTH_BURST
 from gamesync.server import GatewayServer
 
 
@@ -25,6 +26,38 @@ async def test_publish_answers_published_then_stale(gateway: GatewayServer) -> N
 async def test_publish_without_the_right_token_is_401(gateway: GatewayServer, token: str) -> None:
     response = await publish(gateway, envelope(1, 1), token=token)
     assert response.status_code == 401
+
+
+async def test_guessing_the_publish_token_is_rate_limited_per_source(
+    gateway: GatewayServer,
+) -> None:
+    """Issue 13.5: the publish endpoint answered wrong tokens as fast as they came."""
+    answers = [
+        (await publish(gateway, envelope(1, 1), token=f"guess-{i}")).status_code
+        for i in range(PUBLISH_AUTH_BURST)
+    ]
+    assert answers == [401] * PUBLISH_AUTH_BURST
+    limited = await publish(gateway, envelope(1, 1), token="guess-again")
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    # While limited, not even the right token is checked: a guess cannot tell right from wrong.
+    assert (await publish(gateway, envelope(1, 1))).status_code == 429
+    count = gateway.gateway.metrics.registry.get_sample_value
+    assert count("gamesync_http_publishes_total", {"result": "rate_limited"}) == 2
+    assert count("gamesync_http_publishes_total", {"result": "unauthorized"}) == PUBLISH_AUTH_BURST
+
+
+async def test_the_internal_port_listens_on_its_own_host(gateway_factory: GatewayFactory) -> None:
+    """Issue 13.5: both ports listened on --host (0.0.0.0 in pods)."""
+    server = await gateway_factory(host="127.0.0.1", internal_host="127.0.0.2")
+    assert server.public_url.startswith("http://127.0.0.1:")
+    assert server.internal_url.startswith("http://127.0.0.2:")
+    async with httpx.AsyncClient(base_url=server.internal_url) as client:
+        assert (await client.get("/readyz")).status_code == 200
+    internal_port = server.internal_url.rsplit(":", 1)[1]
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{internal_port}/metrics")
 
 
 @pytest.mark.parametrize(

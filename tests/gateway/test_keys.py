@@ -26,7 +26,9 @@ from gamesync.keys import (
     sign_token,
 )
 
-FAR = 4_000_000_000  # an exp in 2096
+NOW = int(time.time())
+#: `iat` and `exp` of a token that is good now (an hour's lifetime)
+LIVE = {"iat": NOW, "exp": NOW + 3600}
 
 
 def b64(data: bytes) -> str:
@@ -82,7 +84,7 @@ def refused(keys: KeySet, token: str, **options: Any) -> AuthError:
 def test_alg_none_is_refused(es256: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, public = es256
     for header in ({"alg": "none", "kid": "es"}, {"alg": "none"}, {"alg": "None", "kid": "es"}):
-        error = refused(keyset(public), forge(header, {"sub": "7", "exp": FAR}))
+        error = refused(keyset(public), forge(header, {"sub": "7", **LIVE}))
         assert error.code == "unauthorized"
         assert error.message == "token algorithm not allowed"
 
@@ -96,7 +98,7 @@ def test_hs256_signed_with_the_public_key_bytes_is_refused(
     pem = jwt.PyJWK(public).key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    claims = {"sub": "7", "exp": FAR}
+    claims = {"sub": "7", **LIVE}
     for secret in (pem, json.dumps(public).encode()):
         token = hs256(secret, {"alg": "HS256", "kid": private["kid"], "typ": "JWT"}, claims)
         error = refused(keyset(public), token)
@@ -111,7 +113,7 @@ def test_a_token_of_another_allowed_algorithm_is_refused_for_the_key(
 ) -> None:
     _, public = es256
     rs_private, _ = generate_key("RS256", kid="es")  # same kid, other algorithm
-    error = refused(keyset(public), signed(rs_private, {"sub": "7", "exp": FAR}))
+    error = refused(keyset(public), signed(rs_private, {"sub": "7", **LIVE}))
     assert error.message == "token algorithm does not match its key"
 
 
@@ -120,7 +122,7 @@ def test_unknown_algorithm_in_the_header_is_refused(
 ) -> None:
     _, public = es256
     for alg in ("PS256", "ES512", "HS512", ["ES256"], None, 1):
-        token = forge({"alg": alg, "kid": "es"}, {"sub": "7", "exp": FAR}, b"x" * 64)
+        token = forge({"alg": alg, "kid": "es"}, {"sub": "7", **LIVE}, b"x" * 64)
         assert refused(keyset(public), token).message == "token algorithm not allowed"
 
 
@@ -139,14 +141,14 @@ def test_expiry_within_the_leeway_is_accepted(
     es256: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
     private, public = es256
-    token = signed(private, {"sub": "7", "exp": int(time.time()) - 2})
+    token = signed(private, {"sub": "7", "iat": NOW - 60, "exp": int(time.time()) - 2})
     assert keyset(public).verify(token, leeway=5).user_id == "7"
     assert refused(keyset(public), token, leeway=0).code == "token_expired"
 
 
 def test_not_yet_valid_token_is_refused(es256: tuple[dict[str, Any], dict[str, Any]]) -> None:
     private, public = es256
-    token = signed(private, {"sub": "7", "exp": FAR, "nbf": int(time.time()) + 600})
+    token = signed(private, {"sub": "7", **LIVE, "nbf": int(time.time()) + 600})
     error = refused(keyset(public), token)
     assert (error.code, error.message) == ("unauthorized", "token not yet valid")
 
@@ -156,11 +158,11 @@ def test_wrong_or_missing_audience_is_refused_when_configured(
 ) -> None:
     private, public = es256
     keys = keyset(public)
-    good = signed(private, {"sub": "7", "exp": FAR, "aud": "gamesync"})
+    good = signed(private, {"sub": "7", **LIVE, "aud": "gamesync"})
     assert keys.verify(good, audience="gamesync").user_id == "7"
-    wrong = signed(private, {"sub": "7", "exp": FAR, "aud": "billing"})
+    wrong = signed(private, {"sub": "7", **LIVE, "aud": "billing"})
     assert refused(keys, wrong, audience="gamesync").message == "wrong audience"
-    missing = signed(private, {"sub": "7", "exp": FAR})
+    missing = signed(private, {"sub": "7", **LIVE})
     assert refused(keys, missing, audience="gamesync").code == "unauthorized"
     # Not configured: an aud claim is neither required nor checked.
     assert keys.verify(wrong).user_id == "7"
@@ -171,17 +173,17 @@ def test_wrong_or_missing_issuer_is_refused_when_configured(
 ) -> None:
     private, public = es256
     keys = keyset(public)
-    good = signed(private, {"sub": "7", "exp": FAR, "iss": "nommie"})
+    good = signed(private, {"sub": "7", **LIVE, "iss": "nommie"})
     assert keys.verify(good, issuer="nommie").user_id == "7"
-    wrong = signed(private, {"sub": "7", "exp": FAR, "iss": "evil"})
+    wrong = signed(private, {"sub": "7", **LIVE, "iss": "evil"})
     assert refused(keys, wrong, issuer="nommie").message == "wrong issuer"
-    missing = signed(private, {"sub": "7", "exp": FAR})
+    missing = signed(private, {"sub": "7", **LIVE})
     assert refused(keys, missing, issuer="nommie").message == "token lacks the iss claim"
 
 
 def test_unknown_kid_is_refused(es256: tuple[dict[str, Any], dict[str, Any]]) -> None:
     private, public = es256
-    token = signed(private, {"sub": "7", "exp": FAR}, kid="rotated-away")
+    token = signed(private, {"sub": "7", **LIVE}, kid="rotated-away")
     assert refused(keyset(public), token).message == "unknown key id"
 
 
@@ -190,7 +192,7 @@ def test_token_without_kid_needs_a_single_key_set(
 ) -> None:
     private, public = es256
     _, other = generate_key("ES256", kid="other")
-    claims = {"sub": "7", "exp": FAR}
+    claims = {"sub": "7", **LIVE}
     token = jwt.encode(claims, jwt.PyJWK(private).key, algorithm="ES256")
     assert "kid" not in jwt.get_unverified_header(token)
     assert refused(keyset(public, other), token).message == "token has no key id"
@@ -202,7 +204,7 @@ def test_tampered_payload_is_refused(es256: tuple[dict[str, Any], dict[str, Any]
     private, public = es256
     token = sign_token({"keys": [private], "active": "es"}, "7", ttl=60)
     header, _, signature = token.split(".")
-    tampered = f"{header}.{segment({'sub': 'admin', 'exp': FAR})}.{signature}"
+    tampered = f"{header}.{segment({'sub': 'admin', **LIVE})}.{signature}"
     assert refused(keyset(public), tampered).message == "invalid token"
     flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     assert refused(keyset(public), flipped).code == "unauthorized"
@@ -212,7 +214,7 @@ def test_oversized_token_is_refused_before_parsing(
     es256: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
     private, public = es256
-    token = signed(private, {"sub": "7", "exp": FAR, "pad": "x" * 9000})
+    token = signed(private, {"sub": "7", **LIVE, "pad": "x" * 9000})
     assert refused(keyset(public), token).message == "token too large"
 
 
@@ -227,17 +229,17 @@ def test_malformed_token_is_refused(
 def test_non_string_kid_is_refused(es256: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, public = es256
     for kid in (["es"], 1, {"k": "es"}):
-        token = forge({"alg": "ES256", "kid": kid}, {"sub": "7", "exp": FAR}, b"x" * 64)
+        token = forge({"alg": "ES256", "kid": kid}, {"sub": "7", **LIVE}, b"x" * 64)
         assert refused(keyset(public), token).code == "unauthorized"
 
 
 @pytest.mark.parametrize(
     ("claims", "message"),
     [
-        ({"exp": FAR}, "token lacks the sub claim"),
+        ({**LIVE}, "token lacks the sub claim"),
         ({"sub": "7"}, "token lacks the exp claim"),
-        ({"sub": "", "exp": FAR}, "the sub claim must be a non-empty string"),
-        ({"sub": "x" * 257, "exp": FAR}, "the sub claim must be a non-empty string"),
+        ({"sub": "", **LIVE}, "the sub claim must be a non-empty string"),
+        ({"sub": "x" * 257, **LIVE}, "the sub claim must be a non-empty string"),
     ],
 )
 def test_missing_or_bad_required_claims_are_refused(
@@ -247,9 +249,37 @@ def test_missing_or_bad_required_claims_are_refused(
     assert refused(keyset(public), signed(private, claims)).message == message
 
 
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"sub": "7", "exp": NOW + 3600}, "token lacks the iat claim"),
+        ({"sub": "7", "iat": "yesterday", "exp": NOW + 3600}, "the iat claim must be a number"),
+        ({"sub": "7", "iat": NOW, "exp": NOW + 10 * 365 * 86_400}, "token lifetime too long"),
+        ({"sub": "7", "iat": NOW, "exp": NOW + 86_401}, "token lifetime too long"),
+        ({"sub": "7", "iat": NOW + 3600, "exp": NOW + 7200}, "token not yet valid"),
+    ],
+)
+def test_a_token_must_say_when_it_was_issued_and_live_a_day_at_most(
+    claims: dict[str, Any], message: str, es256: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """Issue 12.4: a ten-year token without `iat` verified fine."""
+    private, public = es256
+    assert refused(keyset(public), signed(private, claims)).message == message
+
+
+def test_the_lifetime_limit_is_configurable(es256: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    private, public = es256
+    day = signed(private, {"sub": "7", "iat": NOW, "exp": NOW + 86_400})
+    assert keyset(public).verify(day).user_id == "7"  # exactly the default limit
+    hour = signed(private, {"sub": "7", "iat": NOW, "exp": NOW + 3600})
+    assert refused(keyset(public), day, max_lifetime=3599).message == ("token lifetime too long")
+    assert refused(keyset(public), hour, max_lifetime=3599).message == ("token lifetime too long")
+    assert keyset(public).verify(hour, max_lifetime=3600).user_id == "7"
+
+
 def test_non_string_sub_is_refused(es256: tuple[dict[str, Any], dict[str, Any]]) -> None:
     private, public = es256
-    assert refused(keyset(public), signed(private, {"sub": 7, "exp": FAR})).code == "unauthorized"
+    assert refused(keyset(public), signed(private, {"sub": 7, **LIVE})).code == "unauthorized"
 
 
 @pytest.mark.parametrize("games", ["1,2", [1, "2"], [True], [1.5], {"1": True}, 3])
@@ -257,7 +287,7 @@ def test_bad_games_claim_is_refused(
     games: Any, es256: tuple[dict[str, Any], dict[str, Any]]
 ) -> None:
     private, public = es256
-    token = signed(private, {"sub": "7", "exp": FAR, "games": games})
+    token = signed(private, {"sub": "7", **LIVE, "games": games})
     assert refused(keyset(public), token).message == "the games claim must be a list of game ids"
 
 

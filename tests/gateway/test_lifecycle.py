@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from rawws import RawClient
+from websockets.asyncio.client import ClientConnection
 from wire import (
     GatewayFactory,
     Keys,
@@ -175,6 +176,50 @@ async def test_key_reload_keeps_live_sockets_and_accepts_the_new_key(
         await publish(server, envelope(1, 2))
         assert (await recv_until(old, lambda m: m["type"] == "snapshot"))["gameVersion"] == 2
         assert old.close_code is None
+
+
+async def test_a_key_removed_from_the_jwks_closes_the_sessions_it_signed_spread_out(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Issue 12.4: removing a leaked key from the JWKS left its sessions connected for good."""
+    private, public = generate_key("ES256", kid="leaked")
+    kept_public = json.loads(keys.jwks_path.read_text())["keys"][0]
+    keys.jwks_path.write_text(json.dumps({"keys": [kept_public, public]}))
+    server = await gateway_factory()
+    gw = server.gateway
+    leaked_signer = {"keys": [private], "active": "leaked"}
+    leaked = [await connect(server, token=sign_token(leaked_signer, f"l{i}")) for i in range(6)]
+    kept = await connect(server, token=keys.token("k"))
+    try:
+        for ws in (*leaked, kept):
+            assert (await recv_json(ws))["type"] == "welcome"
+        keys.jwks_path.write_text(json.dumps({"keys": [kept_public]}))
+        await wait_until(lambda: gw.keys.kids == ["test-1"], what="the reload")
+        loop = asyncio.get_running_loop()
+        removed_at = loop.time()
+
+        async def closed(ws: ClientConnection) -> float:
+            error = await recv_json(ws, timeout=10)
+            # token_expired: the client asks its provider for a fresh token (DESIGN §2).
+            assert (error["type"], error["code"]) == ("error", "token_expired")
+            assert await close_code(ws) == 4401
+            assert ws.close_reason == "signing key revoked"
+            return loop.time() - removed_at
+
+        closed_at = await asyncio.gather(*(closed(ws) for ws in leaked))
+        # Within the spread (5 s) and one sweep (1 s), and not all at the same instant.
+        assert max(closed_at) <= 5 + 1 + 0.5
+        assert max(closed_at) - min(closed_at) >= 0.5
+        assert kept.close_code is None
+        revoked = gw.metrics.registry.get_sample_value(
+            "gamesync_auth_failures_total", {"reason": "signing key revoked on a live connection"}
+        )
+        assert revoked == 6
+        async with await connect(server, token=sign_token(leaked_signer, "again")) as retry:
+            assert (await recv_json(retry))["message"] == "unknown key id"
+    finally:
+        for ws in (*leaked, kept):
+            await ws.close()
 
 
 class _Empty:

@@ -120,6 +120,7 @@ async def test_only_http_requests_count_as_http_publishes(gateway: GatewayServer
         "too_large": 1,
         "unavailable": 0,
         "disabled": 0,
+        "rate_limited": 0,
     }
     assert _count(gateway, "gamesync_published_total", result="published") == 2
     assert _count(gateway, "gamesync_published_total", result="stale") == 1

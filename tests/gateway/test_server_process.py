@@ -66,7 +66,7 @@ async def processes() -> AsyncIterator[list[Process]]:
 async def test_dev_mode_prints_a_working_token_and_serves_the_console_config(
     processes: list[Process],
 ) -> None:
-    process = await _start()
+    process = await _start("--dev")
     processes.append(process)
     assert process.proc.stderr is not None
     banner = ""

@@ -96,6 +96,33 @@ async def test_renewal_on_a_live_socket_sends_a_new_welcome(
         assert again["expiresAt"] > first["expiresAt"]
 
 
+@pytest.mark.parametrize(("games", "kept"), [([1], {1}), (None, set())])
+async def test_renewal_rechecks_every_subscription_under_the_new_claims(
+    gateway_factory: GatewayFactory, keys: Keys, games: list[int] | None, kept: set[int]
+) -> None:
+    """Issue 12.5: renewing with a token that drops the `games` claim kept every game."""
+    server = await gateway_factory(authz="claim")
+    async with await connect(server, token=keys.token("7", games=[1, 2])) as ws:
+        await recv_json(ws)
+        for game_id in (1, 2):
+            await ws.send(json.dumps({"type": "subscribe", "gameId": game_id}))
+            assert (await recv_json(ws))["type"] == "subscribed"
+        renewed = keys.token("7", ttl=1200, games=games) if games else keys.token("7", ttl=1200)
+        await ws.send(json.dumps({"type": "auth", "token": renewed}))
+        assert (await recv_json(ws))["type"] == "welcome"
+        ended = set()
+        for _ in range(2 * (2 - len(kept))):
+            message = await recv_json(ws)
+            if message["type"] == "error":
+                assert message["code"] == "forbidden"
+            else:
+                assert message["type"] == "unsubscribed"
+                ended.add(message["gameId"])
+        assert ended == {1, 2} - kept
+        session = server.gateway.registry.members()[0]
+        assert set(session.conn.subscriptions) == kept
+
+
 async def test_renewal_for_another_user_is_refused(gateway: GatewayServer, keys: Keys) -> None:
     async with await connect(gateway, token=keys.token("7")) as ws:
         await recv_json(ws)

@@ -55,7 +55,7 @@ async def never() -> dict[str, Any]:
 
 
 async def test_drain_hint_reaches_a_client_whose_socket_has_a_backlog() -> None:
-    gateway = Gateway.create(load_settings(drain_seconds=0.1))
+    gateway = Gateway.create(load_settings(dev=True, drain_seconds=0.1))
     socket = StandInSocket(asyncio.get_running_loop())
     session = Session(gateway.services, socket, {"type": "websocket"}, never)  # type: ignore[arg-type]
     gateway.registry.attach(session)

@@ -86,6 +86,58 @@ async def test_claim_policy_uses_the_games_claim(
         assert (await recv_json(ws))["code"] == "forbidden"
 
 
+async def test_a_member_removed_from_members_loses_the_game_before_the_next_frame(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Issue 12.5: a user dropped from `members` kept receiving the game."""
+    server = await gateway_factory(authz="members")
+    await publish(server, envelope(5, 1, members=["7", "8"]))
+    async with (
+        await connect(server, "/ws/games/5", token=keys.token("7")) as stays,
+        await connect(server, token=keys.token("8")) as leaves,
+    ):
+        await recv_until(stays, lambda m: m["type"] == "snapshot")
+        await recv_json(leaves)
+        await leaves.send(json.dumps({"type": "subscribe", "gameId": 5}))
+        assert (await recv_json(leaves))["type"] == "subscribed"
+        assert (await recv_json(leaves))["gameVersion"] == 1
+        await publish(server, envelope(5, 2, members=["7"]))
+        assert (await recv_json(leaves)) == {
+            "type": "error",
+            "version": 1,
+            "code": "forbidden",
+            "message": "no longer a member of this game",
+            "gameId": 5,
+        }
+        assert (await recv_json(leaves)) == {"type": "unsubscribed", "version": 1, "gameId": 5}
+        assert (await recv_json(stays))["gameVersion"] == 2
+        await publish(server, envelope(5, 3, members=["7"]))
+        assert (await recv_json(stays))["gameVersion"] == 3
+        # Nothing of versions 2 and 3 reached the removed member; its socket stays open.
+        await leaves.send(json.dumps({"type": "ping"}))
+        assert (await recv_json(leaves))["type"] == "pong"
+        # Added back, it may subscribe again at once (no cached refusal outlives the change).
+        await leaves.send(json.dumps({"type": "subscribe", "gameId": 5}))
+        assert (await recv_json(leaves))["code"] == "forbidden"
+        await publish(server, envelope(5, 4, members=["7", "8"]))
+        await leaves.send(json.dumps({"type": "subscribe", "gameId": 5}))
+        assert (await recv_json(leaves))["type"] == "subscribed"
+        assert (await recv_json(leaves))["gameVersion"] == 4
+
+
+async def test_probing_forbidden_game_ids_costs_the_prober_its_socket(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Issue 12.5: denied subscribes count as bad messages (more than 20 in 10 s: 1008)."""
+    server = await gateway_factory(authz="members", bad_message_limit=5)
+    async with await connect(server, token=keys.token("7")) as ws:
+        await recv_json(ws)
+        for game_id in range(100, 106):
+            await ws.send(json.dumps({"type": "subscribe", "gameId": game_id}))
+            assert (await recv_json(ws))["code"] == "forbidden"
+        assert await close_code(ws) == 1008
+
+
 async def test_unsubscribe_is_acked_and_stops_delivery(gateway: GatewayServer, keys: Keys) -> None:
     async with await connect(gateway, token=keys.token()) as ws:
         await recv_json(ws)

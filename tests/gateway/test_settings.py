@@ -11,13 +11,20 @@ from pydantic import ValidationError
 from gamesync.errors import ConfigError
 from gamesync.settings import AuthzPolicy, load_settings
 
+KEYS = "/etc/gamesync/keys/jwks.json"
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No GAMESYNC_* variable of the machine running the tests leaks in."""
+    """No GAMESYNC_* variable of the machine running the tests leaks in; keys are configured.
+
+    (A gateway without keys refuses to start unless asked for dev mode: the dev-mode tests
+    below unset GAMESYNC_KEYS.)
+    """
     for name in list(os.environ):
         if name.startswith("GAMESYNC_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("GAMESYNC_KEYS", KEYS)
 
 
 def config_error(**flags: object) -> str:
@@ -37,12 +44,67 @@ def test_defaults_are_those_of_the_design() -> None:
     assert settings.max_frame_bytes == 4096
     assert settings.leeway_seconds == 5
     assert settings.allowed_origins == ()
+    assert settings.effective_internal_host == settings.host
+    assert settings.max_token_lifetime == 24 * 3600
+    assert settings.max_pending_connections == 1000
+    assert settings.client_address_header is None
+    assert settings.effective_max_pending_per_address == 0  # behind a proxy: see below
+    assert settings.close_timeout == 5
+    assert not settings.dev_mode
 
 
-def test_without_keys_the_gateway_is_in_dev_mode_with_the_open_policy() -> None:
-    settings = load_settings()
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GAMESYNC_KEYS")
+
+
+@pytest.mark.usefixtures("no_keys")
+def test_without_keys_the_gateway_refuses_to_start_saying_what_to_pass() -> None:
+    """Issue 12.3: no keys meant dev mode, open to anyone, on whatever host it was given."""
+    message = config_error()
+    assert "\n" not in message
+    assert "no --keys: pass --keys PATH" in message
+    assert "or --dev" in message
+
+
+@pytest.mark.usefixtures("no_keys")
+@pytest.mark.parametrize("flag", ["dev", "demo"])
+def test_dev_mode_only_when_asked_for_with_the_open_policy(flag: str) -> None:
+    settings = load_settings(**{flag: True})
     assert settings.dev_mode
     assert settings.effective_authz is AuthzPolicy.OPEN
+
+
+@pytest.mark.usefixtures("no_keys")
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_dev_mode_listens_on_loopback(host: str) -> None:
+    assert load_settings(dev=True, host=host, internal_host=host).dev_mode
+
+
+@pytest.mark.usefixtures("no_keys")
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        ({"host": "0.0.0.0"}, "loopback only, not --host 0.0.0.0"),
+        ({"host": "10.1.2.3"}, "not --host 10.1.2.3"),
+        ({"host": "gateway.example"}, "not --host gateway.example"),
+        ({"internal_host": "0.0.0.0"}, "not --internal-host 0.0.0.0"),
+        ({"broker": "redis://redis:6379"}, "in-process broker only"),
+    ],
+)
+def test_dev_mode_is_refused_off_loopback_or_with_a_shared_broker(
+    flags: dict[str, object], named: str
+) -> None:
+    assert named in config_error(dev=True, **flags)
+    assert named in config_error(demo=True, **flags)
+
+
+@pytest.mark.parametrize(
+    ("flag", "named"), [("demo", "--demo publishes to game 1"), ("dev", "--dev generates")]
+)
+def test_demo_and_dev_are_refused_next_to_keys(flag: str, named: str) -> None:
+    assert "cannot run next to --keys" in config_error(**{flag: True})
+    assert named in config_error(**{flag: True})
 
 
 def test_with_keys_the_default_policy_is_members(tmp_path: Path) -> None:
@@ -62,7 +124,8 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAMESYNC_PING_INTERVAL", "5.5")
     monkeypatch.setenv("GAMESYNC_DRAIN_SECONDS", "12")
     monkeypatch.setenv("GAMESYNC_POD_NAME", "gw-abc")
-    monkeypatch.setenv("GAMESYNC_DEMO", "true")
+    monkeypatch.setenv("GAMESYNC_INTERNAL_HOST", "10.0.0.7")
+    monkeypatch.setenv("GAMESYNC_MAX_TOKEN_LIFETIME", "3600")
     settings = load_settings()
     assert settings.broker == "redis://redis:6379/0"
     assert (settings.port, settings.internal_port) == (8100, 9100)
@@ -72,7 +135,8 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.ping_interval == 5.5
     assert settings.drain_seconds == 12
     assert settings.pod_name == "gw-abc"
-    assert settings.demo is True
+    assert settings.effective_internal_host == "10.0.0.7"
+    assert settings.max_token_lifetime == 3600
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,7 +179,7 @@ def test_bad_environment_value_is_a_config_error_naming_the_setting(
         ({"internal_port": -1}, "internal_port: Input should be greater than or equal to 0"),
         ({"drain_seconds": -1}, "drain_seconds"),
         ({"max_frame_bytes": 100}, "max_frame_bytes"),
-        ({"broker": "http://redis:6379"}, "broker: Value error, broker URL must start with"),
+        ({"broker": "http://redis:6379"}, "broker: broker URL must start with"),
         ({"broker": "redis"}, "broker URL must start with one of memory://"),
     ],
 )
@@ -168,3 +232,14 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]
     assert settings.port == 8000
+
+
+def test_the_per_address_cap_is_on_by_default_only_when_addresses_name_clients() -> None:
+    """Behind an ingress every peer address is the proxy's: a cap on it would be per proxy."""
+    assert load_settings().effective_max_pending_per_address == 0
+    forwarded = load_settings(client_address_header=" X-Forwarded-For ")
+    assert forwarded.client_address_header == "x-forwarded-for"
+    assert forwarded.effective_max_pending_per_address == 64
+    assert load_settings(max_pending_per_address=8).effective_max_pending_per_address == 8
+    off = load_settings(client_address_header="x-real-ip", max_pending_per_address=0)
+    assert off.effective_max_pending_per_address == 0

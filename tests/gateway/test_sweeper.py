@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from standins import StandInMember
 
 from gamesync.connection import ConnectionState, DeliveryStats
@@ -104,3 +107,48 @@ def test_draining_sessions_are_still_swept_until_their_batch() -> None:
     sweeper.registry.start_draining()
     sweeper.sweep(now=20, wall_now=0)
     assert member.socket.pings == 1
+
+
+def test_a_session_not_yet_authenticated_that_cannot_drain_is_closed_1013() -> None:
+    """Issue 12.2: the slow-client check skipped unauthenticated connections."""
+    member = StandInMember()
+    member.socket.unwritable_since = 5.0
+    sweeper, stats, _ = world(member)
+    sweeper.sweep(now=14.9, wall_now=0)
+    assert member.socket.closes == []
+    sweeper.sweep(now=15, wall_now=0)
+    assert member.socket.closes == [(1013, "client too slow", 1.0)]
+    assert stats.slow_closes == 1
+
+
+class BrokenSocketMember(StandInMember):
+    """A session whose close raises, as `send_close` raised InvalidState (issue 12.1)."""
+
+    def close(
+        self,
+        code: int,
+        reason: str,
+        *,
+        error: str | None = None,
+        abort_after: float | None = None,
+    ) -> None:
+        raise RuntimeError("InvalidState: connection is closing")
+
+
+def test_one_sessions_failure_neither_stops_the_pass_nor_leaves_it_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12.1: one session's exception ended the sweeper: no more pings or closes, ever."""
+    broken = [BrokenSocketMember("b1"), BrokenSocketMember("b2")]
+    healthy = StandInMember("h")
+    for member in (*broken, healthy):
+        member.conn.idle_since = None
+    for member in broken:
+        member.socket.unwritable_since = 0.0  # too slow: the sweeper closes them
+    sweeper, _, _ = world(*broken, healthy)
+    with caplog.at_level(logging.ERROR, "gamesync.sweeper"):
+        sweeper.sweep(now=100, wall_now=0, members=[*broken, healthy])
+    assert healthy.socket.pings == 1  # visited after the failures
+    assert all(m.socket.gone for m in broken)  # the broken ones' sockets were dropped
+    logged = [r for r in caplog.records if "sweeping a session failed" in r.getMessage()]
+    assert len(logged) == 1  # once, not once per session

@@ -1,0 +1,133 @@
+"""gamesync.transport over the wire: closes that always finish, and backpressure both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from rawws import RawClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from websockets.protocol import State
+from wire import GatewayFactory, Keys, envelope, publish, serve_app, wait_until
+
+from gamesync.server import GatewayServer
+from gamesync.session import Session
+from gamesync.transport import GatewaySocket
+
+#: A short close bound keeps these tests quick (the default is 5 s).
+CLOSE_FAST = {"close_timeout": 1}
+
+
+def _address(server: GatewayServer) -> tuple[str, int]:
+    parts = urlsplit(server.public_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    return parts.hostname, parts.port
+
+
+@contextlib.asynccontextmanager
+async def stalled_backend(stalled: int) -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A `backend` policy URL allowing every game, but holding game `stalled` until the end."""
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def decide(request: Request) -> Response:
+        if int(request.path_params["game"]) == stalled:
+            asked.set()
+            await release.wait()
+        return JSONResponse({})
+
+    async with serve_app(Starlette(routes=[Route("/games/{game}", decide)])) as base:
+        try:
+            yield f"{base}/games/{{gameId}}", asked
+        finally:
+            release.set()
+
+
+async def test_a_close_after_the_clients_close_frame_keeps_the_sweeper_alive(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Issue 12.1: the client's close frame was processed, the session has not read it yet.
+
+    The session waits on a stalled authorization backend, so it has not read the disconnect;
+    the transport still holds snapshots the client never read, so it is not gone either. The
+    sweeper's token-expiry close then met a protocol already CLOSING: `send_close` raised
+    InvalidState, the sweeper died and the pod stayed unready for good; and the transport
+    lingered, holding its buffer, since nothing ever aborted it.
+    """
+    async with stalled_backend(stalled=1) as (url, asked):
+        server = await gateway_factory(
+            authz="backend",
+            authz_url=url,
+            authz_timeout_seconds=30,
+            leeway_seconds=0,
+            **CLOSE_FAST,
+        )
+        gw = server.gateway
+        token = keys.token(ttl=4)  # its expiry is what makes the sweeper close the session
+        client = await RawClient.connect(*_address(server), "/ws", token, limit=1024)
+        try:
+            await wait_until(lambda: len(gw.registry) == 1, what="the session")
+            session = gw.registry.members()[0]
+            assert isinstance(session, Session)
+            socket = session.socket
+            # No backpressure for this socket: its buffer holds what the client does not read.
+            socket.transport.set_write_buffer_limits(high=1 << 30)
+            client.send_text(json.dumps({"type": "subscribe", "gameId": 2}))
+            await wait_until(lambda: 2 in session.conn.subscriptions, what="game 2")
+            for version in range(1, 201):  # bounded: 200 x 100 KB at most
+                await publish(server, envelope(2, version, snapshot={"pad": "x" * 100_000}))
+                if socket.transport.get_write_buffer_size() > 0:
+                    break
+            assert socket.transport.get_write_buffer_size() > 0
+            client.send_text(json.dumps({"type": "subscribe", "gameId": 1}))
+            await asyncio.wait_for(asyncio.shield(asked.wait()), 5)
+            client.send_close(1000)
+            await client.writer.drain()
+            await wait_until(lambda: socket.conn.state is not State.OPEN, what="close read")
+            # The token expires: the sweeper closes the session and must survive doing so; the
+            # transport is let go within the close bound.
+            await wait_until(lambda: socket.disconnected, timeout=10, what="transport gone")
+            assert gw.ready, gw.not_ready_reasons()
+            assert all(not task.done() for task in gw.tasks), "a background task ended"
+        finally:
+            client.close()
+
+
+async def test_a_ping_flood_that_never_reads_holds_no_growing_buffer(
+    gateway_factory: GatewayFactory,
+) -> None:
+    """Issue 12.2: pongs are conflated, and nothing is read while the socket is unwritable.
+
+    An unauthenticated client sent pings and never read the pongs: every pong queued in the
+    transport's buffer (5 such sockets flooding 59 MB held 92 MB of a gateway's memory).
+    """
+    server = await gateway_factory(auth_timeout=30)
+    gw = server.gateway
+    client = await RawClient.connect(*_address(server), "/ws", None, limit=1024, rcvbuf=4096)
+    try:
+        await wait_until(lambda: len(gw.registry) == 1, what="the session")
+        socket = gw.registry.members()[0].conn.socket
+        assert isinstance(socket, GatewaySocket)
+        payload = b"p" * 125
+        sent = 0
+        largest = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while sent < 8_000_000 and loop.time() < deadline:  # bounded in bytes and time
+            for _ in range(256):
+                client.send_ping(payload)
+            sent += 256 * 131
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.writer.drain(), 0.5)
+            largest = max(largest, socket.transport.get_write_buffer_size())
+        # Not one pong per ping: a few KB at most, however much was sent.
+        assert largest < 64 * 1024, largest
+        assert socket.transport.get_write_buffer_size() < 64 * 1024
+    finally:
+        client.close()
