@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-from gamesync.protocol import Close, text_frame
+from gamesync.framing import Framing, frame
+from gamesync.protocol import Close
 
 if TYPE_CHECKING:
     from gamesync.keys import Identity
@@ -33,8 +34,11 @@ SLOW_ABORT_SECONDS = 1.0
 
 
 class Socket(Protocol):
-    """What a connection needs from its websocket (gamesync.transport.GatewaySocket)."""
+    """What a connection needs from its socket: a websocket (gamesync.transport.GatewaySocket)
+    or an SSE stream (gamesync.sse.SseStream)."""
 
+    #: how messages are framed on it (and the `transport` label of its metrics)
+    framing: Framing
     last_seen: float
     unwritable_since: float | None
     on_writable: Callable[[], None] | None
@@ -70,6 +74,9 @@ class DeliveryStats:
 
     deliveries: int = 0
     bytes_out: int = 0
+    #: the part of `deliveries` and `bytes_out` written to SSE streams
+    sse_deliveries: int = 0
+    sse_bytes_out: int = 0
     conflated: int = 0
     fanouts: int = 0
     stale: int = 0
@@ -140,6 +147,8 @@ class ConnectionEnd:
     closing: Closing
     frames_in: int
     frames_out: int
+    #: the socket's transport (`websocket`, `sse`): a metric label
+    transport: str = Framing.WEBSOCKET.value
 
 
 class Connection:
@@ -242,6 +251,7 @@ class Connection:
             closing=self.closing,
             frames_in=self.frames_in,
             frames_out=self.frames_out,
+            transport=self.socket.framing.value,
         )
 
     def _start_closing(self, closing: Closing) -> bool:
@@ -260,9 +270,9 @@ class Connection:
 
     def send_message(self, payload: bytes) -> bool:
         """Send an encoded control message in order; False if the client is too far behind."""
-        frame = text_frame(payload)
+        framed = frame(self.socket.framing, payload)
         if self._control is None and self._pending is None and self.socket.can_write:
-            self.socket.write_frame(frame)
+            self.socket.write_frame(framed)
             self.frames_out += 1
             return True
         if not self.socket.is_open:
@@ -271,7 +281,7 @@ class Connection:
             self._control = deque()
         if len(self._control) >= MAX_PENDING_CONTROL:
             return False
-        self._control.append(frame)
+        self._control.append(framed)
         return True
 
     def deliver(self, game_id: int, version: int, frame: bytes) -> int:
@@ -332,8 +342,13 @@ class Connection:
         for frame in pending.values():
             self.socket.write_frame(frame)
         self.frames_out += len(pending)
-        self.stats.deliveries += len(pending)
-        self.stats.bytes_out += sum(len(f) for f in pending.values())
+        size = sum(len(f) for f in pending.values())
+        stats = self.stats
+        stats.deliveries += len(pending)
+        stats.bytes_out += size
+        if self.socket.framing is Framing.SSE:
+            stats.sse_deliveries += len(pending)
+            stats.sse_bytes_out += size
         return len(pending)
 
     def flush_before_close(self) -> None:

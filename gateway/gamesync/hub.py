@@ -10,6 +10,7 @@ from gamesync import jsoncodec
 from gamesync.broker.base import Broker
 from gamesync.connection import Connection, DeliveryStats
 from gamesync.envelope import Envelope
+from gamesync.framing import Framing
 from gamesync.protocol import encode, snapshot_frame
 from gamesync.tracing import Tracing
 
@@ -25,15 +26,21 @@ MembersObserver = Callable[[int], None]
 
 
 class Topic:
-    """One game on this pod: its local subscribers and its newest envelope's frames."""
+    """One game on this pod: its local subscribers and its newest envelope's frames.
+
+    Frames are built once per version: for websockets eagerly (the public one) or on first use
+    (one per user with a `viewer` entry); for other framings (SSE) on first use, per user too.
+    """
 
     __slots__ = (
         "_data_json",
+        "_framed",
         "_public",
         "_viewers",
         "envelope",
         "game_id",
         "linger",
+        "others",
         "ready",
         "subscribers",
     )
@@ -41,12 +48,33 @@ class Topic:
     def __init__(self, game_id: int) -> None:
         self.game_id = game_id
         self.subscribers: set[Connection] = set()
+        #: the subscribers that take other frames than a websocket's snapshot (SSE streams),
+        #: None while there are none: the common fan-out loop stays as it is
+        self.others: set[Connection] | None = None
         self.envelope: Envelope | None = None
         self.ready = asyncio.Event()
         self.linger: asyncio.TimerHandle | None = None
         self._data_json = b""
         self._public = b""
         self._viewers: dict[str, bytes] = {}
+        #: (framing, user with a viewer entry or None) -> frame, for framings but websocket's
+        self._framed: dict[tuple[Framing, str | None], bytes] | None = None
+
+    def add(self, conn: Connection) -> None:
+        """`conn` takes this game's frames from now on."""
+        self.subscribers.add(conn)
+        if conn.socket.framing is not Framing.WEBSOCKET:
+            if self.others is None:
+                self.others = set()
+            self.others.add(conn)
+
+    def discard(self, conn: Connection) -> None:
+        self.subscribers.discard(conn)
+        others = self.others
+        if others is not None:
+            others.discard(conn)
+            if not others:
+                self.others = None
 
     def accept(self, envelope: Envelope) -> bool:
         """Make `envelope` current if it is newer; frames are then built on demand, once."""
@@ -56,13 +84,16 @@ class Topic:
         self._data_json = jsoncodec.dumps(envelope.snapshot)
         self._public = snapshot_frame(envelope.game_id, envelope.version, self._data_json, None)
         self._viewers = {}
+        self._framed = None
         return True
 
-    def frame_for(self, user_id: str | None) -> bytes:
+    def frame_for(self, user_id: str | None, framing: Framing = Framing.WEBSOCKET) -> bytes:
         """The current frame for a user: with its own `viewer` part only, or the public one."""
         envelope = self.envelope
         assert envelope is not None  # callers check; internal invariant
         viewers = envelope.viewers
+        if framing is not Framing.WEBSOCKET:
+            return self._framed_for(user_id if viewers and user_id in viewers else None, framing)
         if not viewers or user_id is None or user_id not in viewers:
             return self._public
         frame = self._viewers.get(user_id)
@@ -74,6 +105,25 @@ class Topic:
                 jsoncodec.dumps(viewers[user_id]),
             )
             self._viewers[user_id] = frame
+        return frame
+
+    def _framed_for(self, viewer_user: str | None, framing: Framing) -> bytes:
+        envelope = self.envelope
+        assert envelope is not None
+        framed = self._framed
+        if framed is None:
+            framed = self._framed = {}
+        key = (framing, viewer_user)
+        frame = framed.get(key)
+        if frame is None:
+            viewer_json = None
+            if viewer_user is not None:
+                assert envelope.viewers is not None
+                viewer_json = jsoncodec.dumps(envelope.viewers[viewer_user])
+            frame = snapshot_frame(
+                envelope.game_id, envelope.version, self._data_json, viewer_json, framing
+            )
+            framed[key] = frame
         return frame
 
 
@@ -136,10 +186,11 @@ class Hub:
         if self._on_fanout is not None:
             self._on_fanout(envelope, written, size)
 
-    @staticmethod
-    def _fan_out(topic: Topic, envelope: Envelope) -> tuple[int, int]:
+    def _fan_out(self, topic: Topic, envelope: Envelope) -> tuple[int, int]:
         """Write the newest frame to every local subscriber; (written now, bytes written)."""
         game_id, version = envelope.game_id, envelope.version
+        if topic.others is not None:
+            return self._fan_out_mixed(topic, envelope)
         public = topic.frame_for(None)
         viewers = envelope.viewers
         written = 0
@@ -154,6 +205,23 @@ class Hub:
             if conn.deliver(game_id, version, frame):
                 written += 1
                 size += len(frame)
+        return written, size
+
+    def _fan_out_mixed(self, topic: Topic, envelope: Envelope) -> tuple[int, int]:
+        """`_fan_out` for a topic with SSE subscribers: each one's frame for its framing."""
+        game_id, version = envelope.game_id, envelope.version
+        written = size = sse_written = sse_size = 0
+        for conn in topic.subscribers:
+            framing = conn.socket.framing
+            frame = topic.frame_for(conn.user_id, framing)
+            if conn.deliver(game_id, version, frame):
+                written += 1
+                size += len(frame)
+                if framing is Framing.SSE:
+                    sse_written += 1
+                    sse_size += len(frame)
+        self.stats.sse_deliveries += sse_written
+        self.stats.sse_bytes_out += sse_size
         return written, size
 
     def _members_changed(self, topic: Topic, envelope: Envelope) -> None:
@@ -204,12 +272,12 @@ class Hub:
         if topic is None:
             topic = Topic(game_id)
             self.topics[game_id] = topic
-            topic.subscribers.add(conn)
+            topic.add(conn)
             try:
                 await self.broker.subscribe(game_id)
                 latest = await self.broker.latest(game_id)
             except BaseException:
-                topic.subscribers.discard(conn)
+                topic.discard(conn)
                 if self.topics.get(game_id) is topic:
                     del self.topics[game_id]
                 topic.ready.set()  # wake waiters; they will find the topic gone
@@ -221,11 +289,11 @@ class Hub:
         if topic.linger is not None:
             topic.linger.cancel()
             topic.linger = None
-        topic.subscribers.add(conn)
+        topic.add(conn)
         if not topic.ready.is_set():
             await topic.ready.wait()
             if self.topics.get(game_id) is not topic:
-                topic.subscribers.discard(conn)
+                topic.discard(conn)
                 await self.join(conn, game_id)  # the first joiner failed: try once ourselves
 
     def send_current(self, conn: Connection, game_id: int) -> None:
@@ -233,17 +301,22 @@ class Hub:
         topic = self.topics.get(game_id)
         envelope = topic.envelope if topic is not None else None
         if topic is not None and envelope is not None:
-            frame = topic.frame_for(conn.user_id)
+            framing = conn.socket.framing
+            frame = topic.frame_for(conn.user_id, framing)
             if conn.deliver(game_id, envelope.version, frame):
-                self.stats.deliveries += 1
-                self.stats.bytes_out += len(frame)
+                stats = self.stats
+                stats.deliveries += 1
+                stats.bytes_out += len(frame)
+                if framing is Framing.SSE:
+                    stats.sse_deliveries += 1
+                    stats.sse_bytes_out += len(frame)
 
     def leave(self, conn: Connection, game_id: int) -> None:
         """Remove `conn` from the game; the last one out unsubscribes after a short linger."""
         topic = self.topics.get(game_id)
         if topic is None:
             return
-        topic.subscribers.discard(conn)
+        topic.discard(conn)
         if topic.subscribers or topic.linger is not None:
             return
         loop = asyncio.get_running_loop()

@@ -18,7 +18,7 @@ from gamesync.connection import (
     DeliveryStats,
     IllegalTransition,
 )
-from gamesync.protocol import text_frame
+from gamesync.framing import Framing, text_frame
 
 S = ConnectionState
 CLOSE = b"<close frame>"
@@ -35,6 +35,8 @@ LEGAL = {
 
 class StandInSocket:
     """A websocket whose writability the test controls; records every frame written."""
+
+    framing = Framing.WEBSOCKET
 
     def __init__(self) -> None:
         self.last_seen = 0.0

@@ -132,7 +132,8 @@ async def test_client_that_cannot_drain_is_closed_1013(
                 await asyncio.sleep(0.05)  # paces the publisher, not a synchronisation
         assert gw.hub.stats.slow_closes == 1
         closes = gw.metrics.registry.get_sample_value(
-            "gamesync_closes_total", {"code": "1013", "reason": "client too slow"}
+            "gamesync_closes_total",
+            {"code": "1013", "reason": "client too slow", "transport": "websocket"},
         )
         assert closes == 1.0
     finally:
@@ -255,7 +256,9 @@ async def test_connections_waiting_for_their_drain_batch_count_as_draining(
     gw = server.gateway
 
     def gauge(state: str) -> float:
-        value = gw.metrics.registry.get_sample_value("gamesync_connections", {"state": state})
+        value = gw.metrics.registry.get_sample_value(
+            "gamesync_connections", {"state": state, "transport": "websocket"}
+        )
         return -1 if value is None else value
 
     try:
