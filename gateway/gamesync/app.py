@@ -25,6 +25,7 @@ from gamesync.errors import BrokerUnavailable, EnvelopeError
 from gamesync.gateway import Gateway
 from gamesync.keys import sign_token
 from gamesync.ratelimit import KeyedBuckets
+from gamesync.shedding import ShedRefused
 
 __all__ = ["PUBLISH_AUTH_BURST", "PUBLISH_AUTH_RATE", "internal_app", "public_app"]
 
@@ -184,9 +185,31 @@ def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:
             )
         return "published" if published else "stale", JSONResponse({"published": published})
 
+    async def shed(request: Request) -> Response:
+        """Move some connections to other pods, paced (docs/CONTRACTS-internal.md)."""
+        declared = request.headers.get("content-length")
+        if declared is None or not declared.isdigit() or int(declared) > 1024:
+            return JSONResponse({"error": "a JSON body of at most 1 KB"}, status_code=400)
+        try:
+            body = await request.json()
+            numbers = [body["connections"], body["seconds"], body.get("delaySeconds", 0)]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return JSONResponse(
+                {"error": 'want {"connections": N, "seconds": T, "delaySeconds": D}'},
+                status_code=400,
+            )
+        if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+            return JSONResponse({"error": "connections and seconds are numbers"}, status_code=400)
+        try:
+            count = gw.shedder.start(int(numbers[0]), float(numbers[1]), float(numbers[2]))
+        except ShedRefused as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        return JSONResponse({"accepted": True, "connections": count}, status_code=202)
+
     routes = [
         Route("/metrics", metrics),
         Route("/v1/stats", stats),
+        Route("/v1/shed", shed, methods=["POST"]),
         Route("/v1/games/{game_id:int}/snapshots", publish, methods=["POST"]),
         *_probes(gw),
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import socket as _socket
 import time
@@ -29,25 +28,15 @@ from gamesync.registry import Registry
 from gamesync.runtime_config import RuntimeConfig, RuntimeConfigStore
 from gamesync.session import SessionServices
 from gamesync.settings import AuthzPolicy, GatewaySettings
+from gamesync.shedding import RECONNECT_SPREAD_MS, Shedder, drain_seconds, paced
 from gamesync.supervisor import ErrorLog, Supervisor
 from gamesync.sweeper import Sweeper
 from gamesync.tracing import Tracing
 
-__all__ = ["Gateway", "drain_plan"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger("gamesync.gateway")
 conn_log = logging.getLogger("gamesync.connections")
-
-#: Upper bound of the jittered `retryAfterMs` in a drain's reconnect hint.
-RECONNECT_SPREAD_MS = 2000
-
-
-def drain_plan(connections: int, window: float, *, tick: float = 0.05) -> tuple[int, float]:
-    """(batch size, pause between batches) to close `connections` over 90 % of `window`."""
-    if connections <= 0:
-        return 0, 0.0
-    steps = max(1, min(connections, int(window * 0.9 / tick)))
-    return math.ceil(connections / steps), (window * 0.9) / steps
 
 
 class Gateway:
@@ -114,6 +103,8 @@ class Gateway:
             self.hub.stats,
             self.metrics,
         )
+        #: moves connections to other pods when the operator asks (rebalancing)
+        self.shedder = Shedder(self.registry, lambda: self.broker.ready)
         #: what every session receives (and nothing more of the gateway)
         self.services = SessionServices(
             settings=settings,
@@ -171,6 +162,7 @@ class Gateway:
         self.started = True
 
     async def stop(self) -> None:
+        await self.shedder.stop()
         await self.supervisor.stop()
         await self.hub.close()
         await self.broker.stop()
@@ -207,6 +199,8 @@ class Gateway:
             reasons.append("not started")
         if self.registry.draining:
             reasons.append("draining")
+        if self.shedder.shedding:
+            reasons.append("shedding")  # newcomers go to the other pods meanwhile
         if not self.keys.keyset:
             reasons.append("no keys loaded")
         if not self.broker.ready:
@@ -231,11 +225,14 @@ class Gateway:
         """Fail readiness, then close every socket with a jittered reconnect hint, paced."""
         if self.registry.draining:
             return
+        await self.shedder.stop()  # the drain moves everyone
         members = self.registry.start_draining()
-        window = self.settings.drain_seconds
-        batch, pause = drain_plan(len(members), window)
+        seconds = drain_seconds(
+            len(members), self.settings.drain_seconds, self.settings.evacuation_rate
+        )
+        batch, pause = paced(len(members), seconds)
         (log.warning if members else log.info)(  # nothing to drain is no warning
-            "draining %d connections over %.1fs (batches of %d)", len(members), window, batch
+            "draining %d connections over %.1fs (batches of %d)", len(members), seconds, batch
         )
         random.shuffle(members)
         for start in range(0, len(members), max(batch, 1)):
@@ -331,6 +328,7 @@ class Gateway:
             "deliveries": self.hub.stats.deliveries,
             "kids": self.keys.kids,
             "broker": self.broker.describe(),
+            "shed": self.shedder.stats(),
             "runtimeConfig": {
                 "hash": self.runtime.hash,
                 "valid": self.runtime.error is None,

@@ -119,6 +119,7 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
     (Close.TIMEOUT, "heartbeat timeout"),
     (Close.TIMEOUT, "idle: no subscription"),
     (Close.DRAINING, "draining"),
+    (Close.DRAINING, "rebalancing"),
 )
 
 #: `gamesync_handshakes_refused_total{reason, transport}`: upgrades (websocket) and streams

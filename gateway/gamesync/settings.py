@@ -105,6 +105,9 @@ class GatewaySettings(BaseSettings):
     idle_timeout: float = Field(60.0, gt=0, description="no subscription this long: close 4408")
     auth_timeout: float = Field(5.0, gt=0, description="first-message auth must come this soon")
     drain_seconds: float = Field(30.0, ge=0, description="on SIGTERM, close sockets over this")
+    evacuation_rate: float = Field(
+        0.0, ge=0, description="connections/s a drain or shed moves (0: over the window)"
+    )
     slow_client_seconds: float = Field(10.0, gt=0, description="unwritable this long: close 1013")
     close_timeout: float = Field(
         5.0, gt=0, le=60, description="a closing socket not finished this soon is dropped"

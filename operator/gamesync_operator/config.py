@@ -33,6 +33,12 @@ class OperatorConfig:
     interval: float = 30.0
     # Delay before a failed reconciliation is retried.
     retry_delay: float = 15.0
+    # A child's change asks for a pass this much later, so a burst of changes is one pass.
+    child_debounce: float = 1.0
+    # Passes that may run at once (over different clusters; one cluster never has two).
+    workers: int = 4
+    # On shutdown, passes in progress get this long to end before they are cancelled.
+    shutdown_grace: float = 0.25
     # Per-request timeout for a gateway's /v1/stats; a slow pod must not stall the fleet.
     stats_timeout: float = 2.0
     # Per-request timeout for the Kubernetes API.

@@ -84,6 +84,9 @@ def _gateway() -> dict[str, Any]:
             "terminationGracePeriodSeconds": _int(60, minimum=1, maximum=7200),
             "minReadySeconds": _int(5, maximum=600),
             "maxUnavailable": _int(1, minimum=1, maximum=1000),
+            # Connections a second one pod moves away, in a drain or a rebalance (EMQX's
+            # evacuation default is 1,000/s per node).
+            "evacuationRate": _int(1000, minimum=1, maximum=100_000),
             "pingIntervalSeconds": _int(20, minimum=1, maximum=600),
             "idleTimeoutSeconds": _int(60, minimum=1, maximum=86400),
             "serviceAccountName": {**_NAME, "maxLength": 253},
@@ -379,6 +382,44 @@ def _network_policy() -> dict[str, Any]:
     )
 
 
+def _monitoring() -> dict[str, Any]:
+    return _obj(
+        {
+            "podMonitor": _obj(
+                {
+                    "enabled": {"type": "boolean", "default": False},
+                    # Prometheus' duration syntax, as the PodMonitor CRD checks it.
+                    "interval": {
+                        "type": "string",
+                        "pattern": r"^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+                        "maxLength": 32,
+                    },
+                    "labels": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "maxLength": 63},
+                        "maxProperties": 16,
+                    },
+                },
+                default={},
+            )
+        },
+        default={},
+    )
+
+
+def _rebalance() -> dict[str, Any]:
+    return _obj(
+        {
+            "enabled": {"type": "boolean", "default": True},
+            # A pod is asked to shed toward the fleet mean when it holds more than the mean by
+            # both this many connections and this percentage (EMQX's Rebalance thresholds).
+            "absoluteThreshold": _int(100, minimum=1, maximum=1_000_000),
+            "relativeThresholdPercent": _int(20, minimum=1, maximum=1000),
+        },
+        default={},
+    )
+
+
 def spec_schema() -> dict[str, Any]:
     """The OpenAPI v3 schema of `spec`."""
     return _obj(
@@ -392,6 +433,8 @@ def spec_schema() -> dict[str, Any]:
             "auth": _auth(),
             "tracing": _tracing(),
             "networkPolicy": _network_policy(),
+            "monitoring": _monitoring(),
+            "rebalance": _rebalance(),
         },
         required=["gateway", "redis"],
     )
@@ -457,6 +500,15 @@ def _status_schema() -> dict[str, Any]:
                     "pods": {"type": "integer"},
                     "reporting": {"type": "integer"},
                     "message": {"type": "string"},
+                }
+            ),
+            "rebalance": _obj(
+                {
+                    "reason": {"type": "string"},
+                    "message": {"type": "string"},
+                    "shedding": {"type": "array", "items": {"type": "string"}},
+                    "lastRebalanceTime": time,
+                    "nextAfter": time,
                 }
             ),
         },

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ __all__ = [
     "INTERNAL_PORT",
     "KEYS_DIR",
     "PUBLIC_PORT",
+    "READINESS_PERIOD",
     "RUNTIME_DIR",
     "Owner",
     "children",
@@ -40,6 +40,7 @@ __all__ = [
     "internal_service",
     "label_selector",
     "pdb",
+    "pod_monitor",
     "runtime_config",
     "runtime_config_hash",
     "scaled_object",
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 KEYS_DIR = "/etc/gamesync/keys"
+#: Seconds between readiness probes: how soon a draining or shedding pod leaves the Service.
+READINESS_PERIOD = 5
 RUNTIME_DIR = "/etc/gamesync/runtime"
 RUNTIME_KEY = "runtime.json"
 
@@ -126,6 +129,13 @@ def _env(spec: ClusterSpec) -> list[dict[str, Any]]:
         {"name": "GAMESYNC_RUNTIME_CONFIG", "value": f"{RUNTIME_DIR}/{RUNTIME_KEY}"},
         {"name": "GAMESYNC_AUTHZ", "value": auth.policy},
         {"name": "GAMESYNC_DRAIN_SECONDS", "value": str(gw.drain_seconds)},
+        {"name": "GAMESYNC_EVACUATION_RATE", "value": str(gw.evacuation_rate)},
+        # Tokens living longer than the backends may sign them for are refused (the same
+        # lifetime the key rotation's retire time assumes).
+        {
+            "name": "GAMESYNC_MAX_TOKEN_LIFETIME",
+            "value": str(spec.signing_keys.max_token_lifetime),
+        },
         {"name": "GAMESYNC_PING_INTERVAL", "value": str(gw.ping_interval_seconds)},
         {"name": "GAMESYNC_IDLE_TIMEOUT", "value": str(gw.idle_timeout_seconds)},
     ]
@@ -157,7 +167,7 @@ def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
         "env": _env(spec),
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "internal"},
-            "periodSeconds": 5,
+            "periodSeconds": READINESS_PERIOD,
             "failureThreshold": 1,
         },
         "livenessProbe": {
@@ -448,6 +458,46 @@ def scaled_object(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
+def pod_monitor(spec: ClusterSpec) -> dict[str, Any]:
+    """Prometheus Operator PodMonitor for the internal port's /metrics.
+
+    The job is `gamesync-gateway` (from the pods' app.kubernetes.io/name), as the chart's alert
+    rules and dashboard expect; every target is labelled with its namespace and pod.
+    """
+    mon = spec.monitoring
+    endpoint: dict[str, Any] = {
+        "port": "internal",
+        "path": "/metrics",
+        "relabelings": [
+            {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_namespace"],
+                "targetLabel": "namespace",
+            },
+            {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_name"],
+                "targetLabel": "pod",
+            },
+        ],
+    }
+    if mon.interval:
+        endpoint["interval"] = mon.interval
+    meta = _meta(spec, spec.name)
+    meta["labels"] = {**mon.labels, **meta["labels"]}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": meta,
+        "spec": {
+            "jobLabel": "app.kubernetes.io/name",
+            "selector": {"matchLabels": selector_labels(spec.name)},
+            "namespaceSelector": {"matchNames": [spec.namespace]},
+            "podMetricsEndpoints": [endpoint],
+        },
+    }
+
+
 def children(
     spec: ClusterSpec, owner: Owner, replicas: int | None, operator: OperatorPeer | None = None
 ) -> list[dict[str, Any]]:
@@ -473,6 +523,8 @@ def children(
         objs.append(hpa(spec))
     elif spec.autoscaling.mode == "KEDA":
         objs.append(scaled_object(spec))
+    if spec.monitoring.pod_monitor:
+        objs.append(pod_monitor(spec))
     adopt(objs, owner)
     return objs
 
@@ -481,8 +533,3 @@ def adopt(objs: list[dict[str, Any]], owner: Owner) -> None:
     """Set the owner reference (controller, blockOwnerDeletion) on each object, in place."""
     body: Any = owner.body()  # kopf accepts any mapping-like body
     kopf.adopt(objs, owner=body, strict=True)
-
-
-def identity(obj: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(apiVersion, kind, name) of an object, for logs and lookups."""
-    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]

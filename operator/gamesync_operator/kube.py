@@ -32,12 +32,14 @@ __all__ = [
     "CLUSTERS",
     "CONFIGMAPS",
     "DEPLOYMENTS",
+    "EVENTS",
     "FIELD_MANAGER",
     "HPAS",
     "HTTPROUTES",
     "INGRESSES",
     "NETWORKPOLICIES",
     "PDBS",
+    "PODMONITORS",
     "PODS",
     "SCALEDOBJECTS",
     "SECRETS",
@@ -86,6 +88,8 @@ NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "Networ
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
 SCALEDOBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
+PODMONITORS = Resource("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
+EVENTS = Resource("", "v1", "events", "Event")
 
 _BY_KIND = {
     (r.api_version, r.kind): r
@@ -101,6 +105,8 @@ _BY_KIND = {
         HTTPROUTES,
         HPAS,
         SCALEDOBJECTS,
+        PODMONITORS,
+        EVENTS,
     )
 }
 
@@ -286,8 +292,15 @@ def _operations(api: client.ApiClient) -> dict[Resource, _Ops]:
             autoscaling.patch_namespaced_horizontal_pod_autoscaler_without_preload_content,
             autoscaling.delete_namespaced_horizontal_pod_autoscaler_without_preload_content,
         ),
+        EVENTS: _typed(
+            core.read_namespaced_event_without_preload_content,
+            core.list_namespaced_event_without_preload_content,
+            core.create_namespaced_event_without_preload_content,
+            core.patch_namespaced_event_without_preload_content,
+            core.delete_namespaced_event_without_preload_content,
+        ),
     }
-    for res in (CLUSTERS, HTTPROUTES, SCALEDOBJECTS):
+    for res in (CLUSTERS, HTTPROUTES, SCALEDOBJECTS, PODMONITORS):
         ops[res] = _custom(custom, res)
     return ops
 
@@ -327,6 +340,11 @@ class Kube:
             api.user_agent = _USER_AGENT
             self._api, self._ops, self._patch_status = api, _operations(api), _status_patch(api)
         return self._ops[res]
+
+    async def connect(self) -> None:
+        """Load the credentials and bind the API classes now (the first binding takes seconds:
+        the generated client builds its request validators), not in the first pass."""
+        await self._bound(CLUSTERS)
 
     async def close(self) -> None:
         if self._api is not None:
@@ -396,6 +414,12 @@ class Kube:
         label = f"create {res.kind}/{obj['metadata']['name']}"
         body: dict[str, Any] = await self._call(label, lambda: ops.create(namespace, dict(obj)))
         return body
+
+    async def post_event(self, event: Mapping[str, Any]) -> None:
+        """POST an Event."""
+        ops = await self._bound(EVENTS)
+        namespace = event["metadata"]["namespace"]
+        await self._call("create Event", lambda: ops.create(namespace, dict(event)))
 
     async def apply(self, obj: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
         """Server-side apply of `obj` as FIELD_MANAGER; ApplyConflict when others own fields."""

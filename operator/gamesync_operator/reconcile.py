@@ -6,7 +6,6 @@ in a row (KMock replays watches) or concurrently with a human editing children.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -19,9 +18,9 @@ from typing import Any
 import httpx
 
 from gamesync_operator import desired as desired_mod
-from gamesync_operator import keystore, ownership, rotation, scaling
+from gamesync_operator import ownership, rebalance, rotation, scaling, signing_secrets
 from gamesync_operator.config import DELETION_COST, ROTATE_ANNOTATION, OperatorConfig
-from gamesync_operator.errors import ApiError, SpecError
+from gamesync_operator.errors import ApiError, SpecError, StatsError
 from gamesync_operator.kube import CLUSTERS as _CLUSTERS
 from gamesync_operator.kube import (
     DEPLOYMENTS,
@@ -29,9 +28,11 @@ from gamesync_operator.kube import (
     HTTPROUTES,
     INGRESSES,
     NETWORKPOLICIES,
+    PODMONITORS,
     PODS,
     SCALEDOBJECTS,
     SECRETS,
+    SERVICES,
     ApplyConflict,
     Kube,
     Resource,
@@ -39,10 +40,18 @@ from gamesync_operator.kube import (
 )
 from gamesync_operator.names import PUBLIC_PORT, label_selector, selector_labels
 from gamesync_operator.spec import ClusterSpec, parse_spec
-from gamesync_operator.stats import PodStats, gather_stats
-from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
+from gamesync_operator.stats import PodStats, gather_stats, request_shed
+from gamesync_operator.status import (
+    Condition,
+    Fleet,
+    Health,
+    cluster_conditions,
+    merge_conditions,
+    refused_conditions,
+)
+from gamesync_operator.triggers import ClusterKey
 
-__all__ = ["Outcome", "Reconciler", "contains"]
+__all__ = ["PassReport", "Reconciler", "contains"]
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +139,29 @@ def _is_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _previous(status: Mapping[str, Any], type_: str) -> Condition | None:
+    """A condition as the last pass wrote it, or None."""
+    for c in status.get("conditions") or []:
+        if isinstance(c, Mapping) and c.get("type") == type_:
+            return Condition(
+                type_, str(c.get("status")), str(c.get("reason")), str(c.get("message"))
+            )
+    return None
+
+
 @dataclass
-class Outcome:
+class PassReport:
     """What a pass did, for logs and tests."""
 
     changed: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    gone: bool = False  # the cluster was deleted (or replaced by one of the same name)
 
 
-#: Problems that stop a pass before it changes anything; they name Ready's reason first.
+#: Problems that stop a pass before it changes anything (Accepted=False, with that reason).
 _BLOCKING = ("NameConflict", "ImageNotAllowed")
+#: APIs a cluster may not serve (CRDs of other projects): absent is a state, not a failure.
+_OPTIONAL = (HTTPROUTES, SCALEDOBJECTS, PODMONITORS)
 #: Problems that are announced with a Warning Event (once, when they appear).
 _ANNOUNCED = frozenset({*_BLOCKING, "FieldConflict"})
 
@@ -150,7 +172,12 @@ class _Stats:
 
     running: list[dict[str, Any]]
     answered: dict[str, PodStats]
+    ready: list[str]  # running pods that are ready (and not being deleted)
     ready_kids: tuple[frozenset[str], ...] | None  # None: some ready pod did not answer
+
+    @property
+    def unanswered_ready(self) -> int:
+        return sum(1 for n in self.ready if n not in self.answered)
 
     @property
     def complete(self) -> bool:
@@ -165,55 +192,45 @@ class _Stats:
 
 
 class Reconciler:
-    """Holds the clients; `reconcile(body)` runs one pass for one GameSyncCluster."""
+    """Holds the clients; `reconcile(key, emit)` runs one pass for one GameSyncCluster.
+
+    Passes for one cluster never overlap: the controller's work queue hands each key to one
+    worker at a time.
+    """
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
         self.kube = Kube(config.configure, timeout=config.api_timeout)
         self.http = httpx.AsyncClient(timeout=config.stats_timeout, trust_env=False)
-        self._locks: dict[str, asyncio.Lock] = {}
         self._announced: dict[str, set[tuple[str, str]]] = {}
-        self._closing = False
 
     async def close(self) -> None:
-        """Let passes in flight finish their ordered writes, then close the clients."""
-        self._closing = True
-        for lock in list(self._locks.values()):
-            async with lock:
-                pass
+        """Close the clients (after every pass ended: the controller stops them first)."""
         await self.kube.close()
         await self.http.aclose()
 
-    def _lock(self, uid: str) -> asyncio.Lock:
-        return self._locks.setdefault(uid, asyncio.Lock())
-
     def forget(self, uid: str) -> None:
-        self._locks.pop(uid, None)
         self._announced.pop(uid, None)
 
-    async def reconcile(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
-        """One pass; passes for the same object never overlap."""
-        async with self._lock(body["metadata"]["uid"]):
-            if self._closing:
-                return Outcome()  # the operator is stopping: its clients are closing
-            fresh = await self.kube.get(
-                _CLUSTERS, body["metadata"]["namespace"], body["metadata"]["name"]
-            )
-            if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
-                return Outcome()
-            try:
-                outcome = await self._pass(fresh, emit)
-            except ApiError as exc:
-                self.config.metrics.passes.labels("api_error").inc()
-                await self._report_api_error(fresh, exc)
-                raise
-            self._announce(fresh["metadata"]["uid"], outcome, emit)
-            self.config.metrics.passes.labels("problems" if outcome.problems else "ok").inc()
-            return outcome
+    async def reconcile(self, key: ClusterKey, emit: EventSink) -> PassReport:
+        """One pass over the cluster as it is now; `gone` if it was deleted or replaced."""
+        fresh = await self.kube.get(_CLUSTERS, key.namespace, key.name)
+        meta = (fresh or {}).get("metadata") or {}
+        if fresh is None or meta.get("uid") != key.uid or meta.get("deletionTimestamp"):
+            return PassReport(gone=True)
+        try:
+            report = await self._pass(fresh, emit)
+        except ApiError as exc:
+            self.config.metrics.passes.labels("api_error").inc()
+            await self._report_api_error(fresh, exc)
+            raise
+        self._announce(key.uid, report, emit)
+        self.config.metrics.passes.labels("problems" if report.problems else "ok").inc()
+        return report
 
-    def _announce(self, uid: str, outcome: Outcome, emit: EventSink) -> None:
+    def _announce(self, uid: str, report: PassReport, emit: EventSink) -> None:
         """A Warning Event for each conflict or refusal when it first appears, not every pass."""
-        now = {p for p in outcome.problems if p[0] in _ANNOUNCED}
+        now = {p for p in report.problems if p[0] in _ANNOUNCED}
         for reason, message in sorted(now - self._announced.get(uid, set())):
             emit("Warning", reason, message)
         self._announced[uid] = now
@@ -227,7 +244,8 @@ class Reconciler:
             reason = "FieldConflict"
         message = f"the Kubernetes API refused a request: {exc}"
         conditions = [
-            Condition("Ready", "False", reason, message),
+            # The pass could not observe everything: whether the fleet serves is not known.
+            Condition("Ready", "Unknown", reason, message),
             Condition("Degraded", "True", reason, message),
         ]
         generation = body["metadata"].get("generation")
@@ -239,32 +257,50 @@ class Reconciler:
         body: Mapping[str, Any],
         problems: list[tuple[str, str]],
         fields: Mapping[str, Any],
+        fleet: Fleet,
         now: dt.datetime,
     ) -> None:
-        """Status for a pass that changes nothing: the first problem names Ready's reason."""
-        reason, message = problems[0]
-        conditions = [
-            Condition("Ready", "False", reason, message),
-            Condition("Degraded", "True", reason, "; ".join(m for _, m in problems)),
-            Condition("Progressing", "False", reason, "waiting until this is resolved"),
-        ]
+        """Status for a pass that changes nothing: Accepted=False; what runs keeps serving."""
+        status: Mapping[str, Any] = body.get("status") or {}
+        conditions = refused_conditions(fleet, _previous(status, "KeysReady"), problems)
         await self._write_status(body, fields, conditions, body["metadata"].get("generation"), now)
 
-    async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> Outcome:
+    def _fleet(
+        self,
+        deployment: Mapping[str, Any] | None,
+        stats: _Stats,
+        floor: int | None = None,
+        missing: tuple[str, ...] = (),
+    ) -> Fleet:
+        """What serves: `deployment` is ours (or None); `floor` defaults to its replicas."""
+        if floor is None:
+            floor = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+        ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+        # A shedding pod reports unready (so newcomers go elsewhere) but still serves its own.
+        ready += sum(1 for n, s in stats.answered.items() if s.shedding and n not in stats.ready)
+        return Fleet(floor=floor, ready=ready, unanswered=stats.unanswered_ready, missing=missing)
+
+    async def _pass(self, body: Mapping[str, Any], emit: EventSink) -> PassReport:
         meta = body["metadata"]
         name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
         generation = meta.get("generation")
         status: Mapping[str, Any] = body.get("status") or {}
         now = self.config.clock()
-        outcome = Outcome()
+        report = PassReport()
 
         try:
             spec = parse_spec(name, namespace, body.get("spec"))
             self.config.images.check(spec)
         except SpecError as exc:
-            outcome.problems.append((exc.reason, exc.message))
-            await self._refuse(body, outcome.problems, {}, now)
-            return outcome
+            # Refused: nothing changes, and the status still says what the old fleet does.
+            report.problems.append((exc.reason, exc.message))
+            deployment = await self.kube.get(DEPLOYMENTS, namespace, name)
+            if deployment is not None and not ownership.controlled_by(deployment, uid):
+                deployment = None
+            stats = await self._stats(namespace, name) if deployment else _Stats([], {}, [], ())
+            observed = self._observed(name, deployment, stats, status)
+            await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
+            return report
 
         # Observe: every object the cluster should own, whether it is really ours, the pods.
         owner = desired_mod.Owner(name, namespace, uid)
@@ -276,7 +312,7 @@ class Reconciler:
             existing[res, child] = await self._get_child(res, namespace, child)
         for (res, child), obj in existing.items():
             if obj is not None and not ownership.controlled_by(obj, uid):
-                outcome.problems.append(
+                report.problems.append(
                     (
                         "NameConflict",
                         f"{res.kind} {child} already exists and belongs to "
@@ -285,11 +321,13 @@ class Reconciler:
                     )
                 )
         deployment = existing[DEPLOYMENTS, name]
+        if deployment is not None and not ownership.controlled_by(deployment, uid):
+            deployment = None  # someone else's: not this cluster's fleet
         stats = await self._stats(namespace, name)
         observed = self._observed(name, deployment, stats, status)
-        if outcome.problems:
-            await self._refuse(body, outcome.problems, observed, now)
-            return outcome
+        if report.problems:
+            await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
+            return report
 
         if spec.paused:
             # Still the truth about what runs, but nothing is changed to make it so.
@@ -308,10 +346,10 @@ class Reconciler:
                 Condition("Progressing", "False", "Paused", "paused"),
             ]
             await self._write_status(body, observed, conditions, generation, now)
-            return outcome
+            return report
 
         # Keys: the rotation step, written in the order the plan gives.
-        keys_ready = await self._rotate(body, spec, status, existing, stats, now, emit, outcome)
+        keys_ready = await self._rotate(body, spec, status, existing, stats, now, emit, report)
 
         # Replicas.
         replicas, scale_status, scaling_condition = self._replicas(
@@ -320,43 +358,50 @@ class Reconciler:
 
         # Children.
         wanted = self._children(spec, owner, replicas)
+        present: set[tuple[Resource, str]] = set()
         for obj in wanted:
-            actual = existing[resource_of(obj), obj["metadata"]["name"]]
-            await self._ensure(obj, actual, uid, outcome)
-        await self._remove_unwanted(spec, uid, {resource_of(o) for o in wanted}, outcome)
+            key = (resource_of(obj), obj["metadata"]["name"])
+            if await self._ensure(obj, existing[key], uid, report):
+                present.add(key)
+        await self._remove_unwanted(spec, uid, {resource_of(o) for o in wanted}, report)
 
         if spec.autoscaling.mode == "Operator" and stats.answered:
-            await self._set_deletion_costs(namespace, stats, outcome)
+            await self._set_deletion_costs(namespace, stats, report)
+
+        # Rebalancing: move connections from pods well above the mean (after a scale-up).
+        rebalancing, rebalance_status = await self._rebalance(
+            spec, deployment, status, stats, now, emit
+        )
 
         # Status.
         runtime_hash = desired_mod.runtime_config_hash(spec)
         want = replicas if replicas is not None else observed["replicas"]
         rejected = sorted(n for n, st in stats.answered.items() if not st.runtime_valid)
         if rejected:
-            outcome.problems.append(
+            report.problems.append(
                 (
                     "RuntimeConfigRejected",
                     f"gateways kept their last good runtime config: {', '.join(rejected)}",
                 )
             )
         dstatus = (deployment or {}).get("status") or {}
+        floor = spec.autoscaling.min_replicas if spec.autoscaling.mode in ("HPA", "KEDA") else want
         conditions = cluster_conditions(
             Health(
                 want=want,
-                ready_floor=spec.autoscaling.min_replicas
-                if spec.autoscaling.mode in ("HPA", "KEDA")
-                else want,
-                ready=int(observed["readyReplicas"]),
+                fleet=self._fleet(deployment, stats, floor, self._missing(spec, present)),
                 updated=int(dstatus.get("updatedReplicas") or 0) if deployment else None,
                 keys_ready=keys_ready,
                 scaling=scaling_condition,
+                monitoring=self._monitoring(spec, present),
+                rebalancing=rebalancing,
                 runtime_stale=sum(
                     1
                     for st in stats.answered.values()
                     if st.runtime_valid and st.runtime_hash != runtime_hash
                 ),
-                problems=tuple(outcome.problems),
-                changed=tuple(outcome.changed),
+                problems=tuple(report.problems),
+                changed=tuple(report.changed),
             )
         )
         observed.update(
@@ -365,6 +410,7 @@ class Reconciler:
                 "runtimeConfigHash": runtime_hash,
                 "endpoint": self._endpoint(spec),
                 "autoscaling": scale_status,
+                "rebalance": rebalance_status,
             }
         )
         await self._write_status(body, observed, conditions, generation, now)
@@ -375,7 +421,7 @@ class Reconciler:
             desired=want,
             ready=int(observed["readyReplicas"]),
         )
-        return outcome
+        return report
 
     def _children(
         self, spec: ClusterSpec, owner: desired_mod.Owner, replicas: int | None = None
@@ -387,7 +433,7 @@ class Reconciler:
         try:
             return await self.kube.get(res, namespace, name)
         except ApiError as exc:
-            if exc.status == 404 or res not in (HTTPROUTES, SCALEDOBJECTS):
+            if exc.status == 404 or res not in _OPTIONAL:
                 raise
             return None
 
@@ -402,7 +448,7 @@ class Reconciler:
         ready_kids = (
             tuple(answered[n].kids for n in ready) if all(n in answered for n in ready) else None
         )
-        return _Stats(running, answered, ready_kids)
+        return _Stats(running, answered, ready, ready_kids)
 
     @staticmethod
     def _observed(
@@ -432,19 +478,19 @@ class Reconciler:
         stats: _Stats,
         now: dt.datetime,
         emit: EventSink,
-        outcome: Outcome,
+        report: PassReport,
     ) -> Condition:
         sk = spec.signing_keys
-        keys_status = keystore.keys_status_from_dict(status.get("signingKeys"))
+        keys_status = signing_secrets.keys_status_from_dict(status.get("signingKeys"))
         try:
-            signer = keystore.signer_from_secret(
+            signer = signing_secrets.signer_from_secret(
                 existing[SECRETS, sk.signer_secret_name],
                 unknown_activation=keys_status.last_rotation_time or now,
             )
-        except keystore.KeystoreError as exc:
-            outcome.problems.append(("SignerSecretInvalid", str(exc)))
+        except signing_secrets.SigningSecretError as exc:
+            report.problems.append(("SignerSecretInvalid", str(exc)))
             return Condition("KeysReady", "False", "SignerSecretInvalid", str(exc))
-        jwks = keystore.jwks_from_secret(existing[SECRETS, sk.jwks_secret_name])
+        jwks = signing_secrets.jwks_from_secret(existing[SECRETS, sk.jwks_secret_name])
         annotations = body["metadata"].get("annotations") or {}
         evidence = rotation.Evidence(
             now=now, pods_kids=stats.ready_kids, rotate_request=annotations.get(ROTATE_ANNOTATION)
@@ -458,12 +504,12 @@ class Reconciler:
         owner = desired_mod.Owner(spec.name, spec.namespace, body["metadata"]["uid"])
         for kind, payload in plan.steps():
             if kind == "jwks":
-                secret = keystore.jwks_secret(spec, payload)
+                secret = signing_secrets.jwks_secret(spec, payload)
             elif kind == "signer":
-                secret = keystore.signer_secret(spec, payload)
+                secret = signing_secrets.signer_secret(spec, payload)
             else:
                 self.config.metrics.rotation(spec.namespace, spec.name, payload.next_rotation_time)
-                patch = {"signingKeys": keystore.keys_status_to_dict(payload)}
+                patch = {"signingKeys": signing_secrets.keys_status_to_dict(payload)}
                 if _pruned(patch["signingKeys"]) != _pruned(status.get("signingKeys")):
                     await self.kube.patch_status(spec.namespace, spec.name, patch)
                 continue
@@ -471,7 +517,7 @@ class Reconciler:
             # Strict: the order of these writes is the safety argument, so a failed write
             # ends the pass before the next one (the next pass re-plans from what exists).
             actual = await self.kube.get(SECRETS, spec.namespace, secret["metadata"]["name"])
-            await self._ensure(secret, actual, owner.uid, outcome, strict=True)
+            await self._ensure(secret, actual, owner.uid, report, strict=True)
         for event in plan.events:
             emit(event.type, event.reason, event.message)
         return Condition("KeysReady", *plan.ready)
@@ -508,8 +554,8 @@ class Reconciler:
             )
         raw = status.get("autoscaling") or {}
         state = scaling.ScalingState(
-            below_since=keystore.parse_time(raw.get("belowSince")),
-            last_scale_time=keystore.parse_time(raw.get("lastScaleTime")),
+            below_since=signing_secrets.parse_time(raw.get("belowSince")),
+            last_scale_time=signing_secrets.parse_time(raw.get("lastScaleTime")),
         )
         if current is None:
             current = spec.autoscaling.min_replicas
@@ -539,10 +585,10 @@ class Reconciler:
             {
                 "owner": "Operator",
                 "recommendation": decision.recommendation,
-                "belowSince": keystore.format_time(decision.state.below_since)
+                "belowSince": signing_secrets.format_time(decision.state.below_since)
                 if decision.state.below_since
                 else None,
-                "lastScaleTime": keystore.format_time(decision.state.last_scale_time)
+                "lastScaleTime": signing_secrets.format_time(decision.state.last_scale_time)
                 if decision.state.last_scale_time
                 else None,
                 "reason": decision.reason,
@@ -553,7 +599,7 @@ class Reconciler:
             condition,
         )
 
-    async def _set_deletion_costs(self, namespace: str, stats: _Stats, outcome: Outcome) -> None:
+    async def _set_deletion_costs(self, namespace: str, stats: _Stats, report: PassReport) -> None:
         current: dict[str, int | None] = {}
         for pod in stats.running:
             raw = (pod["metadata"].get("annotations") or {}).get(DELETION_COST)
@@ -573,7 +619,7 @@ class Reconciler:
                 )
             except ApiError as exc:
                 if exc.status != 404:  # a pod that just went away needs no cost
-                    outcome.problems.append(("PodAnnotationFailed", exc.message))
+                    report.problems.append(("PodAnnotationFailed", exc.message))
 
     # -- children -----------------------------------------------------------------------------
 
@@ -582,13 +628,14 @@ class Reconciler:
         obj: dict[str, Any],
         actual: Mapping[str, Any] | None,
         uid: str,
-        outcome: Outcome,
+        report: PassReport,
         strict: bool = False,
-    ) -> None:
+    ) -> bool:
         """Create `obj`, or server-side apply it over our own `actual`; failures are problems.
 
         Never touches an object without this cluster's controller reference, and never
         overwrites a field another manager owns (a FieldConflict instead). `strict` raises.
+        Returns whether the object exists now (in whatever version).
         """
         res = resource_of(obj)
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -598,8 +645,8 @@ class Reconciler:
             if actual is None:
                 try:
                     await self.kube.create(obj)
-                    outcome.changed.append(f"created {label}")
-                    return
+                    report.changed.append(f"created {label}")
+                    return True
                 except ApiError as exc:
                     if exc.status != 409:  # created meanwhile (a replayed event): look again
                         raise
@@ -613,7 +660,7 @@ class Reconciler:
                     f"{label} belongs to {ownership.describe_controller(actual)}",
                 )
             if contains(actual, obj):
-                return
+                return True
             await self._upgrade_managed_fields(res, actual)
             try:
                 await self.kube.apply(obj)
@@ -623,7 +670,8 @@ class Reconciler:
                     raise
                 # Only earlier versions of this operator own those fields: take them back.
                 await self.kube.apply(obj, force=True)
-            outcome.changed.append(f"updated {label}")
+            report.changed.append(f"updated {label}")
+            return True
         except ApplyConflict as exc:
             if strict:
                 raise
@@ -632,20 +680,24 @@ class Reconciler:
                 for c in exc.conflicts
                 if c.manager not in ownership.OWN_MANAGERS
             )
-            outcome.problems.append(
+            report.problems.append(
                 ("FieldConflict", f"{label}: not overwritten, other managers own {fields}")
             )
+            return True
         except ApiError as exc:
             if strict:
                 raise
-            if exc.status == 404 and res in (HTTPROUTES, SCALEDOBJECTS):
+            if exc.status == 404 and res is PODMONITORS:
+                return False  # no Prometheus Operator here: the Monitoring condition says so
+            if exc.status == 404 and res in _OPTIONAL:
                 reason = f"{obj['kind']}Unavailable"
                 message = f"{res.api_version} {obj['kind']} is not served by this cluster"
             elif exc.reason == "NameConflict":
                 reason, message = "NameConflict", exc.message
             else:
                 reason, message = f"{obj['kind']}Failed", f"{label}: {exc}"
-            outcome.problems.append((reason, message))
+            report.problems.append((reason, message))
+            return actual is not None
 
     async def _upgrade_managed_fields(self, res: Resource, actual: Mapping[str, Any]) -> None:
         """Make the fields an earlier, pre-apply operator set this operator's applied ones."""
@@ -666,10 +718,10 @@ class Reconciler:
         await self.kube.json_patch(res, meta["namespace"], meta["name"], operations)
 
     async def _remove_unwanted(
-        self, spec: ClusterSpec, uid: str, wanted: set[Resource], outcome: Outcome
+        self, spec: ClusterSpec, uid: str, wanted: set[Resource], report: PassReport
     ) -> None:
         """Delete optional children of a mode no longer chosen (only our own)."""
-        for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS, NETWORKPOLICIES):
+        for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS, NETWORKPOLICIES, PODMONITORS):
             if res in wanted:
                 continue
             try:
@@ -678,9 +730,119 @@ class Reconciler:
                 continue  # the API is not served here: nothing of ours can exist
             if obj is not None and ownership.controlled_by(obj, uid):
                 await self.kube.delete(res, spec.namespace, spec.name)
-                outcome.changed.append(f"deleted {obj.get('kind')}/{spec.name}")
+                report.changed.append(f"deleted {obj.get('kind')}/{spec.name}")
+
+    # -- rebalancing --------------------------------------------------------------------------
+
+    async def _rebalance(
+        self,
+        spec: ClusterSpec,
+        deployment: Mapping[str, Any] | None,
+        status: Mapping[str, Any],
+        stats: _Stats,
+        now: dt.datetime,
+        emit: EventSink,
+    ) -> tuple[str | None, dict[str, Any]]:
+        """Ask pods well above the mean to shed toward it; (Progressing message, status)."""
+        dspec = (deployment or {}).get("spec") or {}
+        dstatus = (deployment or {}).get("status") or {}
+        want = int(dspec.get("replicas") or 0)
+        settled = (
+            deployment is not None
+            and int(dstatus.get("updatedReplicas") or 0) == want
+            and int(dstatus.get("readyReplicas") or 0) == want
+            and int(dstatus.get("replicas") or 0) == want
+        )
+        answered = stats.answered.values()
+        load = rebalance.FleetLoad(
+            connections={n: s.connections for n, s in stats.answered.items()},
+            running=len(stats.running),
+            ready=len(stats.ready),
+            draining=sum(1 for s in answered if s.draining),
+            shedding=sum(1 for s in answered if s.shedding),
+            settled=settled,
+        )
+        raw = status.get("rebalance") or {}
+        decision = rebalance.decide(
+            load,
+            spec.rebalance,
+            spec.gateway.evacuation_rate,
+            # Before the first move, the endpoints must drop the (now unready) pod.
+            float(desired_mod.READINESS_PERIOD + 1),
+            now,
+            signing_secrets.parse_time(raw.get("nextAfter")),
+        )
+        refused = []
+        for req in decision.requests:
+            pod = next(p for p in stats.running if p["metadata"]["name"] == req.pod)
+            base = self.config.resolve_stats(pod)
+            try:
+                if base is None:
+                    raise StatsError(f"{req.pod}: no address")
+                await request_shed(
+                    self.http, req.pod, base, req.connections, req.seconds, req.delay
+                )
+            except StatsError as exc:
+                refused.append(str(exc))
+        if decision.requests:
+            emit("Normal", "Rebalancing", decision.message)
+        for why in refused:
+            emit("Warning", "RebalanceRefused", why)
+        shedding = sorted(n for n, s in stats.answered.items() if s.shedding)
+        message = None
+        if decision.requests:
+            message = decision.message
+        elif shedding:
+            message = f"{', '.join(shedding)} moving connections toward the fleet mean"
+        next_after = decision.next_after if decision.requests else raw.get("nextAfter")
+        return message, {
+            "reason": decision.reason,
+            "message": decision.message,
+            "shedding": shedding,
+            "lastRebalanceTime": signing_secrets.format_time(now)
+            if decision.requests
+            else raw.get("lastRebalanceTime"),
+            "nextAfter": signing_secrets.format_time(next_after)
+            if isinstance(next_after, dt.datetime)
+            else next_after,
+        }
 
     # -- status -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _missing(spec: ClusterSpec, present: set[tuple[Resource, str]]) -> tuple[str, ...]:
+        """Exposure objects that do not exist after this pass's writes."""
+        needed = [(SERVICES, spec.name)]
+        if spec.exposure.mode == "HTTPRoute":
+            needed.append((HTTPROUTES, spec.name))
+        elif spec.exposure.mode == "Ingress":
+            needed.append((INGRESSES, spec.name))
+        return tuple(f"{res.kind}/{name}" for res, name in needed if (res, name) not in present)
+
+    @staticmethod
+    def _monitoring(spec: ClusterSpec, present: set[tuple[Resource, str]]) -> Condition:
+        if not spec.monitoring.pod_monitor:
+            return Condition(
+                "Monitoring",
+                "False",
+                "Disabled",
+                "no PodMonitor (monitoring.podMonitor.enabled is false); the pods carry "
+                "prometheus.io/scrape annotations",
+            )
+        if (PODMONITORS, spec.name) in present:
+            return Condition(
+                "Monitoring",
+                "True",
+                "PodMonitor",
+                f"PodMonitor {spec.name} scrapes the internal port as job gamesync-gateway",
+            )
+        return Condition(
+            "Monitoring",
+            "False",
+            "PodMonitorUnavailable",
+            "monitoring.coreos.com/v1 PodMonitor is not served by this cluster (no Prometheus "
+            "Operator): skipped; the pods carry prometheus.io/scrape annotations",
+        )
 
     @staticmethod
     def _endpoint(spec: ClusterSpec) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from gamesync_operator.spec import AutoscalingSpec
 
-__all__ = ["Decision", "ScalingState", "decide", "deletion_costs", "recommend"]
+__all__ = ["ScalingDecision", "ScalingState", "decide", "deletion_costs", "recommend"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ScalingState:
 
 
 @dataclass(frozen=True)
-class Decision:
+class ScalingDecision:
     replicas: int
     recommendation: int
     state: ScalingState
@@ -46,7 +46,7 @@ def decide(
     state: ScalingState,
     policy: AutoscalingSpec,
     now: dt.datetime,
-) -> Decision:
+) -> ScalingDecision:
     """The replica count to set now.
 
     `total_connections` None means no pod answered; `complete` False means some ready pods did
@@ -54,7 +54,7 @@ def decide(
     """
     if total_connections is None:
         clamped = max(policy.min_replicas, min(policy.max_replicas, current))
-        return Decision(
+        return ScalingDecision(
             clamped,
             clamped,
             replace(state, below_since=None),
@@ -64,7 +64,7 @@ def decide(
     rec = recommend(total_connections, policy)
     if current < policy.min_replicas or current > policy.max_replicas:
         target = max(policy.min_replicas, min(policy.max_replicas, current))
-        return Decision(
+        return ScalingDecision(
             target,
             rec,
             ScalingState(None, now),
@@ -72,7 +72,7 @@ def decide(
             f"{current} replicas is outside [{policy.min_replicas}, {policy.max_replicas}]",
         )
     if rec > current:
-        return Decision(
+        return ScalingDecision(
             rec,
             rec,
             ScalingState(None, now),
@@ -82,13 +82,13 @@ def decide(
         )
     if rec == current or not complete:
         why = "" if complete else " (some pods did not report; not scaling down)"
-        return Decision(
+        return ScalingDecision(
             current, rec, replace(state, below_since=None), "Steady", f"{current} pods fit{why}"
         )
     below_since = state.below_since or now
     stable_for = (now - below_since).total_seconds()
     if stable_for < policy.scale_down_stabilization_seconds:
-        return Decision(
+        return ScalingDecision(
             current,
             rec,
             replace(state, below_since=below_since),
@@ -98,14 +98,14 @@ def decide(
         )
     last = state.last_scale_time
     if last is not None and (now - last).total_seconds() < policy.scale_down_period_seconds:
-        return Decision(
+        return ScalingDecision(
             current,
             rec,
             replace(state, below_since=below_since),
             "Stabilizing",
             f"one pod per {policy.scale_down_period_seconds}s; next step later",
         )
-    return Decision(
+    return ScalingDecision(
         current - 1,
         rec,
         ScalingState(below_since, now),

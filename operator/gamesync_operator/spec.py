@@ -16,8 +16,10 @@ __all__ = [
     "ClusterSpec",
     "ExposureSpec",
     "GatewaySpec",
+    "MonitoringSpec",
     "NetworkPolicySpec",
     "ParentRef",
+    "RebalanceSpec",
     "RedisSpec",
     "SecretKeyRef",
     "SigningKeysSpec",
@@ -55,6 +57,7 @@ class GatewaySpec:
     termination_grace_period_seconds: int
     min_ready_seconds: int
     max_unavailable: int
+    evacuation_rate: int  # connections a second one pod moves away (drain, rebalance)
     ping_interval_seconds: int
     idle_timeout_seconds: int
     service_account_name: str | None
@@ -150,6 +153,24 @@ class NetworkPolicySpec:
 
 
 @dataclass(frozen=True)
+class MonitoringSpec:
+    """Scrape discovery for the Prometheus Operator (the pods keep prometheus.io annotations)."""
+
+    pod_monitor: bool
+    interval: str | None
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RebalanceSpec:
+    """When a pod holds enough more than the fleet mean to be asked to shed toward it."""
+
+    enabled: bool
+    absolute_threshold: int
+    relative_threshold_percent: int
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """A validated GameSyncCluster spec with every default filled in."""
 
@@ -164,6 +185,8 @@ class ClusterSpec:
     auth: AuthSpec
     tracing: TracingSpec
     network_policy: NetworkPolicySpec
+    monitoring: MonitoringSpec
+    rebalance: RebalanceSpec
 
 
 def _ref(raw: Mapping[str, Any] | None) -> SecretKeyRef | None:
@@ -211,6 +234,7 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
         termination_grace_period_seconds=int(gw["terminationGracePeriodSeconds"]),
         min_ready_seconds=int(gw["minReadySeconds"]),
         max_unavailable=int(gw["maxUnavailable"]),
+        evacuation_rate=int(gw["evacuationRate"]),
         ping_interval_seconds=int(gw["pingIntervalSeconds"]),
         idle_timeout_seconds=int(gw["idleTimeoutSeconds"]),
         service_account_name=gw.get("serviceAccountName"),
@@ -337,6 +361,19 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
         backend_selector=dict(backend) if backend is not None else None,
     )
 
+    mon = (_section(spec, "monitoring").get("podMonitor")) or {}
+    monitoring = MonitoringSpec(
+        pod_monitor=bool(mon.get("enabled", False)),
+        interval=mon.get("interval") or None,
+        labels=dict(mon.get("labels") or {}),
+    )
+    rb = _section(spec, "rebalance")
+    rebalance = RebalanceSpec(
+        enabled=bool(rb["enabled"]),
+        absolute_threshold=int(rb["absoluteThreshold"]),
+        relative_threshold_percent=int(rb["relativeThresholdPercent"]),
+    )
+
     return ClusterSpec(
         name=name,
         namespace=namespace,
@@ -349,4 +386,6 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
         auth=auth,
         tracing=tracing,
         network_policy=network_policy,
+        monitoring=monitoring,
+        rebalance=rebalance,
     )

@@ -12,7 +12,14 @@ import httpx
 from gamesync_operator.errors import StatsError
 from gamesync_operator.names import INTERNAL_PORT
 
-__all__ = ["PodStats", "StatsResolver", "gather_stats", "pod_base_url", "read_stats"]
+__all__ = [
+    "PodStats",
+    "StatsResolver",
+    "gather_stats",
+    "pod_base_url",
+    "read_stats",
+    "request_shed",
+]
 
 #: Maps a Pod object to the base URL of its internal port, or None if it has no address yet.
 #: Tests replace it to point at fake gateways on loopback.
@@ -27,6 +34,7 @@ class PodStats:
     draining: bool
     runtime_hash: str | None
     runtime_valid: bool
+    shedding: bool = False  # moving connections away on the operator's request
 
 
 def pod_base_url(pod: Mapping[str, Any]) -> str | None:
@@ -48,6 +56,7 @@ def _parse(pod: str, payload: Any) -> PodStats:
     if not isinstance(kids, list) or not all(isinstance(k, str) for k in kids):
         raise StatsError(f"{pod}: /v1/stats kids is not a list of strings")
     runtime = payload.get("runtimeConfig") or {}
+    shed = payload.get("shed")
     return PodStats(
         pod=pod,
         connections=connections,
@@ -55,6 +64,7 @@ def _parse(pod: str, payload: Any) -> PodStats:
         draining=bool(payload.get("draining")),
         runtime_hash=runtime.get("hash") if isinstance(runtime, dict) else None,
         runtime_valid=bool(runtime.get("valid", True)) if isinstance(runtime, dict) else True,
+        shedding=isinstance(shed, dict) and bool(shed.get("inProgress")),
     )
 
 
@@ -86,3 +96,28 @@ async def gather_stats(
 
     results = await asyncio.gather(*(one(p) for p in pods))
     return {p["metadata"]["name"]: r for p, r in zip(pods, results, strict=True)}
+
+
+async def request_shed(
+    client: httpx.AsyncClient,
+    pod: str,
+    base_url: str,
+    connections: int,
+    seconds: float,
+    delay: float,
+) -> None:
+    """Ask one gateway to move `connections` away over `seconds`, starting in `delay` seconds.
+
+    StatsError when the gateway refuses (draining, broker outage, already shedding) or fails.
+    """
+    body = {"connections": connections, "seconds": seconds, "delaySeconds": delay}
+    try:
+        response = await client.post(f"{base_url}/v1/shed", json=body)
+    except httpx.HTTPError as exc:
+        raise StatsError(f"{pod}: {type(exc).__name__}") from exc
+    if response.status_code != 202:
+        try:
+            why = str(response.json().get("error"))
+        except (ValueError, AttributeError):
+            why = f"HTTP {response.status_code}"
+        raise StatsError(f"{pod}: shed refused: {why}")

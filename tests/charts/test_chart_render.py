@@ -132,22 +132,26 @@ def test_cluster_wide_mode_uses_one_cluster_role_and_no_roles() -> None:
 
 #: What the operator needs in every namespace it manages (docs/operator.md), and nothing more:
 #: tests/operator/test_rbac.py derives the same from every API call of the KMock suite.
+#: Optional children: also deleted when their mode or switch is turned off.
+WATCHED_OPTIONAL = {"get", "list", "watch", "create", "patch", "delete"}
 OPERATOR_NEEDS: dict[tuple[str, str], set[str]] = {
     ("gamesync.nommie.dev", "gamesyncclusters"): {"get", "list", "watch", "patch"},
     ("gamesync.nommie.dev", "gamesyncclusters/status"): {"patch"},
     ("gamesync.nommie.dev", "gamesyncclusters/finalizers"): {"update"},
-    ("apps", "deployments"): {"get", "create", "patch"},
-    ("", "services"): {"get", "create", "patch"},
+    # Children are watched too, so that a deleted or edited one is repaired at once.
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    ("", "services"): {"get", "list", "watch", "create", "patch"},
     ("", "configmaps"): {"get", "create", "patch"},
     ("", "secrets"): {"get", "create", "patch"},
     ("", "pods"): {"list", "patch"},
     ("", "events"): {"create"},
-    ("policy", "poddisruptionbudgets"): {"get", "create", "patch"},
-    ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch", "delete"},
-    ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
-    ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "create", "patch", "delete"},
-    ("keda.sh", "scaledobjects"): {"get", "create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"get", "list", "watch", "create", "patch"},
+    ("gateway.networking.k8s.io", "httproutes"): WATCHED_OPTIONAL,
+    ("networking.k8s.io", "ingresses"): WATCHED_OPTIONAL,
+    ("networking.k8s.io", "networkpolicies"): WATCHED_OPTIONAL,
+    ("autoscaling", "horizontalpodautoscalers"): WATCHED_OPTIONAL,
+    ("keda.sh", "scaledobjects"): WATCHED_OPTIONAL,
+    ("monitoring.coreos.com", "podmonitors"): WATCHED_OPTIONAL,
 }
 
 

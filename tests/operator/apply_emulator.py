@@ -300,6 +300,8 @@ class ApplyEmulator(kmock.KubernetesEmulator):
     """KubernetesEmulator whose main-resource writes follow server-side apply's ownership."""
 
     untracked_groups: frozenset[str] = frozenset({"gamesync.nommie.dev", "events.k8s.io"})
+    #: API groups the emulated cluster does not serve: every request gets the test's reaction.
+    unserved_groups: frozenset[str] = frozenset()
 
     def _tracks(self, request: kmock.Request) -> bool:
         res = request.resource
@@ -320,6 +322,12 @@ class ApplyEmulator(kmock.KubernetesEmulator):
         return agent.split("/", 1)[0]
 
     async def _handle(self, request: kmock.Request) -> Any:
+        if request.resource is not None and request.resource.group in self.unserved_groups:
+            raise kmock.KubernetesError(
+                status=404,
+                reason="NotFound",
+                message="the server could not find the requested resource",
+            )
         if not self._tracks(request):
             return await super()._handle(request)
         async with self._lock:

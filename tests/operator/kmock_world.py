@@ -74,6 +74,9 @@ class Gateway:
     runtime_hash: str | None = None
     ready: bool = True  # the pod's Ready condition (false in a Redis outage)
     answers: bool = True  # whether /v1/stats answers at all
+    draining: bool = False
+    shedding: bool = False  # set by a shed request; tests end it
+    sheds: list[dict[str, Any]] = field(default_factory=list)  # the shed requests received
 
     @property
     def kids(self) -> list[str]:
@@ -303,7 +306,8 @@ async def _stats_server(gateways: dict[str, Gateway]) -> tuple[aiohttp.web.AppRu
                 "pod": request.match_info["pod"],
                 "version": "0.1.0",
                 "ready": gateway.ready,
-                "draining": False,
+                "draining": gateway.draining,
+                "shed": {"inProgress": gateway.shedding, "requested": 0, "done": 0, "total": 0},
                 "connections": gateway.connections,
                 "subscriptions": 0,
                 "games": 0,
@@ -313,8 +317,19 @@ async def _stats_server(gateways: dict[str, Gateway]) -> tuple[aiohttp.web.AppRu
             }
         )
 
+    async def shed(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        gateway = gateways.get(request.match_info["pod"])
+        if gateway is None or not gateway.answers:
+            return aiohttp.web.json_response({"error": "unavailable"}, status=503)
+        if gateway.draining:
+            return aiohttp.web.json_response({"error": "draining"}, status=409)
+        gateway.sheds.append(await request.json())
+        gateway.shedding = True
+        return aiohttp.web.json_response({"accepted": True}, status=202)
+
     app = aiohttp.web.Application()
     app.router.add_get("/pods/{pod}/v1/stats", stats)
+    app.router.add_post("/pods/{pod}/v1/shed", shed)
     runner = aiohttp.web.AppRunner(app)
     await runner.setup()
     site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
@@ -323,7 +338,13 @@ async def _stats_server(gateways: dict[str, Gateway]) -> tuple[aiohttp.web.AppRu
     return runner, port
 
 
-def declare_resources(kmock: Any, gateway_api: bool) -> None:
+def declare_resources(kmock: Any, gateway_api: bool, monitoring: bool = True) -> None:
+    unserved = set()
+    if not gateway_api:
+        unserved.add("gateway.networking.k8s.io")
+    if not monitoring:
+        unserved.add("monitoring.coreos.com")
+    kmock.unserved_groups = frozenset(unserved)
     with warnings.catch_warnings():  # kmock 0.8 uses a deprecated importlib.resources call
         warnings.simplefilter("ignore", DeprecationWarning)
         kmock.resources.load_bundled()
@@ -336,24 +357,23 @@ def declare_resources(kmock: Any, gateway_api: bool) -> None:
         verbs={"list", "watch", "get", "patch", "create", "delete"},
         subresources={"status"},
     )
-    if not gateway_api:
-        # Not served at all: every request gets the API server's 404 (KMock would store it).
-        (
-            kmock[kmock.resource("gateway.networking.k8s.io/v1/httproutes")]
-            << 404
-            << {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "status": "Failure",
-                "reason": "NotFound",
-                "message": "the server could not find the requested resource",
-                "code": 404,
-            }
-        )
-    else:
+    # Not served at all: absent from discovery (kopf does not watch them), and every request
+    # gets the API server's 404 (ApplyEmulator answers for the unserved groups).
+    if gateway_api:
         kmock.resources["gateway.networking.k8s.io/v1/httproutes"] = info(
             kind="HTTPRoute",
             singular="httproute",
+            namespaced=True,
+            verbs={"list", "watch", "get", "patch", "create", "delete"},
+        )
+    else:
+        for version in ("v1", "v1beta1"):
+            with contextlib.suppress(KeyError):
+                del kmock.resources[f"gateway.networking.k8s.io/{version}/httproutes"]
+    if monitoring:  # the Prometheus Operator's CRDs are installed
+        kmock.resources["monitoring.coreos.com/v1/podmonitors"] = info(
+            kind="PodMonitor",
+            singular="podmonitor",
             namespaced=True,
             verbs={"list", "watch", "get", "patch", "create", "delete"},
         )
@@ -377,15 +397,19 @@ async def running_operator(
     gateway_api: bool = True,
     clusterwide: bool = True,
     images: tuple[str, ...] = (),
+    interval: float = 0.1,
+    monitoring: bool = True,
 ) -> AsyncIterator[World]:
     """Start the stats server and the operator (in its own thread); yield the world.
 
-    `gateway_api` False serves no HTTPRoute API, as on a cluster without Gateway API CRDs.
+    `gateway_api` False serves no HTTPRoute API, as on a cluster without Gateway API CRDs;
+    `monitoring` False no PodMonitor API, as on a cluster without the Prometheus Operator.
     `clusterwide` False watches only the test namespace, as the chart's namespaced mode does.
-    `images` is the operator's image allow-list. On the way out, every API call the operator
-    made is checked against the chart's RBAC and added to the suite's record.
+    `images` is the operator's image allow-list; `interval` its resync backstop (a long one
+    shows what the watches alone repair). On the way out, every API call the operator made is
+    checked against the chart's RBAC and added to the suite's record.
     """
-    declare_resources(kmock, gateway_api)
+    declare_resources(kmock, gateway_api, monitoring)
     gateways: dict[str, Gateway] = {}
     runner, port = await _stats_server(gateways)
     clock = FakeClock()
@@ -397,8 +421,9 @@ async def running_operator(
         return client.Configuration(host=server.rstrip("/"))
 
     config = OperatorConfig(
-        interval=0.1,
+        interval=interval,
         retry_delay=0.2,
+        child_debounce=0.05,
         stats_timeout=1.0,
         api_timeout=5.0,
         images=ImagePolicy(images),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 from gsc_builders import make_spec
@@ -80,7 +83,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         }
     },
     "no-network-policy": {"networkPolicy": {"enabled": False}},
+    "pod-monitor": {
+        "monitoring": {
+            "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kps"}}
+        }
+    },
 }
+#: A trimmed copy of the Prometheus Operator's PodMonitor schema (source in its $comment).
+PODMONITOR_SCHEMA = json.loads(
+    (Path(__file__).parent / "schemas" / "podmonitor.monitoring.coreos.com.v1.json").read_text()
+)
 
 
 def _spec(name: str) -> ClusterSpec:
@@ -108,8 +120,12 @@ def test_every_core_child_passes_strict_kubernetes_schema(scenario: str, kube_ve
     objs = desired.children(_spec(scenario), OWNER, replicas=3)
     checked = 0
     for obj in objs:
-        if obj["apiVersion"] in ("gateway.networking.k8s.io/v1", "keda.sh/v1alpha1"):
-            continue  # custom resources: no bundled schema; shape checked in their own tests
+        if obj["apiVersion"] in (
+            "gateway.networking.k8s.io/v1",
+            "keda.sh/v1alpha1",
+            "monitoring.coreos.com/v1",
+        ):
+            continue  # custom resources: no bundled schema; checked in their own tests
         kubernetes_validate.validate(obj, kube_version, strict=True)
         checked += 1
     assert checked >= 4
@@ -399,3 +415,103 @@ def test_pdb_limits_evictions_and_selects_the_gateways() -> None:
     assert desired.label_selector("arena") == (
         "app.kubernetes.io/instance=arena,app.kubernetes.io/name=gamesync-gateway"
     )
+
+
+def _strict(schema: Any) -> Any:
+    """`schema` with unknown fields refused in every object that lists its properties."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def _validate_pod_monitor(obj: dict[str, Any]) -> None:
+    jsonschema.validate(obj, _strict(PODMONITOR_SCHEMA))
+
+
+def test_the_pod_monitor_passes_the_prometheus_operator_schema_strictly() -> None:
+    objs = _by_kind(desired.children(_spec("pod-monitor"), OWNER, replicas=2))
+    _validate_pod_monitor(objs["PodMonitor"])
+    typo = json.loads(json.dumps(objs["PodMonitor"]))
+    typo["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate_pod_monitor(typo)  # the check has teeth
+    assert "PodMonitor" not in _by_kind(desired.children(_spec("defaults"), OWNER, replicas=2))
+
+
+def test_the_pod_monitor_selects_the_gateway_pods_metrics_port_with_the_rules_labels() -> None:
+    objs = _by_kind(desired.children(_spec("pod-monitor"), OWNER, replicas=2))
+    monitor, deployment = objs["PodMonitor"], objs["Deployment"]
+    template = deployment["spec"]["template"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= template["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["games"]}
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    [container] = template["spec"]["containers"]
+    [port] = [p for p in container["ports"] if p["name"] == endpoint["port"]]
+    assert port["containerPort"] == desired.INTERNAL_PORT  # /metrics lives on the internal port
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["interval"] == "15s"
+    # The job label comes from the pod label the alert rules' `job="gamesync-gateway"` expects.
+    job = template["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    rules = Path(__file__).resolve().parents[2] / "charts/gamesync-operator/files/alerts.yaml"
+    assert f'job="{job}"' in rules.read_text()
+    targets = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    assert targets == {
+        "namespace": ["__meta_kubernetes_namespace"],
+        "pod": ["__meta_kubernetes_pod_name"],
+    }
+    assert monitor["metadata"]["labels"]["release"] == "kps"  # what the Prometheus selects on
+    # A user label cannot take over the operator's own labels.
+    spec = make_spec(
+        monitoring={"podMonitor": {"enabled": True, "labels": {"app.kubernetes.io/instance": "x"}}}
+    )
+    relabelled = desired.pod_monitor(spec)
+    assert relabelled["metadata"]["labels"]["app.kubernetes.io/instance"] == "arena"
+
+
+def test_the_gateway_gets_the_token_lifetime_and_evacuation_rate_of_the_spec() -> None:
+    env = _env(
+        desired.deployment(
+            make_spec(gateway={"evacuationRate": 250}, signingKeys={"maxTokenLifetime": "2h30m"}),
+            2,
+        )
+    )
+    assert env["GAMESYNC_MAX_TOKEN_LIFETIME"] == "9000"
+    assert env["GAMESYNC_EVACUATION_RATE"] == "250"
+    defaults = _env(desired.deployment(_spec("defaults"), 2))
+    assert (defaults["GAMESYNC_MAX_TOKEN_LIFETIME"], defaults["GAMESYNC_EVACUATION_RATE"]) == (
+        "3600",
+        "1000",
+    )
+    assert all(re.fullmatch(r"GAMESYNC_[A-Z_]+", name) for name in defaults)
+
+
+def test_the_gateway_accepts_every_variable_the_deployment_sets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Known settings validate to the value set; unknown ones (a gateway older than the
+    operator) are ignored by pydantic-settings, not refused: the pod still starts."""
+    from gamesync.settings import load_settings
+
+    env = {
+        k: v
+        for k, v in _env(desired.deployment(_spec("auth-and-secrets"), 2)).items()
+        if isinstance(v, str)
+    }
+    env["GAMESYNC_SETTING_FROM_THE_FUTURE"] = "1"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()  # no error: known ones valid, unknown ones ignored
+    numbers = 0
+    for name, value in env.items():
+        field = name.removeprefix("GAMESYNC_").lower()
+        current = getattr(settings, field, None)
+        if isinstance(current, int | float) and not isinstance(current, bool):
+            assert float(current) == float(value), name
+            numbers += 1
+    assert numbers >= 5  # ports, drain, ping, idle, evacuation rate (token lifetime once known)

@@ -47,3 +47,23 @@ def test_help_does_not_import_kopf_or_kubernetes() -> None:
     )
     assert "--all-namespaces" in result.stdout
     assert result.stdout.strip().endswith("IMPORTED [] 0"), result.stdout[-500:]
+
+
+def test_default_logging_keeps_decisions_and_drops_every_request_and_handler_call() -> None:
+    import logging
+
+    from gamesync_operator.cli import QUIET_LOGGERS, configure_logging
+
+    root = logging.getLogger().level
+    try:
+        configure_logging(verbose=False)
+        assert logging.getLogger("gamesync_operator").isEnabledFor(logging.INFO)
+        for name in QUIET_LOGGERS:
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
+        configure_logging(verbose=True)
+        assert all(logging.getLogger(n).level == logging.NOTSET for n in QUIET_LOGGERS)
+    finally:
+        logging.getLogger().setLevel(root)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)

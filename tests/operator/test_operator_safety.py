@@ -209,9 +209,9 @@ async def test_a_secret_owned_by_someone_else_is_neither_adopted_nor_changed(kmo
         await world.create(f"/api/v1/namespaces/{NS}/secrets", theirs)
         await world.apply(raw_spec(signingKeys={"jwksSecretName": "platform-keys"}))
         await world.eventually(
-            lambda: world.condition("Ready").get("reason") == "NameConflict", "NameConflict"
+            lambda: world.condition("Accepted").get("reason") == "NameConflict", "NameConflict"
         )
-        assert "Secret platform-keys already exists" in world.condition("Ready")["message"]
+        assert "Secret platform-keys already exists" in world.condition("Accepted")["message"]
         assert world.condition("Degraded")["status"] == "True"
         await world.eventually(lambda: "NameConflict" in _reasons(world), "a NameConflict event")
         # Nothing changed: the Secret as it was, no owner reference, no child, no signer.
@@ -251,9 +251,11 @@ async def test_a_deployment_of_the_same_name_from_elsewhere_is_a_name_conflict(
         await world.create(f"/apis/apps/v1/namespaces/{NS}/deployments", other)
         await world.apply(raw_spec())
         await world.eventually(
-            lambda: world.condition("Ready").get("reason") == "NameConflict", "NameConflict"
+            lambda: world.condition("Accepted").get("reason") == "NameConflict", "NameConflict"
         )
-        assert "ReplicaSet someone (uid uid-someone)" in world.condition("Ready")["message"]
+        assert "ReplicaSet someone (uid uid-someone)" in world.condition("Accepted")["message"]
+        # Someone else's pods are not this cluster's fleet.
+        assert world.condition("Ready")["reason"] == "ReplicasNotReady"
         stored = get(kmock, DEPLOYMENTS, "arena")
         assert stored["spec"] == other["spec"]
         assert stored["metadata"]["ownerReferences"] == other["metadata"]["ownerReferences"]
@@ -370,9 +372,9 @@ async def test_an_image_outside_the_allow_list_is_refused_and_nothing_is_created
     async with running_operator(kmock, images=allowed) as world:
         await world.apply(raw_spec(gateway={"image": "registry.evil.example/miner:1"}))
         await world.eventually(
-            lambda: world.condition("Ready").get("reason") == "ImageNotAllowed", "refused"
+            lambda: world.condition("Accepted").get("reason") == "ImageNotAllowed", "refused"
         )
-        assert "registry.evil.example/miner:1" in world.condition("Ready")["message"]
+        assert "registry.evil.example/miner:1" in world.condition("Accepted")["message"]
         await world.eventually(lambda: "ImageNotAllowed" in _reasons(world), "an Event")
         assert get(kmock, DEPLOYMENTS, "arena") is None
         assert get(kmock, SECRETS, "arena-signer") is None

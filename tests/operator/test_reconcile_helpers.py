@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from gsc_builders import make_spec
 
-from gamesync_operator import keystore
+from gamesync_operator import signing_secrets
 from gamesync_operator.reconcile import contains
 from gamesync_operator.rotation import Signer
-from gamesync_operator.status import Condition, Health, cluster_conditions, merge_conditions
+from gamesync_operator.status import Condition, merge_conditions
 
 T0 = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 
@@ -49,7 +49,7 @@ def test_transition_time_moves_only_when_the_status_changes() -> None:
     assert same[0]["lastTransitionTime"] == first[0]["lastTransitionTime"]
     assert (same[0]["reason"], same[0]["observedGeneration"]) == ("B", 2)
     flipped = merge_conditions([Condition("Ready", "True", "C", "c")], same, 2, later)
-    assert flipped[0]["lastTransitionTime"] == keystore.format_time(later)
+    assert flipped[0]["lastTransitionTime"] == signing_secrets.format_time(later)
 
 
 def test_signer_secret_round_trips_with_its_bookkeeping() -> None:
@@ -63,10 +63,11 @@ def test_signer_secret_round_trips_with_its_bookkeeping() -> None:
         handled_request="r-1",
         revoked=("z",),
     )
-    secret = keystore.signer_secret(spec, signer)
+    secret = signing_secrets.signer_secret(spec, signer)
     assert secret["metadata"]["name"] == "arena-signer"
     assert (
-        keystore.signer_from_secret(secret, unknown_activation=T0 + dt.timedelta(days=1)) == signer
+        signing_secrets.signer_from_secret(secret, unknown_activation=T0 + dt.timedelta(days=1))
+        == signer
     )
 
 
@@ -80,67 +81,21 @@ def test_signer_secret_round_trips_with_its_bookkeeping() -> None:
 )
 def test_an_unreadable_signer_secret_is_refused_not_overwritten(data: dict[str, str]) -> None:
     secret = {"metadata": {"name": "arena-signer"}, "data": data}
-    with pytest.raises(keystore.KeystoreError):
-        keystore.signer_from_secret(secret, unknown_activation=T0)
+    with pytest.raises(signing_secrets.SigningSecretError):
+        signing_secrets.signer_from_secret(secret, unknown_activation=T0)
 
 
 def test_a_hand_made_signer_secret_without_annotations_counts_from_the_given_time() -> None:
     doc = b'{"keys": [{"kid": "a", "kty": "oct", "k": "x"}], "active": "a"}'
     secret = {"metadata": {"name": "s"}, "data": {"signer.json": base64.b64encode(doc).decode()}}
-    signer = keystore.signer_from_secret(secret, unknown_activation=T0)
+    signer = signing_secrets.signer_from_secret(secret, unknown_activation=T0)
     assert signer is not None
     assert (signer.activated_at, signer.next, signer.generation) == (T0, None, 1)
 
 
 def test_an_unreadable_jwks_secret_is_treated_as_absent_because_it_is_derived() -> None:
     assert (
-        keystore.jwks_from_secret({"metadata": {"name": "j"}, "data": {"jwks.json": "!!"}}) is None
+        signing_secrets.jwks_from_secret({"metadata": {"name": "j"}, "data": {"jwks.json": "!!"}})
+        is None
     )
-    assert keystore.jwks_from_secret(None) is None
-
-
-KEYS_OK = Condition("KeysReady", "True", "KeysLoaded", "ok")
-
-
-def _conds(**overrides: object) -> dict[str, Condition]:
-    base: dict[str, object] = {
-        "want": 3,
-        "ready_floor": 3,
-        "ready": 3,
-        "updated": 3,
-        "keys_ready": KEYS_OK,
-        "scaling": Condition("ScalingActive", "True", "CompleteStats", "3/3"),
-        "runtime_stale": 0,
-    }
-    return {c.type: c for c in cluster_conditions(Health(**{**base, **overrides}))}
-
-
-def test_a_converged_cluster_is_ready_and_not_progressing() -> None:
-    c = _conds()
-    assert (c["Ready"].status, c["Ready"].reason) == ("True", "AllReplicasReady")
-    assert (c["Progressing"].status, c["Degraded"].status, c["Paused"].status) == (
-        "False",
-        "False",
-        "False",
-    )
-
-
-def test_each_shortfall_has_its_own_reason() -> None:
-    assert _conds(ready=1)["Ready"].reason == "ReplicasNotReady"
-    assert _conds(ready=1)["Progressing"].reason == "ScalingUp"
-    assert _conds(updated=None)["Progressing"].reason == "RollingOut"
-    assert _conds(runtime_stale=2)["Progressing"].reason == "RuntimeConfigPropagating"
-    assert _conds(runtime_stale=2)["Ready"].status == "True"  # old config still serves
-    lagging = Condition("KeysReady", "False", "AwaitingPropagation", "1 gateway lacks k2")
-    assert _conds(keys_ready=lagging)["Ready"].reason == "AwaitingPropagation"
-    broken = _conds(problems=(("HTTPRouteUnavailable", "no Gateway API"), ("X", "y")))
-    assert (broken["Degraded"].status, broken["Degraded"].reason) == (
-        "True",
-        "HTTPRouteUnavailable",
-    )
-    assert broken["Degraded"].message == "no Gateway API; y"
-    assert broken["Ready"].reason == "HTTPRouteUnavailable"
-
-
-def test_an_autoscaled_cluster_is_ready_at_its_minimum() -> None:
-    assert _conds(want=5, ready=2, ready_floor=2, updated=5)["Ready"].status == "True"
+    assert signing_secrets.jwks_from_secret(None) is None

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gamesync.keys import generate_key
-from gamesync_operator import keystore, rotation
+from gamesync_operator import rotation, signing_secrets
 from gamesync_operator.rotation import Evidence, KeysStatus, Observed, Plan, plan
 from gamesync_operator.spec import ClusterSpec
 
@@ -63,8 +63,8 @@ class World:
         signer_secret = self.signer_versions[-1][1] if self.signer_versions else None
         jwks_secret = self.jwks_versions[-1][1] if self.jwks_versions else None
         return Observed(
-            keystore.signer_from_secret(signer_secret, unknown_activation=now),
-            keystore.jwks_from_secret(jwks_secret),
+            signing_secrets.signer_from_secret(signer_secret, unknown_activation=now),
+            signing_secrets.jwks_from_secret(jwks_secret),
             self.status,
         )
 
@@ -74,10 +74,12 @@ class World:
             if crash_after is not None and index >= crash_after:
                 return
             if kind == "jwks":
-                self.jwks_versions.append((now, keystore.jwks_secret(self.spec, payload)))
+                self.jwks_versions.append((now, signing_secrets.jwks_secret(self.spec, payload)))
             elif kind == "signer":
                 before = self.signer_at(now)
-                self.signer_versions.append((now, keystore.signer_secret(self.spec, payload)))
+                self.signer_versions.append(
+                    (now, signing_secrets.signer_secret(self.spec, payload))
+                )
                 if before is None or before.active != payload.active:
                     self.activations.append((now, payload.active))
             else:
@@ -85,11 +87,13 @@ class World:
 
     def signer_at(self, when: dt.datetime) -> rotation.Signer | None:
         seen = [s for t, s in self.signer_versions if t <= when]
-        return keystore.signer_from_secret(seen[-1], unknown_activation=when) if seen else None
+        return (
+            signing_secrets.signer_from_secret(seen[-1], unknown_activation=when) if seen else None
+        )
 
     def jwks_kids_at(self, when: dt.datetime) -> frozenset[str]:
         seen = [s for t, s in self.jwks_versions if t <= when]
-        return frozenset(keystore.jwks_from_secret(seen[-1]) or {}) if seen else frozenset()
+        return frozenset(signing_secrets.jwks_from_secret(seen[-1]) or {}) if seen else frozenset()
 
 
 @dataclass(frozen=True)
@@ -455,8 +459,13 @@ def test_an_unknown_key_in_the_jwks_is_kept_for_a_full_retire_period_then_remove
     keys = Keys()
     world, _ = _bootstrapped(keys)
     _, stray = generate_key("ES256", kid="stray")
-    doc = {"keys": [*(keystore.jwks_from_secret(world.jwks_versions[-1][1]) or {}).values(), stray]}
-    world.jwks_versions.append((T0, keystore.jwks_secret(world.spec, doc)))
+    doc = {
+        "keys": [
+            *(signing_secrets.jwks_from_secret(world.jwks_versions[-1][1]) or {}).values(),
+            stray,
+        ]
+    }
+    world.jwks_versions.append((T0, signing_secrets.jwks_secret(world.spec, doc)))
     now = T0 + MINUTE
     world.execute(plan(world.observed(now), world.spec.signing_keys, Evidence(now, ()), keys), now)
     assert "stray" in world.jwks_kids_at(now)
@@ -509,7 +518,10 @@ def test_status_round_trips_through_its_dict_form() -> None:
     pods = (frozenset({signer.active, signer.next}),)
     step = plan(world.observed(now), world.spec.signing_keys, Evidence(now, pods), keys)
     assert step.status.previous
-    assert keystore.keys_status_from_dict(keystore.keys_status_to_dict(step.status)) == step.status
+    assert (
+        signing_secrets.keys_status_from_dict(signing_secrets.keys_status_to_dict(step.status))
+        == step.status
+    )
 
 
 # Property: whatever the schedule of crashes and operator outages, no live token is refused.

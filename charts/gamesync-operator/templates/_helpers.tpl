@@ -90,12 +90,13 @@ and a digest, when given, pins the image whatever the tag says.
 The rules the operator needs in each namespace it manages: exactly the calls it makes (a test
 records every API call of the operator's KMock suite and compares them with these, both ways;
 docs/operator.md has the same table with reasons). Shared by the namespaced Role and the
-cluster-wide ClusterRole, so that both modes grant exactly the same. No list or watch of
-anything but the GameSyncClusters: children and Secrets are read one by one, by name.
+cluster-wide ClusterRole, so that both modes grant exactly the same. Children are listed and
+watched so that a deleted or edited child is repaired at once; Secrets and ConfigMaps are not
+(read one by one, by name, and repaired by the resync).
 */}}
 {{- define "gamesync-operator.namespacedRules" -}}
-# The custom resource: kopf lists, watches and patches it (finalizer, progress annotations),
-# the operator reads it fresh before each pass and writes /status.
+# The custom resource: kopf lists and watches it (and patches off the finalizer that earlier
+# versions added); the operator reads it fresh before each pass and writes /status.
 - apiGroups: ["gamesync.nommie.dev"]
   resources: ["gamesyncclusters"]
   verbs: ["get", "list", "watch", "patch"]
@@ -107,35 +108,42 @@ anything but the GameSyncClusters: children and Secrets are read one by one, by 
 - apiGroups: ["gamesync.nommie.dev"]
   resources: ["gamesyncclusters/finalizers"]
   verbs: ["update"]
-# Children, read by name and written with create + server-side apply (a patch). Never
-# deleted by the operator: ownerReference garbage collection does that.
+# Children, read by name, written with create + server-side apply (a patch), watched for
+# repairs. Never deleted by the operator: ownerReference garbage collection does that.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
-  resources: ["services", "configmaps", "secrets"]
-  verbs: ["get", "create", "patch"]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The runtime ConfigMap and the two key Secrets: read by name only, never listed or watched.
+- apiGroups: [""]
+  resources: ["configmaps", "secrets"]
   verbs: ["get", "create", "patch"]
 # Optional children, deleted when their mode or switch is turned off.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses", "networkpolicies"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Gateway pods: find them to read their /v1/stats, set pod-deletion-cost before a scale-down.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "patch"]
-# Events for rotations, scaling, conflicts and failures (kopf posts them).
+# Events for rotations, scaling, rebalancing, conflicts and failures.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

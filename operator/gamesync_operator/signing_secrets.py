@@ -19,7 +19,7 @@ from gamesync_operator.spec import ClusterSpec
 __all__ = [
     "JWKS_KEY",
     "SIGNER_KEY",
-    "KeystoreError",
+    "SigningSecretError",
     "format_time",
     "jwks_from_secret",
     "jwks_secret",
@@ -40,7 +40,7 @@ _REVOKED = _PREFIX + "revoked-kids"
 _REVOKED_AT = _PREFIX + "revoked-at"
 
 
-class KeystoreError(OperatorError):
+class SigningSecretError(OperatorError):
     """A key Secret exists but cannot be read; it is never overwritten blindly."""
 
 
@@ -63,11 +63,13 @@ def parse_time(value: Any) -> dt.datetime | None:
 def _decode(secret: Mapping[str, Any], key: str) -> Any:
     data = secret.get("data") or {}
     if key not in data:
-        raise KeystoreError(f"Secret {secret.get('metadata', {}).get('name')} has no {key}")
+        raise SigningSecretError(f"Secret {secret.get('metadata', {}).get('name')} has no {key}")
     try:
         return json.loads(base64.b64decode(data[key]))
     except (ValueError, TypeError) as exc:
-        raise KeystoreError(f"{key} in Secret {secret['metadata']['name']} is not JSON") from exc
+        raise SigningSecretError(
+            f"{key} in Secret {secret['metadata']['name']} is not JSON"
+        ) from exc
 
 
 def _encode(document: Any) -> str:
@@ -86,19 +88,19 @@ def signer_from_secret(
     doc = _decode(secret, SIGNER_KEY)
     annotations = secret.get("metadata", {}).get("annotations") or {}
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-        raise KeystoreError("signer.json must be a JWKS with an active kid")
+        raise SigningSecretError("signer.json must be a JWKS with an active kid")
     keys = {
         k["kid"]: k for k in doc["keys"] if isinstance(k, dict) and isinstance(k.get("kid"), str)
     }
     active = doc.get("active")
     if not isinstance(active, str) or active not in keys:
-        raise KeystoreError("signer.json: 'active' names no key in the file")
+        raise SigningSecretError("signer.json: 'active' names no key in the file")
     activated = parse_time(annotations.get(_ACTIVATED))
     try:
         generation = int(annotations.get(_GENERATION, "1"))
         revoked = json.loads(annotations.get(_REVOKED, "[]"))
     except ValueError as exc:
-        raise KeystoreError(f"signer Secret annotations are unreadable: {exc}") from exc
+        raise SigningSecretError(f"signer Secret annotations are unreadable: {exc}") from exc
     return Signer(
         keys=keys,
         active=active,
@@ -150,7 +152,7 @@ def jwks_from_secret(secret: Mapping[str, Any] | None) -> dict[str, Mapping[str,
         return None
     try:
         doc = _decode(secret, JWKS_KEY)
-    except KeystoreError:
+    except SigningSecretError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         return None
