@@ -156,13 +156,16 @@ class Connection:
 
     While the socket is unwritable, each subscribed game keeps only its newest pending frame
     (conflation), so a slow client costs at most one frame per game plus the transport buffer.
-    For each game the versions sent strictly increase.
+    For each game the versions sent strictly increase. A client of protocol 2 that asked for
+    deltas (`delta`) gets a game's `delta` frame only when it holds the delta's base version:
+    the one written last for that game, with nothing of that game parked.
     """
 
     __slots__ = (
         "_control",
         "_pending",
         "closing",
+        "delta",
         "frames_in",
         "frames_out",
         "identity",
@@ -180,6 +183,8 @@ class Connection:
         self.stats = stats
         self.state = ConnectionState.CONNECTING
         self.identity: Identity | None = None
+        #: protocol 2: the client applies `delta` frames (decided before any subscription)
+        self.delta = False
         #: game id -> highest gameVersion accepted for this connection (-1: none yet)
         self.subscriptions: dict[int, int] = {}
         self._pending: dict[int, bytes] | None = None
@@ -301,6 +306,38 @@ class Connection:
         elif game_id in self._pending:
             self.stats.conflated += 1
         self._pending[game_id] = frame
+        return 0
+
+    def deliver_delta(
+        self, game_id: int, base: int, version: int, delta_frame: bytes, full_frame: bytes
+    ) -> int:
+        """Offer a version as a delta from `base` or, when the client may not hold `base`, in
+        full. Returns the bytes written now: 0 if parked or dropped as not newer.
+
+        The client holds `base` when `base` was the last version accepted for this game and it
+        is not parked: a parked frame replaced by this one never reaches the client, so what
+        replaces it must be the full snapshot (conflation).
+        """
+        sent = self.subscriptions.get(game_id)
+        if sent is None or version <= sent:
+            return 0
+        self.subscriptions[game_id] = version
+        holds_base = sent == base and sent >= 0  # -1: subscribed, nothing sent yet
+        pending = self._pending
+        if pending is None and self._control is None and self.socket.can_write:
+            frame = delta_frame if holds_base else full_frame
+            self.socket.write_frame(frame)
+            self.frames_out += 1
+            return len(frame)
+        if not self.socket.is_open:
+            return 0
+        if pending is None:
+            pending = self._pending = {}
+        if game_id in pending:
+            self.stats.conflated += 1
+            pending[game_id] = full_frame
+        else:
+            pending[game_id] = delta_frame if holds_base else full_frame
         return 0
 
     def end_subscription(self, game_id: int, now: float, *messages: bytes) -> None:

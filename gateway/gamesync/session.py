@@ -71,6 +71,12 @@ def _token_from_handshake(headers: Headers, query_string: bytes) -> str | None:
     return None
 
 
+def _query_flag(query_string: bytes, name: str) -> bool:
+    """Whether the query turns `name` on (`1`, `true` or `on`)."""
+    values = parse_qs(query_string.decode("latin-1")).get(name) or [""]
+    return values[-1].lower() in ("1", "true", "on")
+
+
 def _client_address(scope: Scope, header: str | None) -> str:
     """The client's address: the last entry of a trusted proxy's header, else the peer's.
 
@@ -228,6 +234,9 @@ class Session:
     async def _authenticate(self) -> Identity | None:
         services = self.services
         token = self._handshake_token()
+        # Protocol 2's deltas, asked for in the handshake's query (`delta=1`) or the first
+        # `auth` message: decided here, before any subscription, for the connection's life.
+        self.conn.delta = _query_flag(self.scope.get("query_string", b""), "delta")
         if token is None and not self.first_message_auth:
             services.metrics.auth_failed("missing")
             self.close(Close.UNAUTHORIZED, "missing token", error="unauthorized")
@@ -251,6 +260,7 @@ class Session:
                 )
                 return None
             token = parsed.token
+            self.conn.delta = self.conn.delta or parsed.delta
         # The handshake's headers and query (which may carry the token) are not needed again.
         self.scope["headers"] = []
         self.scope["query_string"] = b""
@@ -266,12 +276,15 @@ class Session:
     def _welcome(self) -> None:
         identity = self.conn.identity
         assert identity is not None  # only called once authenticated
+        # `delta` only where asked for and granted: a version-1 client sees what it always did.
+        granted = {"delta": True} if self.conn.delta else {}
         self.send(
             encode(
                 "welcome",
                 userId=identity.user_id,
                 heartbeatMs=int(self.services.settings.ping_interval * 1000),
                 expiresAt=identity.expires_at,
+                **granted,
             )
         )
 
