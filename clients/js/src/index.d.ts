@@ -75,6 +75,9 @@ export interface GameSyncOptions {
   /** The gateway's multi-game websocket URL, e.g. `wss://play.example.com/ws`. */
   url?: string;
   token?: TokenSource;
+  /** Protocol 2: ask the gateway for `delta` messages (JSON Patches) instead of a full snapshot
+   * per version. The state the client holds and reports is the same either way. Default false. */
+  delta?: boolean;
   /** `websocket` (default: websocket, then SSE, then polling), `sse` (SSE, then polling) or
    * `polling` (only `snapshotUrl`, no push). */
   transport?: "websocket" | "sse" | "polling";
@@ -179,6 +182,16 @@ export declare function backoffDelay(
 ): number;
 
 export declare function parseSnapshotBody(body: unknown): SnapshotBody | null;
+
+/** A JSON Patch operation (RFC 6902) of the kinds the gateway sends. */
+export type PatchOperation =
+  | { op: "add"; path: string; value: unknown }
+  | { op: "replace"; path: string; value: unknown }
+  | { op: "remove"; path: string };
+
+/** `doc` with `patch` applied; `doc` is left unchanged (untouched parts are shared). Throws when
+ * the patch does not fit the document. */
+export declare function applyPatch<T = unknown>(doc: T, patch: PatchOperation[]): T;
 
 /** The SSE endpoint for a websocket URL: `ws(s)://host/ws` → `http(s)://host/sse`. */
 export declare function sseUrlFor(wsUrl: string): string;

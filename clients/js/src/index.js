@@ -23,6 +23,7 @@ const CLOSE_CLIENT_TIMEOUT = 4000;
 
 const DEFAULTS = Object.freeze({
   transport: "websocket",
+  delta: false,
   pollIntervalMs: 3000,
   sseAfterAttempts: 2,
   websocketRetryMs: 300000,
@@ -71,6 +72,66 @@ export function parseSnapshotBody(body) {
   const data = body.data ?? body.snapshot ?? body.game;
   if (!Number.isInteger(version) || data === undefined) return null;
   return { version, data, viewer: body.viewer };
+}
+
+/** Thrown by applyPatch for a patch that does not fit the document. */
+class PatchError extends Error {}
+
+/**
+ * Apply a JSON Patch (RFC 6902: add, remove, replace; the operations the gateway sends) to
+ * `doc` without changing it: only the objects and arrays on each operation's path are copied,
+ * so the parts the patch does not touch keep their identity (React re-renders what changed).
+ * Throws when the patch does not fit the document.
+ */
+export function applyPatch(doc, patch) {
+  if (!Array.isArray(patch)) throw new PatchError("a patch is a list of operations");
+  let result = doc;
+  for (const op of patch) {
+    if (op === null || typeof op !== "object" || typeof op.path !== "string") throw new PatchError("an operation is an object with a path");
+    if (op.op !== "add" && op.op !== "remove" && op.op !== "replace") throw new PatchError(`unsupported operation ${op.op}`);
+    if (op.op !== "remove" && !("value" in op)) throw new PatchError(`${op.op} needs a value`);
+    result = patchAt(result, op.op, pointerTokens(op.path), 0, op.value);
+  }
+  return result;
+}
+
+function pointerTokens(path) {
+  if (path === "") return [];
+  if (path[0] !== "/") throw new PatchError(`a path starts with "/": ${path.slice(0, 40)}`);
+  return path.slice(1).split("/").map((t) => t.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
+function patchAt(node, kind, tokens, i, value) {
+  if (i === tokens.length) {
+    if (kind === "remove") throw new PatchError("cannot remove the whole document");
+    return value;
+  }
+  const token = tokens[i];
+  const last = i === tokens.length - 1;
+  if (Array.isArray(node)) {
+    const end = kind === "add" && last;
+    let index;
+    if (token === "-" && end) index = node.length;
+    else if (/^(0|[1-9][0-9]*)$/.test(token)) index = Number(token);
+    else throw new PatchError(`not an array index: ${token}`);
+    if (index > node.length || (index === node.length && !end)) throw new PatchError(`array index ${index} out of range`);
+    const copy = node.slice();
+    if (!last) copy[index] = patchAt(node[index], kind, tokens, i + 1, value);
+    else if (kind === "add") copy.splice(index, 0, value);
+    else if (kind === "replace") copy[index] = value;
+    else copy.splice(index, 1);
+    return copy;
+  }
+  if (node !== null && typeof node === "object") {
+    const has = Object.prototype.hasOwnProperty.call(node, token);
+    if (!has && (!last || kind !== "add")) throw new PatchError(`no member ${token}`);
+    const copy = { ...node };
+    if (!last) copy[token] = patchAt(node[token], kind, tokens, i + 1, value);
+    else if (kind === "remove") delete copy[token];
+    else copy[token] = value;
+    return copy;
+  }
+  throw new PatchError(`cannot reach into ${node === null ? "null" : typeof node} at ${token}`);
 }
 
 /** The SSE endpoint for a websocket URL: ws(s)://host/ws → http(s)://host/sse. */
@@ -413,6 +474,10 @@ export class GameSyncClient {
   #nextToken = null;
   /** How long an SSE stream may stay silent (no event, no heartbeat comment). */
   #streamQuietMs = 0;
+  /** Per game, the last version this connection pushed (what the next delta's base must be). */
+  #pushed = new Map();
+  /** Games subscribed again for a full snapshot because a delta did not fit. */
+  #resyncing = new Set();
 
   /**
    * @param {object} options  see index.d.ts (GameSyncOptions)
@@ -710,9 +775,9 @@ export class GameSyncClient {
     );
   }
 
-  /** What the protocol v2 handshake asks for (nothing yet in version 1's terms). */
+  /** What the first `auth` message asks for besides the token (protocol 2's deltas). */
   #authFields() {
-    return {};
+    return this.#opts.delta ? { delta: true } : {};
   }
 
   #socketHandlers(url) {
@@ -737,6 +802,7 @@ export class GameSyncClient {
     if (typeof base === "function") return base(games);
     const url = new URL(base || sseUrlFor(this.#opts.url));
     url.searchParams.set("games", games.join(","));
+    if (this.#opts.delta) url.searchParams.set("delta", "1");
     return url.toString();
   }
 
@@ -850,6 +916,8 @@ export class GameSyncClient {
     if (stream) stream.close();
     this.#mode = "websocket";
     this.#token = token;
+    this.#pushed.clear(); // a new connection: its subscriptions start from full snapshots
+    this.#resyncing.clear();
     this.#socket = probe;
     probe.rewire(this.#socketHandlers(this.#opts.url));
     this.#emit("open", { url: this.#opts.url });
@@ -872,7 +940,14 @@ export class GameSyncClient {
         this.#onWelcome(frame);
         break;
       case "snapshot":
+        if (Number.isInteger(frame.gameId)) {
+          this.#resyncing.delete(frame.gameId);
+          this.#pushed.set(frame.gameId, frame.gameVersion);
+        }
         this.#applySnapshot(frame.gameId, frame.gameVersion, frame.data, frame, this.#mode);
+        break;
+      case "delta":
+        this.#applyDelta(frame);
         break;
       case "error":
         this.#onServerError(frame);
@@ -931,6 +1006,8 @@ export class GameSyncClient {
   #onClose(code, reason, wasClean) {
     this.#socket = null;
     this.#restarting = false;
+    this.#pushed.clear();
+    this.#resyncing.clear();
     this.#clearSocketTimers();
     this.#emit("close", { code, reason, wasClean });
     if (!this.#wanted) return;
@@ -978,6 +1055,8 @@ export class GameSyncClient {
   #dropSocket(code, reason) {
     const socket = this.#socket;
     this.#socket = null;
+    this.#pushed.clear();
+    this.#resyncing.clear();
     this.#generation += 1; // a token fetch or renewal in flight for the old socket is void
     this.#connectInFlight = false;
     this.#clearSocketTimers();
@@ -1165,6 +1244,43 @@ export class GameSyncClient {
     const viewer = Object.prototype.hasOwnProperty.call(carrier, "viewer") ? carrier.viewer : undefined;
     this.#setGame(id, { snapshot: data, viewer, version, error: null });
     this.#emit("snapshot", { gameId: id, version, snapshot: data, viewer, source });
+  }
+
+  /** A delta applies to the snapshot this connection delivered last, or the game resyncs. */
+  #applyDelta(frame) {
+    const { gameId: id, gameVersion: version, baseVersion: base } = frame;
+    if (!Number.isInteger(id) || !Number.isInteger(version) || !Number.isInteger(base)) return;
+    if (!this.#subscriptions.has(id) || this.#resyncing.has(id)) return;
+    const current = this.#games.get(id);
+    if (current && current.version !== undefined && version <= current.version) return;
+    let snapshot;
+    let viewer;
+    try {
+      if (!current || current.version !== base || this.#pushed.get(id) !== base) {
+        throw new PatchError(`holding version ${current ? current.version : "none"}, not the delta's base ${base}`);
+      }
+      snapshot = applyPatch(current.snapshot, frame.patch);
+      if ("viewer" in frame) viewer = frame.viewer;
+      else if ("viewerPatch" in frame) viewer = applyPatch(current.viewer, frame.viewerPatch);
+      else viewer = current.viewer;
+    } catch {
+      this.#resync(id);
+      return;
+    }
+    this.#pushed.set(id, version);
+    this.#setGame(id, { snapshot, viewer, version, error: null });
+    this.#emit("snapshot", { gameId: id, version, snapshot, viewer, source: this.#mode });
+  }
+
+  /** Subscribe to the game again: a new subscription starts with the full snapshot. */
+  #resync(id) {
+    this.#resyncing.add(id);
+    if (this.#socket instanceof SseTransport) {
+      this.#streamGamesChanged();
+    } else if (this.#isSocketConnected()) {
+      this.#send({ type: "unsubscribe", gameId: id });
+      this.#send({ type: "subscribe", gameId: id });
+    }
   }
 
   #setGame(id, state) {
