@@ -77,6 +77,9 @@ class DeliveryStats:
     #: the part of `deliveries` and `bytes_out` written to SSE streams
     sse_deliveries: int = 0
     sse_bytes_out: int = 0
+    #: the part of `deliveries` and `bytes_out` written as deltas (at once, not after parking)
+    delta_deliveries: int = 0
+    delta_bytes_out: int = 0
     conflated: int = 0
     fanouts: int = 0
     stale: int = 0
@@ -310,9 +313,9 @@ class Connection:
 
     def deliver_delta(
         self, game_id: int, base: int, version: int, delta_frame: bytes, full_frame: bytes
-    ) -> int:
+    ) -> bytes | None:
         """Offer a version as a delta from `base` or, when the client may not hold `base`, in
-        full. Returns the bytes written now: 0 if parked or dropped as not newer.
+        full. Returns the frame written now, or None if parked or dropped as not newer.
 
         The client holds `base` when `base` was the last version accepted for this game and it
         is not parked: a parked frame replaced by this one never reaches the client, so what
@@ -320,7 +323,7 @@ class Connection:
         """
         sent = self.subscriptions.get(game_id)
         if sent is None or version <= sent:
-            return 0
+            return None
         self.subscriptions[game_id] = version
         holds_base = sent == base and sent >= 0  # -1: subscribed, nothing sent yet
         pending = self._pending
@@ -328,9 +331,9 @@ class Connection:
             frame = delta_frame if holds_base else full_frame
             self.socket.write_frame(frame)
             self.frames_out += 1
-            return len(frame)
+            return frame
         if not self.socket.is_open:
-            return 0
+            return None
         if pending is None:
             pending = self._pending = {}
         if game_id in pending:
@@ -338,7 +341,7 @@ class Connection:
             pending[game_id] = full_frame
         else:
             pending[game_id] = delta_frame if holds_base else full_frame
-        return 0
+        return None
 
     def end_subscription(self, game_id: int, now: float, *messages: bytes) -> None:
         """End a subscription from the server's side: forget the game, then say why.

@@ -313,6 +313,8 @@ class Gateway:
             healthy=self.healthy,
             sse_deliveries=stats.sse_deliveries,
             sse_bytes_out=stats.sse_bytes_out,
+            delta_deliveries=stats.delta_deliveries,
+            delta_bytes_out=stats.delta_bytes_out,
         )
 
     def stats(self) -> dict[str, Any]:

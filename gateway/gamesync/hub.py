@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from gamesync import jsoncodec
 from gamesync.broker.base import Broker
 from gamesync.connection import Connection, DeliveryStats
+from gamesync.delta import diff
 from gamesync.envelope import Envelope
 from gamesync.framing import Framing
-from gamesync.protocol import encode, snapshot_frame
+from gamesync.protocol import delta_frame, encode, snapshot_frame
 from gamesync.tracing import Tracing
 
 __all__ = ["Hub", "Topic"]
@@ -25,18 +27,84 @@ FanoutObserver = Callable[[Envelope, int, int], None]
 MembersObserver = Callable[[int], None]
 
 
+class _Delta:
+    """The delta from a topic's previous version to its current one (protocol 2), made once.
+
+    The JSON Patch of the public part is computed the first time a subscriber holding the base
+    needs it, and shared by all of them; each user's private part gets its own patch (or its
+    whole new `viewer`, when that is shorter), never another user's. A frame per (framing,
+    user with a private part, or nobody) is built once.
+    """
+
+    __slots__ = ("_base_json", "_base_viewers", "_frames", "_patch", "base")
+
+    def __init__(self, base: int, base_json: bytes, base_viewers: Mapping[str, Any] | None) -> None:
+        self.base = base
+        self._base_json = base_json
+        self._base_viewers = base_viewers
+        #: the encoded public patch; b"" once computed and found no shorter than the snapshot
+        self._patch: bytes | None = None
+        self._frames: dict[tuple[Framing, str | None], bytes | None] = {}
+
+    def frame(
+        self, envelope: Envelope, data_json: bytes, user_id: str | None, framing: Framing
+    ) -> bytes | None:
+        """The delta frame for a user on `framing`, or None where only the full snapshot fits."""
+        now, before = envelope.viewers or {}, self._base_viewers or {}
+        private = user_id if user_id is not None and user_id in now else None
+        if (user_id is not None and user_id in before) != (private is not None):
+            return None  # a private part came or went: the full snapshot says it plainly
+        key = (framing, private)
+        if key in self._frames:
+            return self._frames[key]
+        patch = self._public_patch(data_json)
+        built = None
+        if patch:
+            field = b"" if private is None else _viewer_field(before[private], now[private])
+            built = delta_frame(
+                envelope.game_id, envelope.version, self.base, patch, field, framing
+            )
+        self._frames[key] = built
+        return built
+
+    def _public_patch(self, data_json: bytes) -> bytes:
+        if self._patch is None:
+            patch = jsoncodec.dumps(
+                diff(jsoncodec.loads(self._base_json), jsoncodec.loads(data_json))
+            )
+            # A patch as long as the snapshot saves nothing: everyone gets the snapshot.
+            self._patch = patch if len(patch) < len(data_json) else b""
+            self._base_json = b""
+        return self._patch
+
+
+def _viewer_field(before: Any, now: Any) -> bytes:
+    """A user's private part in a delta: nothing if unchanged, else its patch or its whole new
+    value, whichever is shorter."""
+    patch = diff(before, now)
+    if not patch:
+        return b""
+    patch_json, now_json = jsoncodec.dumps(patch), jsoncodec.dumps(now)
+    if len(patch_json) < len(now_json):
+        return b',"viewerPatch":' + patch_json
+    return b',"viewer":' + now_json
+
+
 class Topic:
     """One game on this pod: its local subscribers and its newest envelope's frames.
 
     Frames are built once per version: for websockets eagerly (the public one) or on first use
-    (one per user with a `viewer` entry); for other framings (SSE) on first use, per user too.
+    (one per user with a `viewer` entry); for other framings (SSE) on first use, per user too;
+    deltas from the previous version (protocol 2) on first use by a subscriber holding it.
     """
 
     __slots__ = (
         "_data_json",
+        "_delta",
         "_framed",
         "_public",
         "_viewers",
+        "delta_subscribers",
         "envelope",
         "game_id",
         "linger",
@@ -48,9 +116,12 @@ class Topic:
     def __init__(self, game_id: int) -> None:
         self.game_id = game_id
         self.subscribers: set[Connection] = set()
-        #: the subscribers that take other frames than a websocket's snapshot (SSE streams),
-        #: None while there are none: the common fan-out loop stays as it is
+        #: the subscribers that take other frames than a websocket's snapshot (SSE streams,
+        #: protocol-2 deltas), None while there are none: the common fan-out loop stays as is
         self.others: set[Connection] | None = None
+        #: how many subscribers take deltas (the previous version is kept for them)
+        self.delta_subscribers = 0
+        self._delta: _Delta | None = None
         self.envelope: Envelope | None = None
         self.ready = asyncio.Event()
         self.linger: asyncio.TimerHandle | None = None
@@ -62,14 +133,22 @@ class Topic:
 
     def add(self, conn: Connection) -> None:
         """`conn` takes this game's frames from now on."""
+        if conn in self.subscribers:
+            return
         self.subscribers.add(conn)
-        if conn.socket.framing is not Framing.WEBSOCKET:
+        if conn.delta:
+            self.delta_subscribers += 1
+        if conn.delta or conn.socket.framing is not Framing.WEBSOCKET:
             if self.others is None:
                 self.others = set()
             self.others.add(conn)
 
     def discard(self, conn: Connection) -> None:
+        if conn not in self.subscribers:
+            return
         self.subscribers.discard(conn)
+        if conn.delta:
+            self.delta_subscribers -= 1
         others = self.others
         if others is not None:
             others.discard(conn)
@@ -78,8 +157,13 @@ class Topic:
 
     def accept(self, envelope: Envelope) -> bool:
         """Make `envelope` current if it is newer; frames are then built on demand, once."""
-        if self.envelope is not None and envelope.version <= self.envelope.version:
+        previous = self.envelope
+        if previous is not None and envelope.version <= previous.version:
             return False
+        # Deltas start from the previous version, kept (as the bytes it was) only for them.
+        self._delta = None
+        if previous is not None and self.delta_subscribers:
+            self._delta = _Delta(previous.version, self._data_json, previous.viewers)
         self.envelope = envelope
         self._data_json = jsoncodec.dumps(envelope.snapshot)
         self._public = snapshot_frame(envelope.game_id, envelope.version, self._data_json, None)
@@ -106,6 +190,19 @@ class Topic:
             )
             self._viewers[user_id] = frame
         return frame
+
+    def delta_for(self, user_id: str | None, framing: Framing) -> bytes | None:
+        """The delta frame from the previous version for a user, or None (send it in full)."""
+        delta = self._delta
+        if delta is None:
+            return None
+        assert self.envelope is not None
+        return delta.frame(self.envelope, self._data_json, user_id, framing)
+
+    @property
+    def delta_base(self) -> int | None:
+        """The version the current deltas start from (None: no delta this version)."""
+        return None if self._delta is None else self._delta.base
 
     def _framed_for(self, viewer_user: str | None, framing: Framing) -> bytes:
         envelope = self.envelope
@@ -208,20 +305,37 @@ class Hub:
         return written, size
 
     def _fan_out_mixed(self, topic: Topic, envelope: Envelope) -> tuple[int, int]:
-        """`_fan_out` for a topic with SSE subscribers: each one's frame for its framing."""
+        """`_fan_out` for a topic with SSE or delta subscribers: each one's frame for its
+        framing, and a delta for each delta subscriber holding the previous version."""
         game_id, version = envelope.game_id, envelope.version
-        written = size = sse_written = sse_size = 0
+        base = topic.delta_base
+        stats = self.stats
+        written = size = sse_written = sse_size = delta_written = delta_size = 0
         for conn in topic.subscribers:
             framing = conn.socket.framing
-            frame = topic.frame_for(conn.user_id, framing)
-            if conn.deliver(game_id, version, frame):
-                written += 1
-                size += len(frame)
-                if framing is Framing.SSE:
-                    sse_written += 1
-                    sse_size += len(frame)
-        self.stats.sse_deliveries += sse_written
-        self.stats.sse_bytes_out += sse_size
+            user_id = conn.user_id
+            full = topic.frame_for(user_id, framing)
+            delta = None
+            if base is not None and conn.delta and conn.subscriptions.get(game_id) == base:
+                delta = topic.delta_for(user_id, framing)
+            if base is None or delta is None:
+                sent = full if conn.deliver(game_id, version, full) else None
+            else:
+                sent = conn.deliver_delta(game_id, base, version, delta, full)
+            if sent is None:
+                continue
+            written += 1
+            size += len(sent)
+            if framing is Framing.SSE:
+                sse_written += 1
+                sse_size += len(sent)
+            if sent is delta:
+                delta_written += 1
+                delta_size += len(sent)
+        stats.sse_deliveries += sse_written
+        stats.sse_bytes_out += sse_size
+        stats.delta_deliveries += delta_written
+        stats.delta_bytes_out += delta_size
         return written, size
 
     def _members_changed(self, topic: Topic, envelope: Envelope) -> None:

@@ -71,6 +71,9 @@ class GatewaySample:
     #: the part of `deliveries` and `bytes_out` written to SSE streams
     sse_deliveries: int = 0
     sse_bytes_out: int = 0
+    #: the part of `deliveries` and `bytes_out` written as protocol-2 deltas
+    delta_deliveries: int = 0
+    delta_bytes_out: int = 0
 
 
 class _StateCollector(Collector):
@@ -105,6 +108,16 @@ class _StateCollector(Collector):
         bytes_out.add_metric(["websocket"], s.bytes_out - s.sse_bytes_out)
         bytes_out.add_metric(["sse"], s.sse_bytes_out)
         yield bytes_out
+        yield CounterMetricFamily(
+            "gamesync_delta_deliveries",
+            "Deliveries written as deltas (protocol 2; part of gamesync_deliveries)",
+            value=s.delta_deliveries,
+        )
+        yield CounterMetricFamily(
+            "gamesync_delta_bytes_out",
+            "Bytes written as deltas (protocol 2; part of gamesync_bytes_out)",
+            value=s.delta_bytes_out,
+        )
         yield CounterMetricFamily(
             "gamesync_conflated_snapshots",
             "Pending snapshots replaced by a newer one",

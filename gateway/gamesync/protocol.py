@@ -196,3 +196,24 @@ def snapshot_frame(
     )
     tail = b"}" if viewer_json is None else b',"viewer":' + viewer_json + b"}"
     return frame(framing, head + data_json + tail)
+
+
+def delta_frame(
+    game_id: int,
+    game_version: int,
+    base_version: int,
+    patch_json: bytes,
+    viewer_field: bytes = b"",
+    framing: Framing = Framing.WEBSOCKET,
+) -> bytes:
+    """A complete frame for a protocol-2 `delta`, from an already-encoded JSON Patch.
+
+    `viewer_field` is empty (the user's private part did not change, or there is none),
+    `,"viewerPatch":[...]` or `,"viewer":{...}` (whichever is shorter).
+    """
+    head = b'{"type":"delta","version":2,"gameId":%d,"gameVersion":%d,"baseVersion":%d,' % (
+        game_id,
+        game_version,
+        base_version,
+    )
+    return frame(framing, head + b'"patch":' + patch_json + viewer_field + b"}")

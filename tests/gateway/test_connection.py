@@ -355,9 +355,11 @@ def delta(game_id: int, base: int, version: int) -> bytes:
 
 
 def offer(conn: Connection, game_id: int, base: int, version: int) -> int:
-    return conn.deliver_delta(
+    """The bytes written at once (0: parked or dropped)."""
+    frame = conn.deliver_delta(
         game_id, base, version, delta(game_id, base, version), snap(game_id, version)
     )
+    return 0 if frame is None else len(frame)
 
 
 def test_a_client_holding_the_base_gets_the_delta_and_after_a_gap_the_full_snapshot() -> None:

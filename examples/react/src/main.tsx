@@ -19,7 +19,7 @@ try {
   root.render(
     <StrictMode>
       <GameSyncProvider client={client}>
-        <App gameId={config.gameId} user={settings.user} initial={initial} />
+        <App gameId={config.gameId} settings={settings} initial={initial} />
       </GameSyncProvider>
     </StrictMode>,
   );
