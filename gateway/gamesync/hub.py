@@ -18,6 +18,9 @@ from gamesync.tracing import Tracing
 
 __all__ = ["Hub", "Topic"]
 
+#: A delta frame not looked up yet (None means: there is none, send the full snapshot).
+_UNSET: Any = object()
+
 log = logging.getLogger("gamesync.hub")
 
 #: Called once per fan-out: (envelope, recipients written now, payload bytes written now).
@@ -36,12 +39,12 @@ class _Delta:
     user with a private part, or nobody) is built once.
     """
 
-    __slots__ = ("_base_json", "_base_viewers", "_frames", "_patch", "base")
+    __slots__ = ("_base_json", "_frames", "_patch", "base", "base_viewers")
 
     def __init__(self, base: int, base_json: bytes, base_viewers: Mapping[str, Any] | None) -> None:
         self.base = base
         self._base_json = base_json
-        self._base_viewers = base_viewers
+        self.base_viewers = base_viewers
         #: the encoded public patch; b"" once computed and found no shorter than the snapshot
         self._patch: bytes | None = None
         self._frames: dict[tuple[Framing, str | None], bytes | None] = {}
@@ -50,7 +53,7 @@ class _Delta:
         self, envelope: Envelope, data_json: bytes, user_id: str | None, framing: Framing
     ) -> bytes | None:
         """The delta frame for a user on `framing`, or None where only the full snapshot fits."""
-        now, before = envelope.viewers or {}, self._base_viewers or {}
+        now, before = envelope.viewers or {}, self.base_viewers or {}
         private = user_id if user_id is not None and user_id in now else None
         if (user_id is not None and user_id in before) != (private is not None):
             return None  # a private part came or went: the full snapshot says it plainly
@@ -199,6 +202,14 @@ class Topic:
         assert self.envelope is not None
         return delta.frame(self.envelope, self._data_json, user_id, framing)
 
+    def private_users(self) -> frozenset[str] | Mapping[str, Any]:
+        """Users with a private part in this version or (for deltas) the previous one."""
+        now = self.envelope.viewers if self.envelope is not None else None
+        before = self._delta.base_viewers if self._delta is not None else None
+        if not before:
+            return now or frozenset()
+        return frozenset(now or ()) | frozenset(before)
+
     @property
     def delta_base(self) -> int | None:
         """The version the current deltas start from (None: no delta this version)."""
@@ -306,22 +317,39 @@ class Hub:
 
     def _fan_out_mixed(self, topic: Topic, envelope: Envelope) -> tuple[int, int]:
         """`_fan_out` for a topic with SSE or delta subscribers: each one's frame for its
-        framing, and a delta for each delta subscriber holding the previous version."""
+        framing, and a delta for each delta subscriber holding the previous version.
+
+        The frames of each (framing, user with a private part or nobody) are looked up once
+        per fan-out; the delta is made on first use by a delta subscriber.
+        """
         game_id, version = envelope.game_id, envelope.version
         base = topic.delta_base
-        stats = self.stats
+        private = topic.private_users()
+        # Keyed by (SSE?, user): an Enum hashes in Python, a bool in C.
+        frames: dict[tuple[bool, str | None], list[Any]] = {}
         written = size = sse_written = sse_size = delta_written = delta_size = 0
         for conn in topic.subscribers:
             framing = conn.socket.framing
             user_id = conn.user_id
-            full = topic.frame_for(user_id, framing)
-            delta = None
-            if base is not None and conn.delta and conn.subscriptions.get(game_id) == base:
-                delta = topic.delta_for(user_id, framing)
-            if base is None or delta is None:
-                sent = full if conn.deliver(game_id, version, full) else None
+            key = (framing is Framing.SSE, user_id if user_id in private else None)
+            pair = frames.get(key)
+            if pair is None:
+                pair = frames[key] = [topic.frame_for(user_id, framing), _UNSET]
+            full = pair[0]
+            sent: bytes | None
+            if base is not None and conn.delta:
+                delta = pair[1]
+                if delta is _UNSET:
+                    delta = pair[1] = topic.delta_for(user_id, framing)
+                if delta is None:
+                    sent = full if conn.deliver(game_id, version, full) else None
+                else:
+                    sent = conn.deliver_delta(game_id, base, version, delta, full)
+                    if sent is delta:
+                        delta_written += 1
+                        delta_size += len(sent)
             else:
-                sent = conn.deliver_delta(game_id, base, version, delta, full)
+                sent = full if conn.deliver(game_id, version, full) else None
             if sent is None:
                 continue
             written += 1
@@ -329,9 +357,7 @@ class Hub:
             if framing is Framing.SSE:
                 sse_written += 1
                 sse_size += len(sent)
-            if sent is delta:
-                delta_written += 1
-                delta_size += len(sent)
+        stats = self.stats
         stats.sse_deliveries += sse_written
         stats.sse_bytes_out += sse_size
         stats.delta_deliveries += delta_written

@@ -13,7 +13,7 @@ steps in :mod:`.steps`, and the delivery accounting (``gamesync.bench.accounting
 
 from __future__ import annotations
 
-from gamesync.bench.scenarios import fanout, idle, latency, peer, polling, slow
+from gamesync.bench.scenarios import bandwidth, fanout, idle, latency, peer, polling, slow
 from gamesync.bench.scenarios.contract import Context, Measurement, Options, Scenario
 
 __all__ = ["SCENARIOS", "Context", "Measurement", "Options", "Scenario"]
@@ -28,5 +28,6 @@ SCENARIOS: dict[str, Scenario] = {
         polling.SCENARIO,
         idle.SCENARIO,
         slow.SCENARIO,
+        bandwidth.SCENARIO,
     )
 }
