@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from gamesync import jsoncodec
@@ -72,13 +74,34 @@ class _Delta:
 
     def _public_patch(self, data_json: bytes) -> bytes:
         if self._patch is None:
-            patch = jsoncodec.dumps(
-                diff(jsoncodec.loads(self._base_json), jsoncodec.loads(data_json))
-            )
+            with _gc_paused():
+                patch = jsoncodec.dumps(
+                    diff(jsoncodec.loads(self._base_json), jsoncodec.loads(data_json))
+                )
             # A patch as long as the snapshot saves nothing: everyone gets the snapshot.
             self._patch = patch if len(patch) < len(data_json) else b""
             self._base_json = b""
         return self._patch
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a delta is made.
+
+    Decoding two snapshots allocates thousands of objects that die (by reference count, no
+    cycles) moments later; a collection in between walks them and promotes the survivors,
+    which in turn brings on full collections of the whole pod's heap. Measured with 400
+    subscribers of an 8 KB game: the delta path spent more time in the collector than in
+    making the deltas.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _viewer_field(before: Any, now: Any) -> bytes:

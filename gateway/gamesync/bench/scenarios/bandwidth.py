@@ -452,7 +452,7 @@ def _summarise(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Target]
 SCENARIO = Scenario(
     name="bandwidth",
     run=run,
-    defaults={"runs": 3, "clients": 400},
+    defaults={"runs": 3, "clients": 1000},
     columns=(
         "part",
         "stream",
