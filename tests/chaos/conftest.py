@@ -1,0 +1,73 @@
+"""Fixtures of the chaos suite: a real redis-server, real gateway processes, signed tokens.
+
+Every scenario here is marked `chaos`; one that needs redis-server is skipped without it, and
+the large sizes (`slow`) only run with `-m slow`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.processes import GatewayLauncher, GatewayProcess
+from gamesync_testing import PUBLISH_TOKEN, Keys
+from redis_servers import RedisServer, redis_available
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    no_redis = pytest.mark.skip(reason="redis-server is not installed (scripts/test installs it)")
+    opt_in = pytest.mark.skip(reason="large size: run with -m slow")
+    wants_slow = "slow" in (config.option.markexpr or "")
+    for item in items:
+        if here not in item.path.parents:
+            continue
+        item.add_marker(pytest.mark.chaos)
+        if "redis" in item.keywords and not redis_available():
+            item.add_marker(no_redis)
+        if "slow" in item.keywords and not wants_slow:
+            item.add_marker(opt_in)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def launch_gateways(tmp_path: Path, keys: Keys) -> Iterator[GatewayLauncher]:
+    """Start `count` gateway processes with the test keys and ARGS; all killed after."""
+    started: list[GatewayProcess] = []
+
+    def launch(count: int, *args: str, prefix: str = "gw") -> list[GatewayProcess]:
+        base = len(started)
+        common = ("--keys", str(keys.jwks_path), "--publish-token", PUBLISH_TOKEN)
+        new = [
+            GatewayProcess.launch(tmp_path, f"{prefix}-{base + i}", *common, *args)
+            for i in range(count)
+        ]
+        started.extend(new)
+        return [g.wait_ready() for g in new]
+
+    yield launch
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture
+def tokens(keys: Keys) -> Callable[[int], str]:
+    """Client `i`'s token: user `u{i}`, one hour (each client its own user, under every cap)."""
+    return lambda i: keys.token(f"u{i}", ttl=3600)
+
+
+@pytest.fixture
+def signer_path(tmp_path: Path, keys: Keys) -> Path:
+    """The test keys' signer file, for client processes that sign their own tokens."""
+    path = tmp_path / "signer.json"
+    path.write_text(json.dumps(keys.signer))
+    return path
