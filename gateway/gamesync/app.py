@@ -1,4 +1,5 @@
-"""The two Starlette apps: public (websockets, probes, dev console) and internal (ops, publish)."""
+"""The two apps: public (websockets, event streams, probes, dev console) and internal (ops,
+publish)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from gamesync.endpoints import SseEndpoint, WebSocketEndpoint
 from gamesync.envelope import parse_envelope, stamp_published_at
 from gamesync.errors import BrokerUnavailable, EnvelopeError
 from gamesync.gateway import Gateway
 from gamesync.keys import sign_token
 from gamesync.ratelimit import KeyedBuckets
-from gamesync.session import WebSocketEndpoint
 from gamesync.shedding import ShedRefused
 
 __all__ = ["PUBLISH_AUTH_BURST", "PUBLISH_AUTH_RATE", "internal_app", "public_app"]
@@ -52,21 +53,24 @@ def _probes(gw: Gateway) -> list[Route]:
 
 
 _GAME_PATH = re.compile(r"^/ws/games/([0-9]{1,18})$")
+_SSE_GAME_PATH = re.compile(r"^/sse/games/([0-9]{1,18})$")
 
 
 class PublicApp:
-    """Websockets go straight to the endpoint; everything else to Starlette.
+    """Websockets and event streams go straight to their endpoints; everything else to Starlette.
 
-    Starlette's router and middleware stay on the stack of every long-lived websocket (about
-    3 KB of suspended frames each); the two websocket paths need none of what they offer.
+    Starlette's router and middleware stay on the stack of every long-lived connection (about
+    3 KB of suspended frames each); the websocket and SSE paths need none of what they offer.
     """
 
-    def __init__(self, endpoint: WebSocketEndpoint, http: Starlette) -> None:
+    def __init__(self, endpoint: WebSocketEndpoint, sse: SseEndpoint, http: Starlette) -> None:
         self.endpoint = endpoint
+        self.sse = sse
         self.http = http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
+        kind = scope["type"]
+        if kind == "websocket":
             path = scope["path"]
             if path == "/ws":
                 return await self.endpoint(scope, receive, send)
@@ -74,6 +78,14 @@ class PublicApp:
             if match is not None:
                 scope["path_params"] = {"game_id": int(match.group(1))}
                 return await self.endpoint(scope, receive, send)
+        elif kind == "http" and scope["path"].startswith("/sse"):
+            path = scope["path"]
+            if path == "/sse":
+                return await self.sse(scope, receive, send)
+            match = _SSE_GAME_PATH.match(path)
+            if match is not None:
+                scope["path_params"] = {"game_id": int(match.group(1))}
+                return await self.sse(scope, receive, send)
         return await self.http(scope, receive, send)
 
 
@@ -106,7 +118,9 @@ def public_app(
             Route("/console-config.json", console_config),
             Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ]
-    return PublicApp(WebSocketEndpoint(gw.services), Starlette(routes=routes))
+    return PublicApp(
+        WebSocketEndpoint(gw.services), SseEndpoint(gw.services), Starlette(routes=routes)
+    )
 
 
 def internal_app(gw: Gateway, publish_token: str | None) -> Starlette:

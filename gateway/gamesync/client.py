@@ -2,7 +2,10 @@
 
 Used by tests, bots and the benchmark. It reconnects with exponential backoff and full jitter,
 honours the server's `reconnect` hints, renews its token in-band before it expires, and
-re-subscribes every game after a reconnect, so it converges on the newest snapshots.
+re-subscribes every game after a reconnect, so it converges on the newest snapshots. With
+`delta=True` it speaks protocol 2: the gateway sends a `delta` (a JSON Patch) where it can, the
+client applies it to the snapshot it holds, and subscribes the game again (for its full
+snapshot) when a delta's base is not the version it holds.
 
     async with GameSyncClient("wss://games.example/ws", get_token) as client:
         await client.subscribe(42)
@@ -28,6 +31,7 @@ from typing import Any, TypeGuard
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from gamesync.delta import PatchError, apply
 from gamesync.errors import GameSyncError
 from gamesync.protocol import Reaction, close_class
 from gamesync.ratelimit import TokenBucket
@@ -137,8 +141,11 @@ class GameSyncClient:
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        delta: bool = False,
     ) -> None:
         self.url = _websocket_url(url)
+        #: protocol 2: ask for deltas (the handshake's `delta=1`)
+        self.delta = delta
         self._token_provider = token_provider
         self._on_status = on_status
         self._on_error = on_error
@@ -157,6 +164,10 @@ class GameSyncClient:
         self._games: set[int] = set()
         self._versions: dict[int, int] = {}
         self._inbox: dict[int, Snapshot] = {}
+        #: protocol 2: the newest snapshot accepted per game, what the next delta applies to
+        self._held: dict[int, Snapshot] = {}
+        #: games whose next subscribe is preceded by an unsubscribe (a delta did not fit)
+        self._resync: set[int] = set()
         self._wakeup = asyncio.Event()
         self._games_wanted = asyncio.Event()
         self._ws: ClientConnection | None = None
@@ -278,7 +289,7 @@ class GameSyncClient:
             try:
                 token = await self._fetch_token()
                 ws = await connect(
-                    self.url,
+                    self._connect_url(),
                     additional_headers={"Authorization": f"Bearer {token}"},
                     open_timeout=self._open_timeout,
                     compression=None,  # the gateway never negotiates it (DESIGN, perf probe)
@@ -312,6 +323,11 @@ class GameSyncClient:
                 continue
             await self._back_off(error)
 
+    def _connect_url(self) -> str:
+        if not self.delta:
+            return self.url
+        return self.url + ("&" if "?" in self.url else "?") + "delta=1"
+
     async def _back_off(self, error: ClientError) -> None:
         self._set_status(ClientStatus.RECONNECTING, error)
         if self._retry_after is not None:
@@ -340,6 +356,7 @@ class GameSyncClient:
         self._bucket = TokenBucket(*self._pace_limits, clock=loop.time)
         self._outbox.clear()
         self._unacked.clear()
+        self._resync.clear()  # a new connection's subscribes start from full snapshots
         subscriber = loop.create_task(self._subscriber(ws), name="gamesync-client-subscriber")
         welcomed_at: float | None = None
         try:
@@ -405,6 +422,8 @@ class GameSyncClient:
         kind = frame.get("type")
         if kind == "snapshot":
             self._accept(frame)
+        elif kind == "delta":
+            self._accept_delta(frame)
         elif kind == "error":
             game_id = frame.get("gameId")
             error = ClientError(
@@ -448,10 +467,49 @@ class GameSyncClient:
         last = self._versions.get(game_id)
         if last is not None and version <= last:
             return  # stale or a duplicate (e.g. the latest again after a reconnect)
-        self._versions[game_id] = version
+        self._take(Snapshot(game_id, version, frame["data"], frame.get("viewer")))
+
+    def _take(self, snapshot: Snapshot) -> None:
+        """Accept a snapshot newer than the one held (the callers checked)."""
+        game_id = snapshot.game_id
+        self._versions[game_id] = snapshot.game_version
+        if self.delta:
+            self._held[game_id] = snapshot
         # Replaces a snapshot of the same game the consumer has not taken yet (conflation).
-        self._inbox[game_id] = Snapshot(game_id, version, frame["data"], frame.get("viewer"))
+        self._inbox[game_id] = snapshot
         self._wakeup.set()
+
+    def _accept_delta(self, frame: dict[str, Any]) -> None:
+        """Apply a delta to the snapshot held; subscribe again if its base is not that one."""
+        game_id, version = frame.get("gameId"), frame.get("gameVersion")
+        base = frame.get("baseVersion")
+        if not _is_int(game_id) or not _is_int(version) or not _is_int(base):
+            self._report(ClientError("bad_frame", "a delta without gameId/gameVersion/baseVersion"))
+            return
+        if game_id not in self._games:
+            return
+        last = self._versions.get(game_id)
+        if last is not None and version <= last:
+            return  # stale or a duplicate
+        held = self._held.get(game_id)
+        try:
+            if held is None or held.game_version != base:
+                raise PatchError(f"holding version {last}, not the delta's base {base}")
+            data = apply(held.data, frame.get("patch"))
+            viewer = held.viewer
+            if "viewer" in frame:
+                viewer = frame["viewer"]
+            elif "viewerPatch" in frame:
+                viewer = apply(held.viewer, frame["viewerPatch"])
+        except PatchError as exc:
+            # The base is gone (a frame lost, a bug): the full snapshot again, from a new
+            # subscription, which the server starts with its latest.
+            log.info("game %s: a delta that does not fit (%s); subscribing again", game_id, exc)
+            self._held.pop(game_id, None)
+            self._resync.add(game_id)
+            self._queue_subscribes([game_id])
+            return
+        self._take(Snapshot(game_id, version, data, viewer))
 
     # token renewal -------------------------------------------------------------------------
 
@@ -508,6 +566,10 @@ class GameSyncClient:
                 game_id = min(self._outbox)
                 self._outbox.discard(game_id)
                 if game_id in self._games:
+                    if game_id in self._resync:
+                        # Subscribing again to a subscribed game only earns `subscribed`.
+                        self._resync.discard(game_id)
+                        await self._send_paced({"type": "unsubscribe", "gameId": game_id})
                     self._unacked.add(game_id)
                     await self._send_paced({"type": "subscribe", "gameId": game_id})
             self._outbox_ready.clear()
@@ -525,6 +587,8 @@ class GameSyncClient:
         self._games.discard(game_id)
         self._versions.pop(game_id, None)
         self._inbox.pop(game_id, None)
+        self._held.pop(game_id, None)
+        self._resync.discard(game_id)
 
     def _set_status(self, status: ClientStatus, error: ClientError | None) -> None:
         if status is self._status and error is self._error:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-from gamesync.protocol import Close, text_frame
+from gamesync.framing import Framing, frame
+from gamesync.protocol import Close
 
 if TYPE_CHECKING:
     from gamesync.keys import Identity
@@ -33,8 +34,11 @@ SLOW_ABORT_SECONDS = 1.0
 
 
 class Socket(Protocol):
-    """What a connection needs from its websocket (gamesync.transport.GatewaySocket)."""
+    """What a connection needs from its socket: a websocket (gamesync.transport.GatewaySocket)
+    or an SSE stream (gamesync.sse.SseStream)."""
 
+    #: how messages are framed on it (and the `transport` label of its metrics)
+    framing: Framing
     last_seen: float
     unwritable_since: float | None
     on_writable: Callable[[], None] | None
@@ -70,6 +74,12 @@ class DeliveryStats:
 
     deliveries: int = 0
     bytes_out: int = 0
+    #: the part of `deliveries` and `bytes_out` written to SSE streams
+    sse_deliveries: int = 0
+    sse_bytes_out: int = 0
+    #: the part of `deliveries` and `bytes_out` written as deltas (at once, not after parking)
+    delta_deliveries: int = 0
+    delta_bytes_out: int = 0
     conflated: int = 0
     fanouts: int = 0
     stale: int = 0
@@ -140,6 +150,8 @@ class ConnectionEnd:
     closing: Closing
     frames_in: int
     frames_out: int
+    #: the socket's transport (`websocket`, `sse`): a metric label
+    transport: str = Framing.WEBSOCKET.value
 
 
 class Connection:
@@ -147,13 +159,16 @@ class Connection:
 
     While the socket is unwritable, each subscribed game keeps only its newest pending frame
     (conflation), so a slow client costs at most one frame per game plus the transport buffer.
-    For each game the versions sent strictly increase.
+    For each game the versions sent strictly increase. A client of protocol 2 that asked for
+    deltas (`delta`) gets a game's `delta` frame only when it holds the delta's base version:
+    the one written last for that game, with nothing of that game parked.
     """
 
     __slots__ = (
         "_control",
         "_pending",
         "closing",
+        "delta",
         "frames_in",
         "frames_out",
         "identity",
@@ -171,6 +186,8 @@ class Connection:
         self.stats = stats
         self.state = ConnectionState.CONNECTING
         self.identity: Identity | None = None
+        #: protocol 2: the client applies `delta` frames (decided before any subscription)
+        self.delta = False
         #: game id -> highest gameVersion accepted for this connection (-1: none yet)
         self.subscriptions: dict[int, int] = {}
         self._pending: dict[int, bytes] | None = None
@@ -242,6 +259,7 @@ class Connection:
             closing=self.closing,
             frames_in=self.frames_in,
             frames_out=self.frames_out,
+            transport=self.socket.framing.value,
         )
 
     def _start_closing(self, closing: Closing) -> bool:
@@ -260,9 +278,9 @@ class Connection:
 
     def send_message(self, payload: bytes) -> bool:
         """Send an encoded control message in order; False if the client is too far behind."""
-        frame = text_frame(payload)
+        framed = frame(self.socket.framing, payload)
         if self._control is None and self._pending is None and self.socket.can_write:
-            self.socket.write_frame(frame)
+            self.socket.write_frame(framed)
             self.frames_out += 1
             return True
         if not self.socket.is_open:
@@ -271,7 +289,7 @@ class Connection:
             self._control = deque()
         if len(self._control) >= MAX_PENDING_CONTROL:
             return False
-        self._control.append(frame)
+        self._control.append(framed)
         return True
 
     def deliver(self, game_id: int, version: int, frame: bytes) -> int:
@@ -292,6 +310,38 @@ class Connection:
             self.stats.conflated += 1
         self._pending[game_id] = frame
         return 0
+
+    def deliver_delta(
+        self, game_id: int, base: int, version: int, delta_frame: bytes, full_frame: bytes
+    ) -> bytes | None:
+        """Offer a version as a delta from `base` or, when the client may not hold `base`, in
+        full. Returns the frame written now, or None if parked or dropped as not newer.
+
+        The client holds `base` when `base` was the last version accepted for this game and it
+        is not parked: a parked frame replaced by this one never reaches the client, so what
+        replaces it must be the full snapshot (conflation).
+        """
+        sent = self.subscriptions.get(game_id)
+        if sent is None or version <= sent:
+            return None
+        self.subscriptions[game_id] = version
+        holds_base = sent == base and sent >= 0  # -1: subscribed, nothing sent yet
+        pending = self._pending
+        if pending is None and self._control is None and self.socket.can_write:
+            frame = delta_frame if holds_base else full_frame
+            self.socket.write_frame(frame)
+            self.frames_out += 1
+            return frame
+        if not self.socket.is_open:
+            return None
+        if pending is None:
+            pending = self._pending = {}
+        if game_id in pending:
+            self.stats.conflated += 1
+            pending[game_id] = full_frame
+        else:
+            pending[game_id] = delta_frame if holds_base else full_frame
+        return None
 
     def end_subscription(self, game_id: int, now: float, *messages: bytes) -> None:
         """End a subscription from the server's side: forget the game, then say why.
@@ -332,8 +382,13 @@ class Connection:
         for frame in pending.values():
             self.socket.write_frame(frame)
         self.frames_out += len(pending)
-        self.stats.deliveries += len(pending)
-        self.stats.bytes_out += sum(len(f) for f in pending.values())
+        size = sum(len(f) for f in pending.values())
+        stats = self.stats
+        stats.deliveries += len(pending)
+        stats.bytes_out += size
+        if self.socket.framing is Framing.SSE:
+            stats.sse_deliveries += len(pending)
+            stats.sse_bytes_out += size
         return len(pending)
 
     def flush_before_close(self) -> None:

@@ -20,6 +20,7 @@ from gamesync.heartbeat import Limits
 from gamesync.hub import Hub
 from gamesync.keys import KeySet, generate_key
 from gamesync.keystore import KeyStore
+from gamesync.metric_labels import TRANSPORTS
 from gamesync.metrics import GatewayMetrics, GatewaySample
 from gamesync.protocol import Close, close_class, encode
 from gamesync.ratelimit import Pacer
@@ -256,7 +257,7 @@ class Gateway:
         closing = end.closing
         reason = closing.reason if closing.by_server else "client"
         duration = round(end.duration, 3)
-        self.metrics.closed(closing.code, reason)
+        self.metrics.closed(closing.code, reason, end.transport)
         conn_log.info(
             "connection_end",
             extra={
@@ -269,6 +270,7 @@ class Gateway:
                     "closedBy": "server" if closing.by_server else "client",
                     "framesIn": end.frames_in,
                     "framesOut": end.frames_out,
+                    "transport": end.transport,
                 }
             },
         )
@@ -285,7 +287,9 @@ class Gateway:
     def _sample(self) -> GatewaySample:
         stats = self.hub.stats
         return GatewaySample(
-            connections_by_state=self.registry.count_by_state(),
+            connections_by_state={
+                transport: self.registry.count_by_state(transport) for transport in TRANSPORTS
+            },
             subscriptions=self.hub.subscription_count,
             games=len(self.hub.topics),
             deliveries=stats.deliveries,
@@ -307,6 +311,10 @@ class Gateway:
             lingering=self.registry.lingering,
             task_restarts=dict(self.supervisor.restarts),
             healthy=self.healthy,
+            sse_deliveries=stats.sse_deliveries,
+            sse_bytes_out=stats.sse_bytes_out,
+            delta_deliveries=stats.delta_deliveries,
+            delta_bytes_out=stats.delta_bytes_out,
         )
 
     def stats(self) -> dict[str, Any]:

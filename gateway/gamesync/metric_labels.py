@@ -8,6 +8,7 @@ just starts at its first event (tests/gateway/test_metric_labels.py keeps the li
 
 from __future__ import annotations
 
+from gamesync.framing import Framing
 from gamesync.protocol import Close
 
 __all__ = [
@@ -20,8 +21,12 @@ __all__ = [
     "HTTP_PUBLISH_RESULTS",
     "PUBLISH_RESULTS",
     "SERVER_CLOSES",
+    "TRANSPORTS",
     "close_code_label",
 ]
+
+#: `transport` of the connection metrics (`gamesync_connections`, `gamesync_closes_total`, ...).
+TRANSPORTS = tuple(framing.value for framing in Framing)
 
 #: The `reason` of a close the client started (the server's closes carry their own reason).
 CLIENT = "client"
@@ -92,8 +97,8 @@ AUTH_FAILURE_REASONS = (
     "signing key revoked on a live connection",
 )
 
-#: `gamesync_closes_total{code, reason}` of the closes the server starts (gamesync.session,
-#: gamesync.heartbeat, the drain).
+#: `gamesync_closes_total{code, reason, transport}` of the closes the server starts
+#: (gamesync.session, gamesync.heartbeat, the drain).
 SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
     (Close.TRY_AGAIN_LATER, "pod full, try another"),
     (Close.TRY_AGAIN_LATER, "too many unauthenticated connections"),
@@ -117,7 +122,8 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
     (Close.DRAINING, "rebalancing"),
 )
 
-#: `gamesync_handshakes_refused_total{reason}`: upgrades refused before accept.
+#: `gamesync_handshakes_refused_total{reason, transport}`: upgrades (websocket) and streams
+#: (SSE) refused before a session exists.
 HANDSHAKE_REFUSALS = ("origin", "draining")
 
 #: `gamesync_published_total{result}`: every publish through this pod (HTTP and `--demo`).

@@ -32,6 +32,7 @@ from gamesync.metric_labels import (
     HTTP_PUBLISH_RESULTS,
     PUBLISH_RESULTS,
     SERVER_CLOSES,
+    TRANSPORTS,
     close_code_label,
 )
 
@@ -44,7 +45,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class GatewaySample:
     """Gateway state read at scrape time (cheap: no hot-path metric updates)."""
 
-    connections_by_state: dict[str, int]
+    #: transport -> state -> connections
+    connections_by_state: dict[str, dict[str, int]]
     subscriptions: int
     games: int
     deliveries: int
@@ -66,6 +68,12 @@ class GatewaySample:
     lingering: int = 0
     task_restarts: dict[str, int] | None = None
     healthy: bool = True
+    #: the part of `deliveries` and `bytes_out` written to SSE streams
+    sse_deliveries: int = 0
+    sse_bytes_out: int = 0
+    #: the part of `deliveries` and `bytes_out` written as protocol-2 deltas
+    delta_deliveries: int = 0
+    delta_bytes_out: int = 0
 
 
 class _StateCollector(Collector):
@@ -75,20 +83,40 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         s = self._read()
         conns = GaugeMetricFamily(
-            "gamesync_connections", "Open websocket connections", labels=["state"]
+            "gamesync_connections",
+            "Client connections (websockets and SSE streams)",
+            labels=["state", "transport"],
         )
-        for state in ConnectionState:  # every state, 0 included: "no data" is not "none open"
-            conns.add_metric([state.value], s.connections_by_state.get(state.value, 0))
+        for transport in TRANSPORTS:
+            by_state = s.connections_by_state.get(transport, {})
+            for state in ConnectionState:  # every state, 0 included: "no data" is not "none"
+                conns.add_metric([state.value, transport], by_state.get(state.value, 0))
         yield conns
         yield GaugeMetricFamily(
             "gamesync_subscriptions", "Connection-game subscriptions", value=s.subscriptions
         )
         yield GaugeMetricFamily("gamesync_games", "Games with local subscribers", value=s.games)
+        deliveries = CounterMetricFamily(
+            "gamesync_deliveries", "Snapshot frames written to clients", labels=["transport"]
+        )
+        deliveries.add_metric(["websocket"], s.deliveries - s.sse_deliveries)
+        deliveries.add_metric(["sse"], s.sse_deliveries)
+        yield deliveries
+        bytes_out = CounterMetricFamily(
+            "gamesync_bytes_out", "Snapshot bytes written to clients", labels=["transport"]
+        )
+        bytes_out.add_metric(["websocket"], s.bytes_out - s.sse_bytes_out)
+        bytes_out.add_metric(["sse"], s.sse_bytes_out)
+        yield bytes_out
         yield CounterMetricFamily(
-            "gamesync_deliveries", "Snapshot frames written to clients", value=s.deliveries
+            "gamesync_delta_deliveries",
+            "Deliveries written as deltas (protocol 2; part of gamesync_deliveries)",
+            value=s.delta_deliveries,
         )
         yield CounterMetricFamily(
-            "gamesync_bytes_out", "Snapshot bytes written to clients", value=s.bytes_out
+            "gamesync_delta_bytes_out",
+            "Bytes written as deltas (protocol 2; part of gamesync_bytes_out)",
+            value=s.delta_bytes_out,
         )
         yield CounterMetricFamily(
             "gamesync_conflated_snapshots",
@@ -234,8 +262,8 @@ class GatewayMetrics:
             self.registry.register(_LimitsCollector(limits))
         self._closes = Counter(
             "gamesync_closes",
-            "Connections closed, by code (a client's 3xxx/4xxx bucketed) and reason",
-            ["code", "reason"],
+            "Connections closed, by code (a client's 3xxx/4xxx bucketed), reason and transport",
+            ["code", "reason", "transport"],
             registry=self.registry,
         )
         self._auth_failures = Counter(
@@ -246,8 +274,8 @@ class GatewayMetrics:
         )
         self._refused = Counter(
             "gamesync_handshakes_refused",
-            "Upgrades refused before accept",
-            ["reason"],
+            "Upgrades and event streams refused before a session started",
+            ["reason", "transport"],
             registry=self.registry,
         )
         self._forbidden = Counter(
@@ -273,14 +301,15 @@ class GatewayMetrics:
 
     def _start_at_zero(self) -> None:
         """Create every known label combination, so that rate() sees each first event."""
-        for code, reason in SERVER_CLOSES:
-            self._closes.labels(str(int(code)), reason)
-        for label in CLIENT_CLOSE_CODES:
-            self._closes.labels(label, CLIENT)
+        for transport in TRANSPORTS:
+            for code, reason in SERVER_CLOSES:
+                self._closes.labels(str(int(code)), reason, transport)
+            for label in CLIENT_CLOSE_CODES:
+                self._closes.labels(label, CLIENT, transport)
+            for reason in HANDSHAKE_REFUSALS:
+                self._refused.labels(reason, transport)
         for reason in AUTH_FAILURE_REASONS:
             self._auth_failures.labels(reason)
-        for reason in HANDSHAKE_REFUSALS:
-            self._refused.labels(reason)
         for result in PUBLISH_RESULTS:
             self.published.labels(result)
         for result in HTTP_PUBLISH_RESULTS:
@@ -290,15 +319,15 @@ class GatewayMetrics:
         """Export the broker's counters (`Broker.stats`) as `gamesync_broker_*`."""
         self.registry.register(_BrokerCollector(stats))
 
-    def closed(self, code: int, reason: str) -> None:
+    def closed(self, code: int, reason: str, transport: str = "websocket") -> None:
         """Count a close; `reason` is `client` for a close the client started."""
-        self._closes.labels(close_code_label(code, reason), reason).inc()
+        self._closes.labels(close_code_label(code, reason), reason, transport).inc()
 
     def auth_failed(self, reason: str) -> None:
         self._auth_failures.labels(reason).inc()
 
-    def handshake_refused(self, reason: str) -> None:
-        self._refused.labels(reason).inc()
+    def handshake_refused(self, reason: str, transport: str) -> None:
+        self._refused.labels(reason, transport).inc()
 
     def forbidden(self) -> None:
         self._forbidden.inc()

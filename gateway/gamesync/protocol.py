@@ -1,8 +1,13 @@
-"""Websocket protocol v1 (DESIGN §2): client message parsing and server frame encoding. Pure."""
+"""The client protocol (DESIGN §2): client message parsing, server message encoding, framing. Pure.
+
+Version 1 is the websocket protocol with full snapshots; version 2 adds `delta` messages (opt-in
+per connection) and the SSE transport's `close` event. A message keeps the `version` of the
+protocol that introduced it, so a version-2 connection receives exactly the bytes a version-1
+connection does, plus the messages only version 2 has.
+"""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -11,6 +16,7 @@ from typing import Any
 
 from gamesync import jsoncodec
 from gamesync.errors import ProtocolError
+from gamesync.framing import Framing, frame
 
 __all__ = [
     "CLOSE_CLASSES",
@@ -27,10 +33,13 @@ __all__ = [
     "encode",
     "parse_client_message",
     "snapshot_frame",
-    "text_frame",
 ]
 
-PROTOCOL_VERSION = 1
+#: The newest protocol version this server speaks.
+PROTOCOL_VERSION = 2
+
+#: Messages introduced after version 1, with the version that introduced them.
+_MESSAGE_VERSIONS = {"delta": 2, "close": 2}
 _MAX_GAME_ID = 2**63 - 1
 
 
@@ -117,6 +126,8 @@ class Ping:
 @dataclass(frozen=True, slots=True)
 class Auth:
     token: str
+    #: protocol 2: the client asks for `delta` messages on this connection
+    delta: bool = False
 
 
 ClientMessage = Subscribe | Unsubscribe | Ping | Auth
@@ -148,42 +159,61 @@ def parse_client_message(text: str) -> ClientMessage:
         token = doc.get("token")
         if not isinstance(token, str) or not token:
             raise ProtocolError("'token' must be a non-empty string")
-        return Auth(token)
+        delta = doc.get("delta", False)
+        if not isinstance(delta, bool):
+            raise ProtocolError("'delta' must be true or false")
+        return Auth(token, delta)
     if not isinstance(kind, str):
         raise ProtocolError("'type' must be a string")
     raise ProtocolError(f"unknown message type {kind[:40]!r}")
 
 
 def encode(kind: str, **fields: Any) -> bytes:
-    """Encode a server message (`type`, `version`, then fields) as UTF-8 JSON."""
-    doc = {"type": kind, "version": PROTOCOL_VERSION, **fields}
+    """Encode a server message (`type`, `version`, then fields) as UTF-8 JSON.
+
+    `version` is the protocol version that introduced the message (1 for all of version 1's).
+    """
+    doc = {"type": kind, "version": _MESSAGE_VERSIONS.get(kind, 1), **fields}
     return jsoncodec.dumps(doc)
 
 
 def snapshot_frame(
-    game_id: int, game_version: int, data_json: bytes, viewer_json: bytes | None
+    game_id: int,
+    game_version: int,
+    data_json: bytes,
+    viewer_json: bytes | None,
+    framing: Framing = Framing.WEBSOCKET,
 ) -> bytes:
-    """A complete websocket text frame for a snapshot, from already-encoded `data`/`viewer`.
+    """A complete frame for a snapshot, from already-encoded `data`/`viewer`.
 
-    Encoding is the fan-out's main cost, so it happens once per (game, version, viewer) and the
-    resulting frame bytes are written to every recipient's transport as they are.
+    Encoding is the fan-out's main cost, so it happens once per (game, version, viewer,
+    framing) and the resulting frame bytes are written to every recipient's transport as they
+    are.
     """
-    head = b'{"type":"snapshot","version":%d,"gameId":%d,"gameVersion":%d,"data":' % (
-        PROTOCOL_VERSION,
+    head = b'{"type":"snapshot","version":1,"gameId":%d,"gameVersion":%d,"data":' % (
         game_id,
         game_version,
     )
     tail = b"}" if viewer_json is None else b',"viewer":' + viewer_json + b"}"
-    return text_frame(head + data_json + tail)
+    return frame(framing, head + data_json + tail)
 
 
-def text_frame(payload: bytes) -> bytes:
-    """Frame `payload` as one unmasked, final text frame (RFC 6455 §5.2; servers never mask)."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x81, size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
-    return header + payload
+def delta_frame(
+    game_id: int,
+    game_version: int,
+    base_version: int,
+    patch_json: bytes,
+    viewer_field: bytes = b"",
+    framing: Framing = Framing.WEBSOCKET,
+) -> bytes:
+    """A complete frame for a protocol-2 `delta`, from an already-encoded JSON Patch.
+
+    `viewer_field` is empty (the user's private part did not change, or there is none),
+    `,"viewerPatch":[...]` or `,"viewer":{...}` (whichever is shorter).
+    """
+    head = b'{"type":"delta","version":2,"gameId":%d,"gameVersion":%d,"baseVersion":%d,' % (
+        game_id,
+        game_version,
+        base_version,
+    )
+    return frame(framing, head + b'"patch":' + patch_json + viewer_field + b"}")

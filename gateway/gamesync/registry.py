@@ -201,14 +201,17 @@ class Registry:
     def __len__(self) -> int:
         return len(self._members)
 
-    def count_by_state(self) -> dict[str, int]:
-        """Attached connections per lifecycle state (every state but CLOSED, zeros included)."""
+    def count_by_state(self, transport: str | None = None) -> dict[str, int]:
+        """Attached connections per lifecycle state (every state but CLOSED, zeros included),
+        of one transport (`websocket`, `sse`) or of all."""
         counts = dict.fromkeys(
             (s.value for s in ConnectionState if s is not ConnectionState.CLOSED), 0
         )
         for member in self._members:
-            state = member.conn.state.value
-            counts[state] = counts.get(state, 0) + 1
+            conn = member.conn
+            if transport is None or conn.socket.framing.value == transport:
+                state = conn.state.value
+                counts[state] = counts.get(state, 0) + 1
         return counts
 
     @property

@@ -20,6 +20,7 @@ from gamesync.errors import GameSyncError
 from gamesync.gateway import Gateway
 from gamesync.keys import sign_token
 from gamesync.settings import GatewaySettings
+from gamesync.sse import GatewayHTTP
 from gamesync.transport import GatewaySocket
 
 __all__ = ["GatewayServer", "serve"]
@@ -59,12 +60,15 @@ def _listen(host: str, port: int) -> socket.socket:
 def _config(
     app: Any, host: str, port: int, settings: GatewaySettings, *, public: bool
 ) -> uvicorn.Config:
+    close_timeout = settings.close_timeout
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         lifespan="off",
-        ws=GatewaySocket.configured(close_timeout=settings.close_timeout) if public else "none",
+        # The public port's HTTP protocol also serves SSE streams (gamesync.sse).
+        http=GatewayHTTP.configured(close_timeout=close_timeout) if public else "auto",
+        ws=GatewaySocket.configured(close_timeout=close_timeout) if public else "none",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,  # 4.5x the CPU and 2x the memory in our probe
         ws_ping_interval=None,  # the gateway's sweeper pings and closes 4408 itself

@@ -1,18 +1,25 @@
-"""The websocket endpoint: handshake checks, authentication, and one client's message loop."""
+"""One client's session on any transport: authentication, admission, subscriptions, messages.
+
+The endpoints (gamesync.endpoints) check the handshake and build a session on a socket: a
+websocket (`WebSocketSession`: messages from the client, first-message auth) or an SSE stream
+(`SseSession`: the handshake's token and games only; the client cannot send anything).
+Everything else, from admission to the close, is the same code for both.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from gamesync.authz import Access, Authorizer
-from gamesync.connection import SLOW_ABORT_SECONDS, Connection
+from gamesync.connection import SLOW_ABORT_SECONDS, Connection, Socket
 from gamesync.errors import AuthError, BrokerUnavailable, ProtocolError
 from gamesync.hub import Hub
 from gamesync.keys import Identity
@@ -30,38 +37,44 @@ from gamesync.protocol import (
 from gamesync.ratelimit import TokenBucket, WindowCounter
 from gamesync.registry import Registry
 from gamesync.settings import AuthzPolicy, GatewaySettings
+from gamesync.sse import HUNG_UP, SseStream
 from gamesync.tracing import Tracing
-from gamesync.transport import SCOPE_KEY, GatewaySocket
 
-__all__ = ["Session", "SessionServices", "WebSocketEndpoint"]
+__all__ = ["Session", "SessionServices", "SessionSocket", "SseSession", "WebSocketSession"]
 
 log = logging.getLogger("gamesync.session")
 
 
-async def _refuse(send: Send, status: int, reason: str) -> None:
-    """Refuse the upgrade with a plain HTTP response (ASGI websocket.http.response)."""
-    body = reason.encode()
-    await send(
-        {
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"1")],
-        }
-    )
-    await send({"type": "websocket.http.response.body", "body": body})
+class SessionSocket(Socket, Protocol):
+    """A connection's socket, with the loop it runs on."""
+
+    loop: asyncio.AbstractEventLoop
 
 
-def _token_from_handshake(headers: Headers, query_string: bytes) -> str | None:
-    """Bearer header first, then the `token` query parameter (DESIGN §2)."""
+def _bearer(headers: Headers) -> str | None:
     auth = headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
+    return None
+
+
+def _token_from_handshake(headers: Headers, query_string: bytes) -> str | None:
+    """Bearer header first, then the `token` query parameter (DESIGN §2)."""
+    token = _bearer(headers)
+    if token is not None:
+        return token
     values = parse_qs(query_string.decode("latin-1")).get("token")
     if values and values[0]:
         return values[0]
     return None
+
+
+def _query_flag(query_string: bytes, name: str) -> bool:
+    """Whether the query turns `name` on (`1`, `true` or `on`)."""
+    values = parse_qs(query_string.decode("latin-1")).get(name) or [""]
+    return values[-1].lower() in ("1", "true", "on")
 
 
 def _client_address(scope: Scope, header: str | None) -> str:
@@ -83,14 +96,6 @@ def _client_address(scope: Scope, header: str | None) -> str:
     return str(client[0]) if client else ""
 
 
-def _origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
-    """Browsers send Origin; with an allow-list configured, only listed origins get in."""
-    if not allowed:
-        return True
-    origin = Headers(scope=scope).get("origin")
-    return origin is None or origin.rstrip("/") in allowed
-
-
 @dataclass(frozen=True, slots=True)
 class SessionServices:
     """What a session uses of its gateway; one instance, built by the Gateway, shared by all."""
@@ -104,40 +109,12 @@ class SessionServices:
     tracing: Tracing
 
 
-class WebSocketEndpoint:
-    """ASGI app for `/ws` and `/ws/games/{gameId}`."""
-
-    def __init__(self, services: SessionServices) -> None:
-        self.services = services
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        services = self.services
-        if not _origin_allowed(scope, services.settings.allowed_origins):
-            services.metrics.handshake_refused("origin")
-            await _refuse(send, 403, "origin not allowed")
-            return
-        if services.registry.draining:
-            services.metrics.handshake_refused("draining")
-            await _refuse(send, 503, "draining: reconnect to another instance")
-            return
-        socket = scope.get("extensions", {}).get(SCOPE_KEY)
-        if not isinstance(socket, GatewaySocket):
-            log.error("websocket served without gamesync.transport.GatewaySocket; refusing")
-            await _refuse(send, 500, "misconfigured server")
-            return
-        if (await receive())["type"] != "websocket.connect":
-            return
-        await send({"type": "websocket.accept"})
-        game_id = scope.get("path_params", {}).get("game_id")
-        session = Session(services, socket, scope, receive)
-        await session.run(game_id)
-
-
 class Session:
     """One connection's life, from accept to close. Messages are handled in order.
 
     The lifecycle is the connection's state machine (`conn.state`): the registry admits and
-    drains, `close` (or the client) starts CLOSING, and `run` ends in CLOSED.
+    drains, `close` (or the client) starts CLOSING, and `run` ends in CLOSED. A subclass per
+    transport says how client messages arrive (`_next_message`) and where the token may be.
     """
 
     __slots__ = (
@@ -145,20 +122,19 @@ class Session:
         "bucket",
         "conn",
         "joining",
-        "receive",
         "scope",
         "services",
         "socket",
         "token",
     )
 
-    def __init__(
-        self, services: SessionServices, socket: GatewaySocket, scope: Scope, receive: Receive
-    ) -> None:
+    #: the client may authenticate with its first message instead of the handshake
+    first_message_auth: ClassVar[bool] = False
+
+    def __init__(self, services: SessionServices, socket: SessionSocket, scope: Scope) -> None:
         self.services = services
         self.socket = socket
         self.scope = scope
-        self.receive = receive
         settings = services.settings
         self.conn = Connection(socket, socket.loop.time(), services.hub.stats)
         self.token: str | None = None
@@ -191,7 +167,12 @@ class Session:
 
     # the life of a connection ------------------------------------------------------------
 
-    async def run(self, implied_game: int | None) -> None:
+    async def run(self, games: Sequence[int] = (), *, implied: bool = True) -> None:
+        """Serve the connection until it closes, first subscribing to `games`.
+
+        `implied` games are the URL's: a forbidden one closes the connection 4403 (DESIGN §2);
+        other games are treated as the client's own `subscribe` messages.
+        """
         services = self.services
         registry = services.registry
         conn = self.conn
@@ -219,8 +200,10 @@ class Session:
             services.tracing.event(
                 "connect", {"gamesync.user_id": identity.user_id, "url.path": self.scope["path"]}
             )
-            if implied_game is not None:
-                await self._subscribe(implied_game, implied=True)
+            for game_id in games:
+                await self._subscribe(game_id, implied=implied)
+                if conn.is_closing():
+                    return
             await self._loop()
         except Exception:
             # A bug must cost one connection, with a clean close, never the client a traceback.
@@ -241,32 +224,23 @@ class Session:
         self.conn.flush()
 
     async def _next_message(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """The next ASGI message, or None once the socket is closing or closed."""
-        conn = self.conn
-        if conn.is_closing():
-            return None
-        if timeout is None:
-            message = await self.receive()
-        else:
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await self.receive()
-            except TimeoutError:
-                return None
-        if message["type"] == "websocket.disconnect":
-            conn.closed_by_peer(
-                int(message.get("code", Close.NORMAL)),
-                str(message.get("reason") or "client closed"),
-            )
-            return None
-        conn.frames_in += 1
-        return dict(message)
+        """The next ASGI message with a client frame, or None once closing or after `timeout`."""
+        raise NotImplementedError
+
+    def _handshake_token(self) -> str | None:
+        """The token the handshake carried, if any."""
+        raise NotImplementedError
 
     async def _authenticate(self) -> Identity | None:
         services = self.services
-        token = _token_from_handshake(
-            Headers(scope=self.scope), self.scope.get("query_string", b"")
-        )
+        token = self._handshake_token()
+        # Protocol 2's deltas, asked for in the handshake's query (`delta=1`) or the first
+        # `auth` message: decided here, before any subscription, for the connection's life.
+        self.conn.delta = _query_flag(self.scope.get("query_string", b""), "delta")
+        if token is None and not self.first_message_auth:
+            services.metrics.auth_failed("missing")
+            self.close(Close.UNAUTHORIZED, "missing token", error="unauthorized")
+            return None
         if token is None:
             message = await self._next_message(services.settings.auth_timeout)
             if message is None:
@@ -286,6 +260,7 @@ class Session:
                 )
                 return None
             token = parsed.token
+            self.conn.delta = self.conn.delta or parsed.delta
         # The handshake's headers and query (which may carry the token) are not needed again.
         self.scope["headers"] = []
         self.scope["query_string"] = b""
@@ -301,12 +276,15 @@ class Session:
     def _welcome(self) -> None:
         identity = self.conn.identity
         assert identity is not None  # only called once authenticated
+        # `delta` only where asked for and granted: a version-1 client sees what it always did.
+        granted = {"delta": True} if self.conn.delta else {}
         self.send(
             encode(
                 "welcome",
                 userId=identity.user_id,
                 heartbeatMs=int(self.services.settings.ping_interval * 1000),
                 expiresAt=identity.expires_at,
+                **granted,
             )
         )
 
@@ -477,3 +455,66 @@ def _error_message(code: str, message: str, game_id: int | None) -> bytes:
     if game_id is not None:
         fields["gameId"] = game_id
     return encode("error", **fields)
+
+
+class WebSocketSession(Session):
+    """A session on a websocket: the client sends messages (and may authenticate with one)."""
+
+    __slots__ = ("receive",)
+
+    first_message_auth = True
+
+    def __init__(
+        self, services: SessionServices, socket: SessionSocket, scope: Scope, receive: Receive
+    ) -> None:
+        super().__init__(services, socket, scope)
+        self.receive = receive
+
+    def _handshake_token(self) -> str | None:
+        return _token_from_handshake(Headers(scope=self.scope), self.scope.get("query_string", b""))
+
+    async def _next_message(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next ASGI message, or None once the socket is closing or closed."""
+        conn = self.conn
+        if conn.is_closing():
+            return None
+        if timeout is None:
+            message = await self.receive()
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await self.receive()
+            except TimeoutError:
+                return None
+        if message["type"] == "websocket.disconnect":
+            conn.closed_by_peer(
+                int(message.get("code", Close.NORMAL)),
+                str(message.get("reason") or "client closed"),
+            )
+            return None
+        conn.frames_in += 1
+        return dict(message)
+
+
+class SseSession(Session):
+    """A session on an SSE stream: the token comes in the `Authorization` header, the games in
+    the URL; the client sends nothing, so the only thing to wait for is the stream's end."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, services: SessionServices, stream: SseStream, scope: Scope) -> None:
+        super().__init__(services, stream, scope)
+        self.stream = stream
+
+    def _handshake_token(self) -> str | None:
+        # Never from the URL: URLs end up in proxy and access logs (DESIGN §2).
+        return _bearer(Headers(scope=self.scope))
+
+    async def _next_message(self, timeout: float | None = None) -> dict[str, Any] | None:
+        conn = self.conn
+        if conn.is_closing():
+            return None
+        ended = await self.stream.wait_closed(timeout)
+        if ended and not self.stream.ended_by_server and not conn.is_closing():
+            conn.closed_by_peer(HUNG_UP, "client closed")
+        return None

@@ -26,6 +26,8 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from gamesync.framing import Framing
+
 __all__ = ["CLOSE_TIMEOUT", "SCOPE_KEY", "GatewaySocket"]
 
 SCOPE_KEY = "gamesync.socket"
@@ -74,6 +76,7 @@ class _Inbox:
 class GatewaySocket(WebSocketsSansIOProtocol):
     """A websocket that reports liveness and writability, and accepts pre-framed writes."""
 
+    framing = Framing.WEBSOCKET
     # Class-level defaults: an idle socket's instance dict carries them only once they are set.
     #: seconds from the start of a close until the transport is aborted (`configured`)
     close_bound = CLOSE_TIMEOUT

@@ -14,7 +14,16 @@ from gamesync.bench.scenarios import SCENARIOS, Options
 def test_the_cli_offers_exactly_the_registered_scenarios_in_order() -> None:
     [action] = [a for a in build_parser()._actions if a.dest == "scenario"]
     assert list(action.choices or []) == list(SCENARIOS)
-    assert list(SCENARIOS) == ["fanout", "latency", "peer", "polling", "idle", "slow", "throughput"]
+    assert list(SCENARIOS) == [
+        "fanout",
+        "latency",
+        "peer",
+        "polling",
+        "idle",
+        "slow",
+        "throughput",
+        "bandwidth",
+    ]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -279,3 +279,22 @@ def test_slow_client_run_has_a_baseline_and_keeps_others_whole(tmp_path: Path) -
         assert row["delivered"] == row["expected"] == 50 * 3
         assert len(row["slow"]) == 1
     assert result["series"]["rss:slow:run1"]
+
+
+def test_bandwidth_compares_deltas_full_snapshots_and_polling(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "bandwidth", "--runs", "1", "--clients", "8", "--no-plot")
+    check_shape(result, "bandwidth")
+    wire = {(r["stream"], r["mode"]): r for r in result["runs"] if r["part"] == "wire"}
+    for stream in ("demo", "nommie8k"):
+        full = wire[(stream, "full")]["kib_per_player_minute"]
+        assert 0 < wire[(stream, "delta")]["kib_per_player_minute"] < full
+        assert wire[(stream, "poll")]["up_per_message"] > 0  # a request for every poll
+    cpu = [r for r in result["runs"] if r["part"] == "cpu"]
+    assert {r["mode"] for r in cpu} == {"full", "delta"}
+    assert all(r["deliveries"] == 8 * 60 for r in cpu)
+    delta_bytes = next(r["bytes_per_delivery"] for r in cpu if r["mode"] == "delta")
+    full_bytes = next(r["bytes_per_delivery"] for r in cpu if r["mode"] == "full")
+    assert delta_bytes * 4 < full_bytes
+    formats = {r["stream"]: r for r in result["runs"] if r["part"] == "formats"}
+    assert formats["nommie8k"]["full"]["bytes"] > 7000  # Nommie-sized, history included
+    assert {"json_patch", "merge_patch", "fossil"} <= set(formats["demo"])

@@ -188,6 +188,12 @@ class GatewayProcess:
             body: dict[str, Any] = json.load(response)
             return body
 
+    def metrics_text(self) -> str:
+        """The internal port's /metrics, in Prometheus' text format."""
+        with urllib.request.urlopen(f"{self.internal_url}/metrics", timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+
     def wait_for_stats(self, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
         """Poll /v1/stats until predicate(stats) holds; fail with the last stats at the deadline."""
         deadline = time.monotonic() + timeout
@@ -333,8 +339,9 @@ class Browser:
             raise BrowserError(f"{cmd} failed: {reply['error']}")
         return reply["result"]
 
-    def open(self, page: str, url: str) -> None:
-        self.call("open", page=page, url=url)
+    def open(self, page: str, url: str, *, block_websockets: bool = False) -> None:
+        """Open `url` in a fresh context; `block_websockets`: every websocket fails at once."""
+        self.call("open", page=page, url=url, blockWebSockets=block_websockets)
 
     def evaluate(self, page: str, fn: str, arg: Any = None) -> Any:
         return self.call("eval", page=page, fn=fn, arg=arg)

@@ -2,7 +2,7 @@
 // line, one JSON reply per stdout line. Chromium comes from Debian (/usr/bin/chromium) and
 // is driven by playwright-core, resolved from clients/js/node_modules.
 //
-// Commands: {"id", "cmd": "open", "page", "url"} | {"id", "cmd": "waitFor", "page", "fn", "arg",
+// Commands: {"id", "cmd": "open", "page", "url", "blockWebSockets"?} | {"id", "cmd": "waitFor", "page", "fn", "arg",
 // "timeoutMs"} | {"id", "cmd": "eval", "page", "fn", "arg"} | {"id", "cmd": "screenshot", "page",
 // "path"} | {"id", "cmd": "offline", "page", "offline": bool} | {"id", "cmd": "close", "page"} |
 // {"id", "cmd": "quit"}. `fn` is the source of a
@@ -51,6 +51,11 @@ async function run(command) {
     case "open": {
       // A fresh context per page: its own storage, like a separate browser profile.
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      if (command.blockWebSockets) {
+        // A network that breaks websockets (a proxy that refuses the upgrade, say): every
+        // websocket the page opens is closed at once, before it ever reaches the server.
+        await context.routeWebSocket(/.*/, (ws) => ws.close({ code: 1011, reason: "blocked by the test" }));
+      }
       const created = await context.newPage();
       created.on("console", (msg) => process.stderr.write(`[${command.page}] console.${msg.type()}: ${msg.text()}\n`));
       created.on("pageerror", (err) => process.stderr.write(`[${command.page}] pageerror: ${err.message}\n`));

@@ -334,3 +334,49 @@ def test_the_console_reaches_the_gateway_through_the_host_it_was_loaded_from(
         assert url == f"ws://localhost:{gateway.port}/ws"
     finally:
         browser.close_page(page)
+
+
+# Records each applied snapshot's version and the transport that brought it.
+RECORD_SOURCES = """() => {
+  window.__sources = [];
+  window.gamesyncConsole.client.on('snapshot', (e) => window.__sources.push([e.version, e.source]));
+  return true;
+}"""
+
+
+def test_with_websockets_blocked_the_console_follows_live_snapshots_over_sse(
+    browser: Browser, gateway: GatewayProcess
+) -> None:
+    """A network that breaks websockets: after two failed attempts the client streams over SSE
+    (`GET /sse?games=1`, the token in the Authorization header), live, with private views."""
+    browser.open("blocked", f"{gateway.public_url}/?seat=2", block_websockets=True)
+    try:
+        first = wait_connected_with_snapshot(browser, "blocked", timeout=30)
+        assert browser.evaluate("blocked", "() => window.gamesyncConsole.client.transport") == "sse"
+        browser.evaluate("blocked", RECORD_SOURCES)
+        later: int = browser.wait_for("blocked", VERSION_ABOVE, first, timeout=10)
+        even_later: int = browser.wait_for("blocked", VERSION_ABOVE, later, timeout=10)
+        assert first < later < even_later
+        sources = browser.evaluate("blocked", "() => window.__sources")
+        assert sources, "no snapshot applied while recording"
+        assert {source for _, source in sources} == {"sse"}
+        assert [v for v, _ in sources] == sorted({v for v, _ in sources})
+
+        closes = browser.evaluate("blocked", LOG, "close")
+        assert len([c for c in closes if "close 1011" in c]) >= 2, closes  # the failed sockets
+        opened = browser.evaluate("blocked", LOG, "status")
+        assert any("open http://" in line and "/sse?games=1" in line for line in opened), opened
+        assert not any("token=" in line for line in opened), "the token stays out of the URL"
+        # Seat 2's token: this user's private view only, as over the websocket.
+        shown: dict[str, Any] = browser.evaluate("blocked", SHOWN)
+        assert shown["mySeatRow"] == "1"
+
+        stats = gateway.stats()
+        assert stats["connections"] == 1
+        assert stats["subscriptions"] == 1
+        metrics = gateway.metrics_text()
+        assert 'gamesync_connections{state="open",transport="sse"} 1.0' in metrics
+        assert 'gamesync_connections{state="open",transport="websocket"} 0.0' in metrics
+        browser.screenshot("blocked", "console-over-sse")
+    finally:
+        browser.close_page("blocked")

@@ -130,10 +130,54 @@ def test_the_example_typechecks_under_tsc_strict(example_build: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# Records every state the page's client applies, keyed by version.
+RECORD_STATES = """() => {
+  window.__states = {};
+  window.gamesyncExample.client.on('snapshot', (e) => {
+    window.__states[e.version] = { snapshot: e.snapshot, viewer: e.viewer ?? null };
+  });
+  return true;
+}"""
+# The REST snapshot of the page's user (the stand-in's own full-snapshot client), and the
+# state the page held at that version, once it has held it.
+REST_AND_HELD = """async (user) => {
+  const rest = await (await fetch(`/api/games/1/state?user=${user}`, { cache: 'no-store' })).json();
+  const held = window.__states[rest.version];
+  return held ? { rest: { snapshot: rest.data, viewer: rest.viewer ?? null }, held } : false;
+}"""
+
+
+def assert_holds_the_full_snapshots(browser: Browser, page: str, user: str) -> None:
+    """The page's state equals the REST (full) snapshot of the same version, three times over."""
+    browser.evaluate(page, RECORD_STATES)
+    compared = 0
+    for _ in range(30):  # bounded: the demo publishes once a second
+        pair = browser.evaluate(page, REST_AND_HELD, user)
+        if pair:
+            assert pair["held"] == pair["rest"]
+            compared += 1
+            if compared == 3:
+                return
+        shown = browser.evaluate(
+            page, "() => Number(document.getElementById('version').textContent)"
+        )
+        browser.wait_for(page, VERSION_ABOVE, shown, timeout=10)
+    pytest.fail(f"compared only {compared} versions with the REST snapshot")
+
+
+def delta_deliveries(gateway: GatewayProcess) -> float:
+    """The gateway's `gamesync_delta_deliveries_total`."""
+    for line in gateway.metrics_text().splitlines():
+        if line.startswith("gamesync_delta_deliveries_total "):
+            return float(line.split()[1])
+    raise AssertionError("no gamesync_delta_deliveries_total in /metrics")
+
+
+@pytest.mark.parametrize("delta", ["off", "on"])
 def test_the_app_renders_initial_state_then_connects_and_follows_live_snapshots(
-    browser: Browser, gateway: GatewayProcess, app: ExampleApp
+    browser: Browser, gateway: GatewayProcess, app: ExampleApp, delta: str
 ) -> None:
-    page = open_as(browser, app, "2")
+    page = open_as(browser, app, "2", delta=delta)
     try:
         first = wait_live(browser, page)
         later: int = browser.wait_for(page, VERSION_ABOVE, first, timeout=10)
@@ -158,15 +202,23 @@ def test_the_app_renders_initial_state_then_connects_and_follows_live_snapshots(
         # One socket for the page, one for the stand-in's REST mirror of user 2's view.
         gateway.wait_for_stats(lambda s: s["connections"] == 2 and s["subscriptions"] == 2)
         app.wait_for_output(r"stand-in: GET /api/ws-token user=2 200")
-        browser.screenshot(page, "react-example-live")
+        assert browser.evaluate(page, "() => document.getElementById('delta').dataset.delta") == (
+            delta
+        )
+        assert_holds_the_full_snapshots(browser, page, "2")
+        # Deltas only for the page that asked (the stand-in's mirror never does).
+        assert (delta_deliveries(gateway) > 0) is (delta == "on")
+        browser.screenshot(page, f"react-example-live-delta-{delta}")
     finally:
         browser.close_page(page)
 
 
+@pytest.mark.parametrize("delta", ["off", "on"])
 def test_each_user_sees_only_their_own_hand(
-    browser: Browser, gateway: GatewayProcess, app: ExampleApp
+    browser: Browser, gateway: GatewayProcess, app: ExampleApp, delta: str
 ) -> None:
-    pages = [open_as(browser, app, user) for user in USERS]
+    """With deltas too: each page's state is built from its own patches, viewer included."""
+    pages = [open_as(browser, app, user, delta=delta) for user in USERS]
     try:
         for page in pages:
             wait_live(browser, page)
@@ -191,7 +243,8 @@ def test_each_user_sees_only_their_own_hand(
                     assert not hands[index] & hands[other], f"user {user} shares cards"
         assert len({len(hand) for hand in hands}) == 1, "every seat holds as many cards"
         for page, user in zip(pages, USERS, strict=True):
-            browser.screenshot(page, f"react-example-user-{user}")
+            browser.screenshot(page, f"react-example-user-{user}-delta-{delta}")
+        assert (delta_deliveries(gateway) > 0) is (delta == "on")
         # Four pages, four sockets (plus the stand-in's four mirrors): never a second one.
         gateway.wait_for_stats(lambda s: s["connections"] == 8)
     finally:

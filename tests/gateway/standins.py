@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gamesync.connection import Connection, DeliveryStats
+from gamesync.framing import Framing
 from gamesync.keys import Identity
 
 CLOSE = b"<close frame>"
@@ -18,6 +19,8 @@ CLOSE = b"<close frame>"
 
 class StandInSocket:
     """Frames go to a list, like bytes into the transport buffer; the test sets the clocks."""
+
+    framing = Framing.WEBSOCKET
 
     def __init__(self) -> None:
         self.last_seen = 0.0

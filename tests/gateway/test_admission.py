@@ -117,7 +117,8 @@ async def test_a_crowd_is_admitted_at_the_paced_rate_and_the_rest_told_when_to_r
         assert hints[1] - hints[0] >= 400
         assert hints[2] - hints[1] >= 400
         closes = server.gateway.metrics.registry.get_sample_value(
-            "gamesync_closes_total", {"code": "1013", "reason": "admissions paced, retry later"}
+            "gamesync_closes_total",
+            {"code": "1013", "reason": "admissions paced, retry later", "transport": "websocket"},
         )
         assert closes == 3
         # Back at its slot, a client gets in.

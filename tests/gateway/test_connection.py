@@ -18,7 +18,7 @@ from gamesync.connection import (
     DeliveryStats,
     IllegalTransition,
 )
-from gamesync.protocol import text_frame
+from gamesync.framing import Framing, text_frame
 
 S = ConnectionState
 CLOSE = b"<close frame>"
@@ -35,6 +35,8 @@ LEGAL = {
 
 class StandInSocket:
     """A websocket whose writability the test controls; records every frame written."""
+
+    framing = Framing.WEBSOCKET
 
     def __init__(self) -> None:
         self.last_seen = 0.0
@@ -343,3 +345,63 @@ def test_versions_written_per_game_strictly_increase(
         assert versions == sorted(set(versions))
         assert versions[-1] == newest[game_id]  # converges on the newest offered
     assert set(written) == set(newest)
+
+
+# deltas (protocol 2) ---------------------------------------------------------------------------
+
+
+def delta(game_id: int, base: int, version: int) -> bytes:
+    return f"delta {game_id}:{base}->{version}".encode()
+
+
+def offer(conn: Connection, game_id: int, base: int, version: int) -> int:
+    """The bytes written at once (0: parked or dropped)."""
+    frame = conn.deliver_delta(
+        game_id, base, version, delta(game_id, base, version), snap(game_id, version)
+    )
+    return 0 if frame is None else len(frame)
+
+
+def test_a_client_holding_the_base_gets_the_delta_and_after_a_gap_the_full_snapshot() -> None:
+    conn, socket = connection(1)
+    conn.deliver(1, 5, snap(1, 5))
+    assert offer(conn, 1, 5, 6) == len(delta(1, 5, 6))
+    assert offer(conn, 1, 7, 8) == len(snap(1, 8))  # version 7 never reached this pod
+    assert offer(conn, 1, 6, 7) == 0  # older than what it holds: dropped
+    assert socket.frames == [snap(1, 5), delta(1, 5, 6), snap(1, 8)]
+
+
+def test_the_first_version_of_a_subscription_is_never_a_delta() -> None:
+    conn, socket = connection(1)
+    offer(conn, 1, -1, 3)  # subscribed, nothing sent yet (-1): a base of -1 is no base
+    offer(conn, 1, 3, 4)
+    assert socket.frames == [snap(1, 3), delta(1, 3, 4)]
+
+
+def test_a_parked_delta_replaced_by_a_newer_version_becomes_its_full_snapshot() -> None:
+    """Conflation: the client never sees the parked delta, so it never holds its version."""
+    conn, socket = connection(1, 2)
+    conn.deliver(1, 5, snap(1, 5))
+    conn.deliver(2, 1, snap(2, 1))
+    socket.block()
+    offer(conn, 1, 5, 6)  # parked as a delta: the client holds 5
+    offer(conn, 2, 1, 2)
+    offer(conn, 1, 6, 7)  # replaces it: the client will not hold 6
+    assert conn.stats.conflated == 1
+    socket.unblock()
+    assert socket.frames[2:] == [snap(1, 7), delta(2, 1, 2)]
+    offer(conn, 1, 7, 8)
+    assert socket.frames[-1] == delta(1, 7, 8)
+
+
+def test_a_delta_waits_behind_a_control_backlog_and_stays_a_delta() -> None:
+    conn, socket = connection(1)
+    conn.deliver(1, 5, snap(1, 5))
+    socket.block()
+    conn.send_message(b'{"type":"pong"}')
+    socket.unblock()
+    socket.block()
+    assert conn.send_message(b'{"type":"pong"}')
+    offer(conn, 1, 5, 6)
+    socket.unblock()
+    assert socket.frames[-2:] == [text_frame(b'{"type":"pong"}'), delta(1, 5, 6)]

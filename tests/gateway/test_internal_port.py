@@ -144,16 +144,22 @@ async def test_metrics_parse_and_count_deliveries_and_closes(
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-    assert samples[("gamesync_deliveries_total", ())] == 1
+    assert samples[("gamesync_deliveries_total", (("transport", "websocket"),))] == 1
+    assert samples[("gamesync_deliveries_total", (("transport", "sse"),))] == 0
     assert samples[("gamesync_fanouts_total", ())] == 1
     assert samples[("gamesync_auth_failures_total", (("reason", "malformed token"),))] == 1
     assert (
-        samples[("gamesync_closes_total", (("code", "4401"), ("reason", "malformed token")))] == 1
+        samples[
+            (
+                "gamesync_closes_total",
+                (("code", "4401"), ("reason", "malformed token"), ("transport", "websocket")),
+            )
+        ]
+        == 1
     )
     assert samples[("gamesync_publish_to_send_seconds_count", ())] == 1
-    assert ("gamesync_connections", (("state", "open"),)) not in samples or samples[
-        ("gamesync_connections", (("state", "open"),))
-    ] == 0
+    open_websockets = ("gamesync_connections", (("state", "open"), ("transport", "websocket")))
+    assert samples[open_websockets] == 0
     for (name, labels), _ in samples.items():
         assert not any(k in ("user", "game", "gameId", "user_id") for k, _ in labels), name
 

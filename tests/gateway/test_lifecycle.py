@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from feeds import TRANSPORTS, SseFeed, open_feed
 from rawws import RawClient
 from websockets.asyncio.client import ClientConnection
 from wire import (
@@ -73,12 +74,12 @@ async def test_a_client_answering_pings_stays_connected(
         assert (await recv_until(ws, lambda m: m["type"] == "snapshot"))["gameVersion"] == 1
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_slow_client_gets_only_the_newest_snapshot_and_others_are_unaffected(
-    gateway_factory: GatewayFactory, keys: Keys
+    gateway_factory: GatewayFactory, keys: Keys, transport: str
 ) -> None:
     server = await gateway_factory(slow_client_seconds=30)
-    host, port = _address(server)
-    slow = await RawClient.connect(host, port, "/ws/games/4", keys.token("slow"), rcvbuf=4096)
+    slow = await open_feed(server, transport, keys.token("slow"), 4, rcvbuf=4096)
     fast = await connect(server, "/ws/games/4", token=keys.token("fast"), max_size=None)
     try:
         await recv_until(fast, lambda m: m["type"] == "subscribed")
@@ -102,24 +103,22 @@ async def test_slow_client_gets_only_the_newest_snapshot_and_others_are_unaffect
         versions = []
         async with asyncio.timeout(20):
             while not versions or versions[-1] != last:
-                frame = await slow.read_frame(timeout=10)
-                if frame.opcode == 0x1:
-                    message = json.loads(frame.payload)
-                    if message["type"] == "snapshot":
-                        versions.append(message["gameVersion"])
+                message = await slow.recv(timeout=10)
+                if message["type"] == "snapshot":
+                    versions.append(message["gameVersion"])
         assert versions == sorted(set(versions))
         assert len(versions) < last  # some were conflated away
     finally:
-        slow.close()
+        await slow.aclose()
         await fast.close()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_client_that_cannot_drain_is_closed_1013(
-    gateway_factory: GatewayFactory, keys: Keys
+    gateway_factory: GatewayFactory, keys: Keys, transport: str
 ) -> None:
     server = await gateway_factory(slow_client_seconds=0.5)
-    host, port = _address(server)
-    slow = await RawClient.connect(host, port, "/ws/games/4", keys.token("slow"), rcvbuf=4096)
+    slow = await open_feed(server, transport, keys.token("slow"), 4, rcvbuf=4096)
     try:
         gw = server.gateway
         await wait_until(lambda: 4 in gw.hub.topics and gw.hub.topics[4].subscribers, what="join")
@@ -132,11 +131,12 @@ async def test_client_that_cannot_drain_is_closed_1013(
                 await asyncio.sleep(0.05)  # paces the publisher, not a synchronisation
         assert gw.hub.stats.slow_closes == 1
         closes = gw.metrics.registry.get_sample_value(
-            "gamesync_closes_total", {"code": "1013", "reason": "client too slow"}
+            "gamesync_closes_total",
+            {"code": "1013", "reason": "client too slow", "transport": transport},
         )
         assert closes == 1.0
     finally:
-        slow.close()
+        await slow.aclose()
 
 
 async def test_key_reload_keeps_live_sockets_and_accepts_the_new_key(
@@ -226,21 +226,27 @@ class _Empty:
     subscribers: tuple[()] = ()
 
 
-async def test_new_upgrades_are_refused_503_while_draining(
-    gateway_factory: GatewayFactory, keys: Keys
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_drain_sends_a_reconnect_hint_then_refuses_new_connections_503(
+    gateway_factory: GatewayFactory, keys: Keys, transport: str
 ) -> None:
     import websockets
 
     server = await gateway_factory(drain_seconds=0.5)
-    async with await connect(server, token=keys.token()) as ws:
-        await recv_json(ws)
+    async with await open_feed(server, transport, keys.token(), 1) as feed:
+        await feed.until(lambda m: m["type"] == "subscribed")
         drain = asyncio.create_task(server.gateway.drain())
-        reconnect = await recv_json(ws)
+        reconnect = await feed.recv()
         assert reconnect["type"] == "reconnect"
         assert reconnect["reason"] == "draining"
         assert 0 < reconnect["retryAfterMs"] <= 2000
-        assert await close_code(ws) == 1012
+        assert await feed.close_code() == 1012
         await drain
+    if transport == "sse":
+        refused_stream = await open_feed(server, transport, keys.token(), 1)
+        assert isinstance(refused_stream, SseFeed)
+        assert refused_stream.status == 503
+        return
     with pytest.raises(websockets.InvalidStatus) as refused:
         await connect(server, token=keys.token())
     assert refused.value.response.status_code == 503
@@ -255,7 +261,9 @@ async def test_connections_waiting_for_their_drain_batch_count_as_draining(
     gw = server.gateway
 
     def gauge(state: str) -> float:
-        value = gw.metrics.registry.get_sample_value("gamesync_connections", {"state": state})
+        value = gw.metrics.registry.get_sample_value(
+            "gamesync_connections", {"state": state, "transport": "websocket"}
+        )
         return -1 if value is None else value
 
     try:

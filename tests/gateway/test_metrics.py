@@ -16,6 +16,7 @@ from gamesync.metric_labels import (
     HTTP_PUBLISH_RESULTS,
     PUBLISH_RESULTS,
     SERVER_CLOSES,
+    TRANSPORTS,
 )
 from gamesync.server import GatewayServer
 
@@ -44,15 +45,19 @@ async def test_a_fresh_gateway_exports_every_known_label_combination_at_zero(
     expected = {
         **{("gamesync_auth_failures_total", (("reason", r),)): 0.0 for r in AUTH_FAILURE_REASONS},
         **{
-            ("gamesync_closes_total", (("code", str(int(c))), ("reason", r))): 0.0
+            ("gamesync_closes_total", (("code", str(int(c))), ("reason", r), ("transport", t))): 0.0
             for c, r in SERVER_CLOSES
+            for t in TRANSPORTS
         },
         **{
-            ("gamesync_closes_total", (("code", c), ("reason", CLIENT))): 0.0
+            ("gamesync_closes_total", (("code", c), ("reason", CLIENT), ("transport", t))): 0.0
             for c in CLIENT_CLOSE_CODES
+            for t in TRANSPORTS
         },
         **{
-            ("gamesync_handshakes_refused_total", (("reason", r),)): 0.0 for r in HANDSHAKE_REFUSALS
+            ("gamesync_handshakes_refused_total", (("reason", r), ("transport", t))): 0.0
+            for r in HANDSHAKE_REFUSALS
+            for t in TRANSPORTS
         },
         **{("gamesync_published_total", (("result", r),)): 0.0 for r in PUBLISH_RESULTS},
         **{("gamesync_http_publishes_total", (("result", r),)): 0.0 for r in HTTP_PUBLISH_RESULTS},
@@ -64,8 +69,11 @@ async def test_a_fresh_gateway_exports_every_known_label_combination_at_zero(
 async def test_gauges_are_exported_with_nothing_to_count(gateway: GatewayServer) -> None:
     """No socket open: gamesync_connections says 0 for every state rather than nothing."""
     samples = await _samples(gateway)
+    assert TRANSPORTS == ("websocket", "sse")
     for state in ConnectionState:
-        assert samples[("gamesync_connections", (("state", state.value),))] == 0
+        for transport in TRANSPORTS:
+            labels = (("state", state.value), ("transport", transport))
+            assert samples[("gamesync_connections", labels)] == 0
     assert samples[("gamesync_games", ())] == 0
     assert samples[("gamesync_subscriptions", ())] == 0
     assert samples[("gamesync_key_count", ())] == 1
@@ -78,11 +86,21 @@ async def test_client_chosen_close_codes_are_bucketed(gateway: GatewayServer, ke
             await recv_until(ws, lambda m: m["type"] == "welcome")
             await ws.close(code, "bye")
     await wait_until(
-        lambda: _count(gateway, "gamesync_closes_total", code="client_3xxx", reason=CLIENT) == 1,
+        lambda: (
+            _count(
+                gateway,
+                "gamesync_closes_total",
+                code="client_3xxx",
+                reason=CLIENT,
+                transport="websocket",
+            )
+            == 1
+        ),
         what="the 3xxx close counted",
     )
     samples = await _samples(gateway)
-    assert samples[("gamesync_closes_total", (("code", "client_4xxx"), ("reason", CLIENT)))] == 2
+    labels = (("code", "client_4xxx"), ("reason", CLIENT), ("transport", "websocket"))
+    assert samples[("gamesync_closes_total", labels)] == 2
     codes = {dict(labels).get("code") for name, labels in samples if name.startswith("gamesync_c")}
     assert not codes & {"4321", "4999", "3001"}
 
@@ -92,7 +110,14 @@ async def test_server_closes_keep_their_own_codes(gateway: GatewayServer, keys: 
         await recv_until(ws, lambda m: m["type"] == "error")
     await wait_until(
         lambda: (
-            _count(gateway, "gamesync_closes_total", code="4401", reason="malformed token") == 1
+            _count(
+                gateway,
+                "gamesync_closes_total",
+                code="4401",
+                reason="malformed token",
+                transport="websocket",
+            )
+            == 1
         ),
         what="the 4401 close counted",
     )

@@ -24,6 +24,7 @@ from websockets.uri import parse_uri
 from gamesync.broker.memory import MemoryBroker
 from gamesync.connection import Connection, ConnectionState
 from gamesync.envelope import Envelope, parse_envelope
+from gamesync.framing import Framing
 from gamesync.hub import Hub
 from gamesync.keys import Identity
 
@@ -33,6 +34,8 @@ GAMES = [1, 2, 3]
 
 class RecordingSocket:
     """A stand-in websocket that records frames; writability is switched by the test."""
+
+    framing = Framing.WEBSOCKET
 
     def __init__(self) -> None:
         self.last_seen = 0.0

@@ -15,6 +15,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from gamesync.errors import ProtocolError
+from gamesync.framing import text_frame
 from gamesync.protocol import (
     CLOSE_CLASSES,
     PROTOCOL_VERSION,
@@ -28,7 +29,6 @@ from gamesync.protocol import (
     encode,
     parse_client_message,
     snapshot_frame,
-    text_frame,
 )
 
 
@@ -104,6 +104,14 @@ def test_encode_puts_type_and_version_first() -> None:
     assert encode("error", code="forbidden", message="ü").decode() == (
         '{"type":"error","version":1,"code":"forbidden","message":"ü"}'
     )
+
+
+def test_messages_keep_the_version_that_introduced_them() -> None:
+    """Version 2 adds messages; version 1's are byte for byte what a v1 client always got."""
+    assert PROTOCOL_VERSION == 2
+    assert encode("welcome", userId="7").startswith(b'{"type":"welcome","version":1,')
+    assert encode("delta", gameId=1).startswith(b'{"type":"delta","version":2,')
+    assert encode("close", code=1012).startswith(b'{"type":"close","version":2,')
 
 
 # close codes ----------------------------------------------------------------------------------
@@ -223,7 +231,7 @@ def test_snapshot_frame_is_valid_json_with_or_without_viewer(viewer: Any) -> Non
     message = json.loads(text)
     expected: dict[str, Any] = {
         "type": "snapshot",
-        "version": PROTOCOL_VERSION,
+        "version": 1,  # a version-1 message, also on a version-2 connection
         "gameId": 42,
         "gameVersion": 17,
         "data": data,

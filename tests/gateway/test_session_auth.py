@@ -9,6 +9,7 @@ import time
 import jwt
 import pytest
 import websockets
+from feeds import TRANSPORTS, SseFeed, open_feed
 from wire import GatewayFactory, Keys, close_code, connect, recv_json, ws_url
 
 from gamesync.server import GatewayServer
@@ -131,16 +132,15 @@ async def test_renewal_for_another_user_is_refused(gateway: GatewayServer, keys:
         assert await close_code(ws) == 4401
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_token_expiring_on_a_live_socket_closes_4401_with_token_expired(
-    gateway_factory: GatewayFactory, keys: Keys
+    gateway_factory: GatewayFactory, keys: Keys, transport: str
 ) -> None:
     server = await gateway_factory(leeway_seconds=0, ping_interval=0.2, ping_timeout=5)
-    async with await connect(server, token=keys.token("7", ttl=1)) as ws:
-        await recv_json(ws)
-        await ws.send(json.dumps({"type": "subscribe", "gameId": 1}))
-        error = await recv_json_skipping(ws, "error", timeout=5)
+    async with await open_feed(server, transport, keys.token("7", ttl=1), 1) as feed:
+        error = await feed.until(lambda m: m["type"] == "error", timeout=5)
         assert error["code"] == "token_expired"
-        assert await close_code(ws) == 4401
+        assert await feed.close_code() == 4401
 
 
 async def test_renewed_token_keeps_the_socket_past_the_first_expiry(
@@ -163,6 +163,15 @@ async def test_disallowed_origin_is_refused_with_http_403(
     gateway_factory: GatewayFactory, keys: Keys
 ) -> None:
     server = await gateway_factory(allowed_origins="https://nommie.example")
+    evil = await open_feed(
+        server, "sse", keys.token(), 1, headers={"Origin": "https://evil.example"}
+    )
+    assert isinstance(evil, SseFeed)
+    assert evil.status == 403
+    async with await open_feed(
+        server, "sse", keys.token(), 1, headers={"Origin": "https://nommie.example"}
+    ) as good:
+        assert (await good.recv())["type"] == "welcome"
     with pytest.raises(websockets.InvalidStatus) as refused:
         await connect(server, token=keys.token(), origin=websockets.Origin("https://evil.example"))
     assert refused.value.response.status_code == 403
@@ -172,23 +181,26 @@ async def test_disallowed_origin_is_refused_with_http_403(
         assert (await recv_json(ws))["type"] == "welcome"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_too_many_connections_for_one_user_closes_4429(
-    gateway_factory: GatewayFactory, keys: Keys
+    gateway_factory: GatewayFactory, keys: Keys, transport: str
 ) -> None:
+    """The per-user limit counts both transports together."""
     server = await gateway_factory(max_connections_per_user=2)
     token = keys.token("7")
-    first = await connect(server, token=token)
-    second = await connect(server, token=token)
+    other = "websocket" if transport == "sse" else "sse"
+    first = await open_feed(server, transport, token, 1)
+    second = await open_feed(server, other, token, 1)
     try:
-        for ws in (first, second):
-            assert (await recv_json(ws))["type"] == "welcome"
-        async with await connect(server, token=token) as third:
-            assert await close_code(third) == 4429
-        async with await connect(server, token=keys.token("8")) as other_user:
-            assert (await recv_json(other_user))["type"] == "welcome"
+        for feed in (first, second):
+            assert (await feed.recv())["type"] == "welcome"
+        async with await open_feed(server, transport, token, 1) as third:
+            assert await third.close_code() == 4429
+        async with await open_feed(server, transport, keys.token("8"), 1) as other_user:
+            assert (await other_user.recv())["type"] == "welcome"
     finally:
-        await first.close()
-        await second.close()
+        await first.aclose()
+        await second.aclose()
 
 
 async def recv_json_skipping(ws: object, kind: str, timeout: float = 5.0) -> dict[str, object]:

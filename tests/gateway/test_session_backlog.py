@@ -13,9 +13,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from gamesync.framing import Framing, text_frame
 from gamesync.gateway import Gateway
-from gamesync.protocol import text_frame
-from gamesync.session import Session
+from gamesync.session import WebSocketSession
 from gamesync.settings import load_settings
 
 CLOSE = b"<close frame>"
@@ -23,6 +23,8 @@ CLOSE = b"<close frame>"
 
 class StandInSocket:
     """A GatewaySocket stand-in: frames go to a list, like bytes into the transport buffer."""
+
+    framing = Framing.WEBSOCKET
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -57,7 +59,7 @@ async def never() -> dict[str, Any]:
 async def test_drain_hint_reaches_a_client_whose_socket_has_a_backlog() -> None:
     gateway = Gateway.create(load_settings(dev=True, drain_seconds=0.1))
     socket = StandInSocket(asyncio.get_running_loop())
-    session = Session(gateway.services, socket, {"type": "websocket"}, never)  # type: ignore[arg-type]
+    session = WebSocketSession(gateway.services, socket, {"type": "websocket"}, never)  # type: ignore[arg-type]
     gateway.registry.attach(session)
     session.conn.subscriptions[1] = -1
     socket.unwritable_since = socket.loop.time()  # the client fell behind for a moment

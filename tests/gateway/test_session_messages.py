@@ -1,4 +1,8 @@
-"""Messages and limits over the wire: subscribe, snapshots, errors, close codes (DESIGN §2)."""
+"""Messages and limits over the wire: subscribe, snapshots, errors, close codes (DESIGN §2).
+
+Tests of guarantees both transports give run for each (`feeds.TRANSPORTS`); tests of client
+messages run on websockets, the transport that has them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import json
 
 import pytest
+from feeds import TRANSPORTS, Feed, open_feed
 from wire import GatewayFactory, Keys, close_code, connect, envelope, publish, recv_json, recv_until
 
 from gamesync.server import GatewayServer
@@ -28,24 +33,34 @@ async def test_subscribe_answers_subscribed_then_the_latest_snapshot(
         }
 
 
-async def test_game_path_implies_the_subscription(gateway: GatewayServer, keys: Keys) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_game_path_implies_the_subscription(
+    gateway: GatewayServer, keys: Keys, transport: str
+) -> None:
     await publish(gateway, envelope(5, 3))
-    async with await connect(gateway, "/ws/games/5", token=keys.token()) as ws:
-        assert (await recv_json(ws))["type"] == "welcome"
-        assert (await recv_json(ws))["type"] == "subscribed"
-        assert (await recv_json(ws))["gameVersion"] == 3
+    async with await open_feed(gateway, transport, keys.token(), 5) as feed:
+        assert (await feed.recv())["type"] == "welcome"
+        assert await feed.recv() == {"type": "subscribed", "version": 1, "gameId": 5}
+        assert await feed.recv() == {
+            "type": "snapshot",
+            "version": 1,
+            "gameId": 5,
+            "gameVersion": 3,
+            "data": {"v": 3},
+        }
         await publish(gateway, envelope(5, 4))
-        assert (await recv_json(ws))["gameVersion"] == 4
+        assert (await feed.recv())["gameVersion"] == 4
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_forbidden_implied_game_closes_4403(
-    gateway_factory: GatewayFactory, keys: Keys
+    gateway_factory: GatewayFactory, keys: Keys, transport: str
 ) -> None:
     server = await gateway_factory(authz="members")
     await publish(server, envelope(5, 1, members=["8"]))
-    async with await connect(server, "/ws/games/5", token=keys.token("7")) as ws:
-        await recv_json(ws)
-        error = await recv_json(ws)
+    async with await open_feed(server, transport, keys.token("7"), 5) as feed:
+        await feed.recv()
+        error = await feed.recv()
         assert error == {
             "type": "error",
             "version": 1,
@@ -53,7 +68,7 @@ async def test_forbidden_implied_game_closes_4403(
             "message": "forbidden",
             "gameId": 5,
         }
-        assert await close_code(ws) == 4403
+        assert await feed.close_code() == 4403
 
 
 async def test_forbidden_explicit_subscribe_keeps_the_socket(
@@ -239,76 +254,85 @@ async def test_message_flood_is_rate_limited_then_closed_1008(
         assert ws.close_code == 1008
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_versions_only_increase_under_out_of_order_publishes(
-    gateway: GatewayServer, keys: Keys
+    gateway: GatewayServer, keys: Keys, transport: str
 ) -> None:
-    async with await connect(gateway, "/ws/games/9", token=keys.token()) as ws:
-        await recv_until(ws, lambda m: m["type"] == "subscribed")
+    async with await open_feed(gateway, transport, keys.token(), 9) as feed:
+        await feed.until(lambda m: m["type"] == "subscribed")
         answers = []
         for version in (5, 3, 5, 8, 7, 9, 1):
             answers.append((await publish(gateway, envelope(9, version))).json()["published"])
         assert answers == [True, False, False, True, False, True, False]
-        got = [(await recv_json(ws))["gameVersion"] for _ in range(3)]
+        got = [(await feed.recv())["gameVersion"] for _ in range(3)]
         assert got == [5, 8, 9]
-        await ws.send(json.dumps({"type": "ping"}))
-        assert (await recv_json(ws))["type"] == "pong"  # nothing else was queued
+        await publish(gateway, envelope(9, 10))
+        assert (await feed.recv())["gameVersion"] == 10  # nothing else was queued before it
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_private_viewer_state_goes_only_to_its_user(
-    gateway: GatewayServer, keys: Keys
+    gateway: GatewayServer, keys: Keys, transport: str
 ) -> None:
     doc = envelope(3, 1, viewers={"7": {"hand": ["AS"]}, "8": {"hand": ["KD"]}})
     await publish(gateway, doc)
-    sockets = {
-        user: await connect(gateway, "/ws/games/3", token=keys.token(user)) for user in "789"
-    }
+    feeds = {user: await open_feed(gateway, transport, keys.token(user), 3) for user in "789"}
     try:
         got = {}
-        for user, ws in sockets.items():
-            got[user] = await recv_until(ws, lambda m: m["type"] == "snapshot")
+        for user, feed in feeds.items():
+            got[user] = await feed.until(lambda m: m["type"] == "snapshot")
         assert got["7"]["viewer"] == {"hand": ["AS"]}
         assert got["8"]["viewer"] == {"hand": ["KD"]}
         assert "viewer" not in got["9"]
         assert got["7"]["data"] == got["9"]["data"] == {"v": 1}
+        await publish(gateway, envelope(3, 2, viewers={"8": {"hand": []}}))
+        later = {user: await feed.recv() for user, feed in feeds.items()}
+        assert "viewer" not in later["7"]
+        assert later["8"]["viewer"] == {"hand": []}
     finally:
-        for ws in sockets.values():
-            await ws.close()
+        for feed in feeds.values():
+            await feed.aclose()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_idle_socket_without_subscription_closes_4408(
-    gateway_factory: GatewayFactory, keys: Keys
+    gateway_factory: GatewayFactory, keys: Keys, transport: str
 ) -> None:
-    server = await gateway_factory(idle_timeout=0.4)
-    async with await connect(server, token=keys.token()) as ws:
-        await recv_json(ws)
-        assert await close_code(ws) == 4408
+    """No game left to watch (its one game forbidden): closed as idle."""
+    server = await gateway_factory(idle_timeout=0.4, authz="members")
+    await publish(server, envelope(5, 1, members=["8"]))
+    async with await open_feed(server, transport, keys.token("7"), [5]) as feed:
+        assert (await feed.recv())["type"] == "welcome"
+        assert (await feed.recv())["code"] == "forbidden"
+        assert await feed.close_code() == 4408
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_concurrent_subscribers_race_still_get_the_latest(
-    gateway: GatewayServer, keys: Keys
+    gateway: GatewayServer, keys: Keys, transport: str
 ) -> None:
     """Subscribing while publishes stream in: every client ends on the newest version."""
-    clients = [await connect(gateway, "/ws/games/77", token=keys.token(str(i))) for i in range(20)]
+    clients = [await open_feed(gateway, transport, keys.token(str(i)), 77) for i in range(20)]
 
     async def publisher() -> None:
         for version in range(1, 51):
             await publish(gateway, envelope(77, version))
 
-    async def final_version(ws: object) -> int:
+    async def final_version(feed: Feed) -> int:
         last = -1
         while last < 50:
-            message = await recv_json(ws, timeout=10)  # type: ignore[arg-type]
+            message = await feed.recv(timeout=10)
             if message["type"] == "snapshot":
                 assert message["gameVersion"] > last
                 last = message["gameVersion"]
         return last
 
     try:
-        results = await asyncio.gather(publisher(), *(final_version(ws) for ws in clients))
+        results = await asyncio.gather(publisher(), *(final_version(feed) for feed in clients))
         assert results[1:] == [50] * 20
     finally:
-        for ws in clients:
-            await ws.close()
+        for feed in clients:
+            await feed.aclose()
 
 
 async def test_an_internal_failure_closes_1011_without_details(

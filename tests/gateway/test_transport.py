@@ -17,7 +17,7 @@ from websockets.protocol import State
 from wire import GatewayFactory, Keys, envelope, publish, serve_app, wait_until
 
 from gamesync.server import GatewayServer
-from gamesync.session import Session
+from gamesync.session import WebSocketSession as Session
 from gamesync.transport import GatewaySocket
 
 #: A short close bound keeps these tests quick (the default is 5 s).

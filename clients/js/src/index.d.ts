@@ -1,6 +1,6 @@
-// Type declarations for @gamesync/client (protocol version 1, DESIGN.md §2).
+// Type declarations for @gamesync/client (protocol version 2, DESIGN.md §2).
 
-export declare const PROTOCOL_VERSION: 1;
+export declare const PROTOCOL_VERSION: 2;
 
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
 
@@ -62,6 +62,8 @@ export interface ResponseLike {
   ok: boolean;
   headers: { get(name: string): string | null };
   json(): Promise<unknown>;
+  /** A streaming body, for the SSE transport. */
+  body?: { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } } | null;
 }
 
 export interface EventTargetLike {
@@ -73,8 +75,19 @@ export interface GameSyncOptions {
   /** The gateway's multi-game websocket URL, e.g. `wss://play.example.com/ws`. */
   url?: string;
   token?: TokenSource;
-  /** `websocket` (default) or `polling` (only `snapshotUrl`, no socket). */
-  transport?: "websocket" | "polling";
+  /** Protocol 2: ask the gateway for `delta` messages (JSON Patches) instead of a full snapshot
+   * per version. The state the client holds and reports is the same either way. Default false. */
+  delta?: boolean;
+  /** `websocket` (default: websocket, then SSE, then polling), `sse` (SSE, then polling) or
+   * `polling` (only `snapshotUrl`, no push). */
+  transport?: "websocket" | "sse" | "polling";
+  /** The SSE endpoint (`.../sse`; `?games=` is added), or a function of the game ids giving
+   * the whole URL. Default: from `url` (`wss://host/ws` → `https://host/sse`). */
+  sseUrl?: string | ((games: number[]) => string);
+  /** Failed websocket attempts in a row before the SSE fallback takes over. Default 2. */
+  sseAfterAttempts?: number;
+  /** While on the SSE fallback, how often a websocket is tried again. Default 300000. */
+  websocketRetryMs?: number;
   /** REST snapshot URL for polling and refresh(): a template with `{gameId}` or a function. */
   snapshotUrl?: string | ((gameId: number) => string);
   /** Extra fetch options for polling (credentials, headers). */
@@ -83,7 +96,7 @@ export interface GameSyncOptions {
   parseSnapshot?: (body: unknown, gameId: number) => SnapshotBody | null;
   /** Polling period (polling transport and websocket fallback). Default 3000. */
   pollIntervalMs?: number;
-  /** Failed websocket attempts in a row before polling fills in. Default 3. */
+  /** Failed attempts in a row (websocket or SSE) before polling fills in. Default 3. */
   fallbackAfterAttempts?: number;
   /** Full-jitter backoff: delay = random() * min(max, base * 2^attempt). Defaults 500 / 30000. */
   backoffBaseMs?: number;
@@ -115,7 +128,7 @@ export interface SnapshotEvent<S = unknown, V = unknown> {
   version: number;
   snapshot: S;
   viewer: V | undefined;
-  source: "websocket" | "polling" | "initial";
+  source: "websocket" | "sse" | "polling" | "initial";
 }
 
 export interface GameSyncEvents {
@@ -143,6 +156,8 @@ export declare class GameSyncClient {
   constructor(options: GameSyncOptions);
   readonly status: ConnectionStatus;
   readonly error: GameSyncError | null;
+  /** The transport that carries (or will carry) pushed snapshots. */
+  readonly transport: "websocket" | "sse" | "polling";
   readonly subscriptions: number[];
   getGame<S = unknown, V = unknown>(gameId: number | string): GameState<S, V>;
   on<K extends keyof GameSyncEvents>(type: K, listener: (event: GameSyncEvents[K]) => void): () => void;
@@ -167,3 +182,16 @@ export declare function backoffDelay(
 ): number;
 
 export declare function parseSnapshotBody(body: unknown): SnapshotBody | null;
+
+/** A JSON Patch operation (RFC 6902) of the kinds the gateway sends. */
+export type PatchOperation =
+  | { op: "add"; path: string; value: unknown }
+  | { op: "replace"; path: string; value: unknown }
+  | { op: "remove"; path: string };
+
+/** `doc` with `patch` applied; `doc` is left unchanged (untouched parts are shared). Throws when
+ * the patch does not fit the document. */
+export declare function applyPatch<T = unknown>(doc: T, patch: PatchOperation[]): T;
+
+/** The SSE endpoint for a websocket URL: `ws(s)://host/ws` → `http(s)://host/sse`. */
+export declare function sseUrlFor(wsUrl: string): string;

@@ -1,9 +1,10 @@
 // GameSync browser client: one socket for many games, snapshots in version order, reconnects
-// with full-jitter backoff. Dependency-free ES module; protocol: DESIGN.md §2 (version 1).
+// with full-jitter backoff, and websocket → SSE → polling fallbacks. Dependency-free ES module;
+// protocol: DESIGN.md §2 (version 2: version 1 plus deltas and the SSE transport).
 // The gateway's build (setup.py) copies this file byte-for-byte into the package as
 // gamesync/static/gamesync-client.js for the dev console; this is the only source.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Connection states, in the order a healthy client goes through them. */
 export const Status = Object.freeze({
@@ -22,7 +23,10 @@ const CLOSE_CLIENT_TIMEOUT = 4000;
 
 const DEFAULTS = Object.freeze({
   transport: "websocket",
+  delta: false,
   pollIntervalMs: 3000,
+  sseAfterAttempts: 2,
+  websocketRetryMs: 300000,
   fallbackAfterAttempts: 3,
   backoffBaseMs: 500,
   backoffMaxMs: 30000,
@@ -70,6 +74,76 @@ export function parseSnapshotBody(body) {
   return { version, data, viewer: body.viewer };
 }
 
+/** Thrown by applyPatch for a patch that does not fit the document. */
+class PatchError extends Error {}
+
+/**
+ * Apply a JSON Patch (RFC 6902: add, remove, replace; the operations the gateway sends) to
+ * `doc` without changing it: only the objects and arrays on each operation's path are copied,
+ * so the parts the patch does not touch keep their identity (React re-renders what changed).
+ * Throws when the patch does not fit the document.
+ */
+export function applyPatch(doc, patch) {
+  if (!Array.isArray(patch)) throw new PatchError("a patch is a list of operations");
+  let result = doc;
+  for (const op of patch) {
+    if (op === null || typeof op !== "object" || typeof op.path !== "string") throw new PatchError("an operation is an object with a path");
+    if (op.op !== "add" && op.op !== "remove" && op.op !== "replace") throw new PatchError(`unsupported operation ${op.op}`);
+    if (op.op !== "remove" && !("value" in op)) throw new PatchError(`${op.op} needs a value`);
+    result = patchAt(result, op.op, pointerTokens(op.path), 0, op.value);
+  }
+  return result;
+}
+
+function pointerTokens(path) {
+  if (path === "") return [];
+  if (path[0] !== "/") throw new PatchError(`a path starts with "/": ${path.slice(0, 40)}`);
+  return path.slice(1).split("/").map((t) => t.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
+function patchAt(node, kind, tokens, i, value) {
+  if (i === tokens.length) {
+    if (kind === "remove") throw new PatchError("cannot remove the whole document");
+    return value;
+  }
+  const token = tokens[i];
+  const last = i === tokens.length - 1;
+  if (Array.isArray(node)) {
+    const end = kind === "add" && last;
+    let index;
+    if (token === "-" && end) index = node.length;
+    else if (/^(0|[1-9][0-9]*)$/.test(token)) index = Number(token);
+    else throw new PatchError(`not an array index: ${token}`);
+    if (index > node.length || (index === node.length && !end)) throw new PatchError(`array index ${index} out of range`);
+    const copy = node.slice();
+    if (!last) copy[index] = patchAt(node[index], kind, tokens, i + 1, value);
+    else if (kind === "add") copy.splice(index, 0, value);
+    else if (kind === "replace") copy[index] = value;
+    else copy.splice(index, 1);
+    return copy;
+  }
+  if (node !== null && typeof node === "object") {
+    const has = Object.prototype.hasOwnProperty.call(node, token);
+    if (!has && (!last || kind !== "add")) throw new PatchError(`no member ${token}`);
+    const copy = { ...node };
+    if (!last) copy[token] = patchAt(node[token], kind, tokens, i + 1, value);
+    else if (kind === "remove") delete copy[token];
+    else copy[token] = value;
+    return copy;
+  }
+  throw new PatchError(`cannot reach into ${node === null ? "null" : typeof node} at ${token}`);
+}
+
+/** The SSE endpoint for a websocket URL: ws(s)://host/ws → http(s)://host/sse. */
+export function sseUrlFor(wsUrl) {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
+  url.pathname = url.pathname.replace(/\/ws(\/games\/\d+)?\/?$/, "/sse");
+  url.search = "";
+  url.hash = "";
+  return url.toString();
+}
+
 function browserEnvironment() {
   const g = globalThis;
   return {
@@ -96,14 +170,14 @@ class SocketTransport {
   #done = false;
 
   /** Throws what the WebSocket constructor throws (e.g. a malformed URL). */
-  constructor(WebSocketImpl, url, token, handlers) {
+  constructor(WebSocketImpl, url, token, handlers, authFields = {}) {
     this.#handlers = handlers;
     const socket = new WebSocketImpl(url);
     this.#socket = socket;
     socket.onopen = () => {
       if (this.#done) return;
-      handlers.open();
-      this.send({ type: "auth", token });
+      this.#handlers.open();
+      this.send({ type: "auth", token, ...authFields });
     };
     socket.onmessage = (event) => {
       if (this.#done) return;
@@ -111,15 +185,16 @@ class SocketTransport {
       try {
         frame = JSON.parse(typeof event.data === "string" ? event.data : String(event.data));
       } catch {
-        handlers.badFrame();
+        this.#handlers.badFrame();
         return;
       }
-      if (frame !== null && typeof frame === "object") handlers.frame(frame);
+      if (frame !== null && typeof frame === "object") this.#handlers.frame(frame);
+      else this.#handlers.badFrame();
     };
     socket.onclose = (event) => {
       if (this.#done) return;
       this.#done = true;
-      handlers.close(event.code, event.reason || "", Boolean(event.wasClean));
+      this.#handlers.close(event.code, event.reason || "", Boolean(event.wasClean));
     };
     socket.onerror = () => {
       // Always followed by a close event, which carries the code.
@@ -128,6 +203,11 @@ class SocketTransport {
 
   get isOpen() {
     return !this.#done && this.#socket.readyState === 1;
+  }
+
+  /** Route this socket's events elsewhere (a probe socket promoted to the client's socket). */
+  rewire(handlers) {
+    this.#handlers = handlers;
   }
 
   send(message) {
@@ -147,6 +227,138 @@ class SocketTransport {
       // Already closing or closed.
     }
   }
+}
+
+/**
+ * The SSE transport (DESIGN §2): one `fetch()` of `GET /sse?games=...` read as an event
+ * stream. The token goes in the `Authorization` header, never in the URL (URLs end up in proxy
+ * logs). It cannot send anything, so a change of games or token means a new stream. The
+ * stream's last event is `close` with a websocket close code, so the client reacts to its end
+ * as to a websocket's. Once closed, by either side, it never calls back again.
+ */
+class SseTransport {
+  #handlers;
+  #controller;
+  #done = false;
+  #opened = false;
+  #closeCode = null;
+  #closeReason = "";
+  #data = [];
+
+  constructor(fetchImpl, url, token, handlers) {
+    this.#handlers = handlers;
+    this.#controller = typeof AbortController === "function" ? new AbortController() : null;
+    this.#run(fetchImpl, url, token);
+  }
+
+  get isOpen() {
+    return !this.#done && this.#opened;
+  }
+
+  send() {
+    return false;
+  }
+
+  close() {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#controller) this.#controller.abort();
+  }
+
+  async #run(fetchImpl, url, token) {
+    let response;
+    try {
+      response = await fetchImpl(url, {
+        method: "GET",
+        headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
+        cache: "no-store",
+        signal: this.#controller ? this.#controller.signal : undefined,
+      });
+    } catch (err) {
+      this.#finish(1006, errorMessage(err), false);
+      return;
+    }
+    if (this.#done) {
+      cancelBody(response);
+      return;
+    }
+    if (response.status !== 200 || !response.body || typeof response.body.getReader !== "function") {
+      cancelBody(response);
+      // A request the gateway cannot serve as asked (400, 405, 505) will not work next time
+      // either; anything else (403 from a proxy, 503 while draining) is worth a retry.
+      const code = [400, 405, 505].includes(response.status) ? 4400 : 1006;
+      this.#finish(code, `event stream refused: HTTP ${response.status}`, false);
+      return;
+    }
+    this.#opened = true;
+    this.#handlers.open();
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (this.#done) {
+          reader.cancel().catch(() => {});
+          return;
+        }
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.charCodeAt(end - 1) === 13 ? buffer.slice(0, end - 1) : buffer.slice(0, end);
+          buffer = buffer.slice(end + 1);
+          this.#line(line);
+          if (this.#done) return;
+        }
+      }
+    } catch (err) {
+      this.#finish(1006, errorMessage(err), false);
+      return;
+    }
+    if (this.#closeCode !== null) this.#finish(this.#closeCode, this.#closeReason, true);
+    else this.#finish(1006, "the event stream ended", false);
+  }
+
+  /** One line of the stream (WHATWG HTML §9.2.6): data, a comment, or the event's end. */
+  #line(line) {
+    if (line === "") {
+      if (this.#data.length === 0) return;
+      const text = this.#data.join("\n");
+      this.#data = [];
+      let frame;
+      try {
+        frame = JSON.parse(text);
+      } catch {
+        this.#handlers.badFrame();
+        return;
+      }
+      if (frame === null || typeof frame !== "object") {
+        this.#handlers.badFrame();
+        return;
+      }
+      if (frame.type === "close") {
+        this.#closeCode = Number.isInteger(frame.code) ? frame.code : 1006;
+        this.#closeReason = typeof frame.reason === "string" ? frame.reason : "";
+      }
+      this.#handlers.frame(frame);
+    } else if (line.startsWith(":")) {
+      this.#handlers.alive(); // a heartbeat comment
+    } else if (line.startsWith("data:")) {
+      this.#data.push(line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5));
+    }
+    // Other fields (event, id, retry) are not used by the gateway.
+  }
+
+  #finish(code, reason, wasClean) {
+    if (this.#done) return;
+    this.#done = true;
+    this.#handlers.close(code, reason, wasClean);
+  }
+}
+
+function cancelBody(response) {
+  if (response && response.body && typeof response.body.cancel === "function") response.body.cancel().catch(() => {});
 }
 
 /**
@@ -235,13 +447,37 @@ export class GameSyncClient {
   #tokenReason = "connect";
   #token = null;
   #lastServerError = null;
-  #timers = { reconnect: null, welcome: null, stable: null, heartbeat: null, pong: null, renew: null, poll: null };
+  #timers = {
+    reconnect: null,
+    welcome: null,
+    stable: null,
+    heartbeat: null,
+    pong: null,
+    renew: null,
+    poll: null,
+    restart: null,
+    wsRetry: null,
+    probe: null,
+  };
   #subscriptions = new Map();
   #games = new Map();
   #poller = null;
   #lifecycleInstalled = false;
   #onResume;
   #polling = false;
+  /** The push transport in use or next: "websocket" or "sse" (the fallback). */
+  #mode = "websocket";
+  /** A websocket tried while the SSE fallback serves, promoted once it is welcomed. */
+  #probe = null;
+  /** A planned new stream (other games, a renewed token): the status stays as it is. */
+  #restarting = false;
+  #nextToken = null;
+  /** How long an SSE stream may stay silent (no event, no heartbeat comment). */
+  #streamQuietMs = 0;
+  /** Per game, the last version this connection pushed (what the next delta's base must be). */
+  #pushed = new Map();
+  /** Games subscribed again for a full snapshot because a delta did not fit. */
+  #resyncing = new Set();
 
   /**
    * @param {object} options  see index.d.ts (GameSyncOptions)
@@ -250,7 +486,7 @@ export class GameSyncClient {
     // An option given as `undefined` (a config field left unset) keeps its default.
     options = definedOnly(options);
     const env = { ...browserEnvironment(), ...definedOnly(options.environment || {}) };
-    if (!options.url && options.transport !== "polling") {
+    if (!options.url && options.transport !== "polling" && !(options.transport === "sse" && options.sseUrl)) {
       throw new TypeError("GameSyncClient: `url` (the gateway's ws:// or wss:// /ws URL) is required");
     }
     if (options.transport === "polling" && !options.snapshotUrl) {
@@ -258,6 +494,7 @@ export class GameSyncClient {
     }
     this.#opts = { ...DEFAULTS, ...options };
     this.#env = env;
+    this.#mode = this.#opts.transport === "sse" ? "sse" : "websocket";
     if (options.snapshotUrl) {
       this.#poller = new PollingTransport({
         snapshotUrl: options.snapshotUrl,
@@ -279,6 +516,11 @@ export class GameSyncClient {
   /** Why the client is reconnecting or disconnected, or null. */
   get error() {
     return this.#error;
+  }
+
+  /** The transport that carries (or will carry) pushed snapshots: websocket, sse or polling. */
+  get transport() {
+    return this.#opts.transport === "polling" ? "polling" : this.#mode;
   }
 
   /** Game ids the client is subscribed to. */
@@ -324,6 +566,9 @@ export class GameSyncClient {
     this.#clearAllTimers();
     this.#polling = false;
     this.#dropSocket(1000, "client disconnect");
+    this.#dropProbe();
+    this.#restarting = false;
+    this.#mode = this.#opts.transport === "sse" ? "sse" : "websocket";
     this.#attempt = 0;
     this.#setStatus(Status.DISCONNECTED, null);
   }
@@ -341,6 +586,10 @@ export class GameSyncClient {
       this.connect();
       return;
     }
+    if (this.#socket instanceof SseTransport) {
+      this.#streamGamesChanged();
+      return;
+    }
     if (this.#status === Status.CONNECTED) {
       if (this.#opts.transport === "polling") this.#pollGame(id).catch(() => {});
       else this.#send({ type: "subscribe", gameId: id });
@@ -356,7 +605,8 @@ export class GameSyncClient {
       return;
     }
     this.#subscriptions.delete(id);
-    if (this.#isSocketConnected()) this.#send({ type: "unsubscribe", gameId: id });
+    if (this.#socket instanceof SseTransport) this.#streamGamesChanged();
+    else if (this.#isSocketConnected()) this.#send({ type: "unsubscribe", gameId: id });
   }
 
   /**
@@ -472,19 +722,24 @@ export class GameSyncClient {
     if (!this.#wanted || this.#socket || this.#connectInFlight) return;
     if (this.#isHidden()) {
       // Opening from a background tab waits for the page to become visible.
+      this.#restarting = false;
       this.#setStatus(this.#everConnected ? Status.RECONNECTING : Status.CONNECTING, this.#error);
       return;
     }
     const generation = ++this.#generation;
     this.#connectInFlight = true;
-    this.#setStatus(this.#everConnected || this.#attempt > 0 ? Status.RECONNECTING : Status.CONNECTING, this.#error);
-    let token;
+    if (!this.#restarting) {
+      this.#setStatus(this.#everConnected || this.#attempt > 0 ? Status.RECONNECTING : Status.CONNECTING, this.#error);
+    }
+    let token = this.#nextToken;
+    this.#nextToken = null;
     try {
-      token = await this.#getToken(this.#tokenReason);
+      if (token === null) token = await this.#getToken(this.#tokenReason);
     } catch (err) {
       // A superseded attempt must not touch the flag: a newer one may be in flight.
       if (generation !== this.#generation) return;
       this.#connectInFlight = false;
+      this.#restarting = false;
       const error = err instanceof GameSyncError ? err : new GameSyncError("token_unavailable", errorMessage(err));
       this.#reportError(error);
       this.#scheduleReconnect(error);
@@ -496,18 +751,19 @@ export class GameSyncClient {
     this.#tokenReason = "connect";
     this.#lastServerError = null;
 
+    if (this.#mode === "websocket" && typeof this.#env.WebSocket !== "function" && this.#canStream()) {
+      this.#mode = "sse"; // no WebSocket here at all: the event stream is the push transport
+    }
+    if (this.#mode === "sse") {
+      this.#openStream(token);
+      return;
+    }
     if (typeof this.#env.WebSocket !== "function") {
       this.#stop(new GameSyncError("no_websocket", "no WebSocket in this environment: pass environment.WebSocket or use transport \"polling\""));
       return;
     }
     try {
-      this.#socket = new SocketTransport(this.#env.WebSocket, this.#opts.url, token, {
-        open: () => this.#emit("open", { url: this.#opts.url }),
-        sent: (message) => this.#emit("frame", { direction: "out", frame: redactToken(message) }),
-        frame: (frame) => this.#onFrame(frame),
-        badFrame: () => this.#reportError(new GameSyncError("bad_frame", "the server sent a frame that is not JSON")),
-        close: (code, reason, wasClean) => this.#onClose(code, reason, wasClean),
-      });
+      this.#socket = new SocketTransport(this.#env.WebSocket, this.#opts.url, token, this.#socketHandlers(this.#opts.url), this.#authFields());
     } catch (err) {
       const error = new GameSyncError("connect_failed", errorMessage(err));
       this.#reportError(error);
@@ -519,6 +775,158 @@ export class GameSyncClient {
     );
   }
 
+  /** What the first `auth` message asks for besides the token (protocol 2's deltas). */
+  #authFields() {
+    return this.#opts.delta ? { delta: true } : {};
+  }
+
+  #socketHandlers(url) {
+    return {
+      open: () => this.#emit("open", { url }),
+      sent: (message) => this.#emit("frame", { direction: "out", frame: redactToken(message) }),
+      frame: (frame) => this.#onFrame(frame),
+      alive: () => this.#alive(),
+      badFrame: () => this.#reportError(new GameSyncError("bad_frame", "the server sent a frame that is not JSON")),
+      close: (code, reason, wasClean) => this.#onClose(code, reason, wasClean),
+    };
+  }
+
+  // ---- SSE: the fallback push transport (I/O in SseTransport) ----------------------------
+
+  #canStream() {
+    return typeof this.#env.fetch === "function" && typeof TextDecoder === "function";
+  }
+
+  #streamUrl(games) {
+    const base = this.#opts.sseUrl;
+    if (typeof base === "function") return base(games);
+    const url = new URL(base || sseUrlFor(this.#opts.url));
+    url.searchParams.set("games", games.join(","));
+    if (this.#opts.delta) url.searchParams.set("delta", "1");
+    return url.toString();
+  }
+
+  #openStream(token) {
+    const games = this.subscriptions;
+    if (games.length === 0) {
+      // A stream names its games: with none there is nothing to open until a subscribe().
+      this.#restarting = false;
+      this.#parked = true;
+      this.#attempt = 0;
+      this.#setStatus(Status.DISCONNECTED, new GameSyncError("idle", "no game to stream"));
+      return;
+    }
+    if (!this.#canStream()) {
+      this.#stop(new GameSyncError("no_fetch", "no fetch() with streaming bodies in this environment for the SSE transport"));
+      return;
+    }
+    const url = this.#streamUrl(games);
+    this.#socket = new SseTransport(this.#env.fetch, url, token, this.#socketHandlers(url));
+    this.#armTimer("welcome", this.#opts.connectTimeoutMs, () =>
+      this.#abandonSocket(CLOSE_CLIENT_TIMEOUT, "no welcome from the server in time"),
+    );
+  }
+
+  /** The games changed while a stream serves: one new stream for all changes of this turn. */
+  #streamGamesChanged() {
+    this.#armTimer("restart", 0, () => this.#restartStream(null));
+  }
+
+  /** Replace the stream (other games, or a renewed `token`) without a status change. */
+  #restartStream(token) {
+    if (!(this.#socket instanceof SseTransport) || !this.#wanted) return;
+    this.#dropSocket(1000, "restart");
+    this.#nextToken = token ?? this.#token;
+    this.#restarting = this.#status === Status.CONNECTED;
+    this.#open();
+  }
+
+  /** Any frame or heartbeat: the connection lives. A stream is watched for silence instead. */
+  #alive() {
+    if (this.#socket instanceof SseTransport && this.#streamQuietMs > 0) {
+      this.#armTimer("pong", this.#streamQuietMs, () => this.#abandonSocket(CLOSE_CLIENT_TIMEOUT, "the event stream went silent"));
+    } else {
+      this.#clearTimer("pong");
+    }
+  }
+
+  /** While the SSE fallback serves, try a websocket now and then; promote it once welcomed. */
+  async #probeWebSocket() {
+    if (!this.#wanted || this.#mode !== "sse" || this.#probe || this.#opts.transport !== "websocket") return;
+    const retry = () => this.#armTimer("wsRetry", this.#opts.websocketRetryMs, () => this.#probeWebSocket());
+    if (!(this.#socket instanceof SseTransport) || this.#status !== Status.CONNECTED || typeof this.#env.WebSocket !== "function") {
+      retry();
+      return;
+    }
+    let token;
+    try {
+      token = await this.#getToken("connect");
+    } catch {
+      retry();
+      return;
+    }
+    if (!this.#wanted || this.#mode !== "sse" || this.#probe) return;
+    let probe = null;
+    const failed = () => {
+      if (this.#probe !== probe) return;
+      this.#dropProbe();
+      retry();
+    };
+    try {
+      probe = new SocketTransport(
+        this.#env.WebSocket,
+        this.#opts.url,
+        token,
+        {
+          open: () => {},
+          sent: () => {},
+          alive: () => {},
+          badFrame: () => {},
+          frame: (frame) => {
+            if (this.#probe === probe && frame.type === "welcome") this.#promote(probe, token, frame);
+          },
+          close: failed,
+        },
+        this.#authFields(),
+      );
+    } catch {
+      retry();
+      return;
+    }
+    this.#probe = probe;
+    this.#armTimer("probe", this.#opts.connectTimeoutMs, failed);
+  }
+
+  #dropProbe() {
+    const probe = this.#probe;
+    this.#probe = null;
+    this.#clearTimer("probe");
+    if (probe) probe.close(1000, "probe over");
+  }
+
+  /** The probe websocket was welcomed: it replaces the stream, and takes every game over. */
+  #promote(probe, token, welcome) {
+    this.#probe = null;
+    this.#clearTimer("probe");
+    const stream = this.#socket;
+    this.#socket = null;
+    this.#generation += 1; // a renewal in flight for the stream is void
+    this.#clearSocketTimers();
+    this.#clearTimer("restart");
+    if (stream) stream.close();
+    this.#mode = "websocket";
+    this.#token = token;
+    this.#pushed.clear(); // a new connection: its subscriptions start from full snapshots
+    this.#resyncing.clear();
+    this.#socket = probe;
+    probe.rewire(this.#socketHandlers(this.#opts.url));
+    this.#emit("open", { url: this.#opts.url });
+    this.#onFrame(welcome);
+    // The gateway answers each subscribe with its latest snapshot; the version gate drops
+    // whatever the stream had delivered already.
+    for (const id of this.#subscriptions.keys()) this.#send({ type: "subscribe", gameId: id });
+  }
+
   #send(message) {
     return this.#socket !== null && this.#socket.send(message);
   }
@@ -526,13 +934,20 @@ export class GameSyncClient {
   #onFrame(frame) {
     this.#emit("frame", { direction: "in", frame });
     // Any frame is a sign of life.
-    this.#clearTimer("pong");
+    this.#alive();
     switch (frame.type) {
       case "welcome":
         this.#onWelcome(frame);
         break;
       case "snapshot":
-        this.#applySnapshot(frame.gameId, frame.gameVersion, frame.data, frame, "websocket");
+        if (Number.isInteger(frame.gameId)) {
+          this.#resyncing.delete(frame.gameId);
+          this.#pushed.set(frame.gameId, frame.gameVersion);
+        }
+        this.#applySnapshot(frame.gameId, frame.gameVersion, frame.data, frame, this.#mode);
+        break;
+      case "delta":
+        this.#applyDelta(frame);
         break;
       case "error":
         this.#onServerError(frame);
@@ -557,15 +972,25 @@ export class GameSyncClient {
     this.#authRetried = false;
     this.#retryAfterMs = null;
     this.#everConnected = true;
+    this.#restarting = false;
     this.#stopFallbackPolling();
     this.#scheduleRenewal(frame.expiresAt);
     const heartbeatMs = Number.isFinite(frame.heartbeatMs) && frame.heartbeatMs > 0 ? frame.heartbeatMs : this.#opts.heartbeatMs;
-    this.#armHeartbeat(heartbeatMs);
+    const streaming = this.#socket instanceof SseTransport;
+    if (streaming) {
+      // The client cannot ping a stream; the server writes a comment every heartbeatMs.
+      this.#clearTimer("heartbeat");
+      this.#streamQuietMs = heartbeatMs + this.#opts.pongTimeoutMs;
+      this.#alive();
+    } else {
+      this.#streamQuietMs = 0;
+      this.#armHeartbeat(heartbeatMs);
+    }
     if (first) {
       this.#setStatus(Status.CONNECTED, null);
       // The server sends the latest snapshot after each subscribe, so resubscribing is all the
-      // recovery a reconnect needs.
-      for (const id of this.#subscriptions.keys()) this.#send({ type: "subscribe", gameId: id });
+      // recovery a reconnect needs (a stream subscribes with its URL).
+      if (!streaming) for (const id of this.#subscriptions.keys()) this.#send({ type: "subscribe", gameId: id });
     }
   }
 
@@ -580,6 +1005,9 @@ export class GameSyncClient {
 
   #onClose(code, reason, wasClean) {
     this.#socket = null;
+    this.#restarting = false;
+    this.#pushed.clear();
+    this.#resyncing.clear();
     this.#clearSocketTimers();
     this.#emit("close", { code, reason, wasClean });
     if (!this.#wanted) return;
@@ -627,6 +1055,8 @@ export class GameSyncClient {
   #dropSocket(code, reason) {
     const socket = this.#socket;
     this.#socket = null;
+    this.#pushed.clear();
+    this.#resyncing.clear();
     this.#generation += 1; // a token fetch or renewal in flight for the old socket is void
     this.#connectInFlight = false;
     this.#clearSocketTimers();
@@ -654,6 +1084,17 @@ export class GameSyncClient {
     if (this.#attempt > this.#opts.maxAttempts) {
       this.#stop(new GameSyncError("gave_up", `failed to reconnect after ${this.#opts.maxAttempts} attempts`));
       return;
+    }
+    if (
+      this.#mode === "websocket" &&
+      this.#opts.transport === "websocket" &&
+      this.#attempt >= this.#opts.sseAfterAttempts &&
+      this.#canStream()
+    ) {
+      // Websockets keep failing (a proxy that breaks them, say): the event stream takes over,
+      // and a websocket is tried again now and then.
+      this.#mode = "sse";
+      this.#armTimer("wsRetry", this.#opts.websocketRetryMs, () => this.#probeWebSocket());
     }
     let delay;
     if (this.#retryAfterMs !== null) {
@@ -705,6 +1146,10 @@ export class GameSyncClient {
     }
     if (generation !== this.#generation) return;
     this.#token = token;
+    if (this.#socket instanceof SseTransport) {
+      this.#restartStream(token); // a stream cannot be told: a new one carries the new token
+      return;
+    }
     this.#send({ type: "auth", token }); // the server answers with a new welcome
   }
 
@@ -801,6 +1246,43 @@ export class GameSyncClient {
     this.#emit("snapshot", { gameId: id, version, snapshot: data, viewer, source });
   }
 
+  /** A delta applies to the snapshot this connection delivered last, or the game resyncs. */
+  #applyDelta(frame) {
+    const { gameId: id, gameVersion: version, baseVersion: base } = frame;
+    if (!Number.isInteger(id) || !Number.isInteger(version) || !Number.isInteger(base)) return;
+    if (!this.#subscriptions.has(id) || this.#resyncing.has(id)) return;
+    const current = this.#games.get(id);
+    if (current && current.version !== undefined && version <= current.version) return;
+    let snapshot;
+    let viewer;
+    try {
+      if (!current || current.version !== base || this.#pushed.get(id) !== base) {
+        throw new PatchError(`holding version ${current ? current.version : "none"}, not the delta's base ${base}`);
+      }
+      snapshot = applyPatch(current.snapshot, frame.patch);
+      if ("viewer" in frame) viewer = frame.viewer;
+      else if ("viewerPatch" in frame) viewer = applyPatch(current.viewer, frame.viewerPatch);
+      else viewer = current.viewer;
+    } catch {
+      this.#resync(id);
+      return;
+    }
+    this.#pushed.set(id, version);
+    this.#setGame(id, { snapshot, viewer, version, error: null });
+    this.#emit("snapshot", { gameId: id, version, snapshot, viewer, source: this.#mode });
+  }
+
+  /** Subscribe to the game again: a new subscription starts with the full snapshot. */
+  #resync(id) {
+    this.#resyncing.add(id);
+    if (this.#socket instanceof SseTransport) {
+      this.#streamGamesChanged();
+    } else if (this.#isSocketConnected()) {
+      this.#send({ type: "unsubscribe", gameId: id });
+      this.#send({ type: "subscribe", gameId: id });
+    }
+  }
+
   #setGame(id, state) {
     const frozen = Object.freeze(state);
     this.#games.set(id, frozen);
@@ -825,7 +1307,7 @@ export class GameSyncClient {
   }
 
   #clearSocketTimers() {
-    for (const name of ["welcome", "stable", "heartbeat", "pong", "renew"]) this.#clearTimer(name);
+    for (const name of ["welcome", "stable", "heartbeat", "pong", "renew", "restart"]) this.#clearTimer(name);
   }
 
   #clearAllTimers() {

@@ -4,6 +4,8 @@ import { describe, test } from "node:test";
 import { GameSyncClient, Status, backoffDelay, parseSnapshotBody } from "../src/index.js";
 import { FakeClock, FakePage, fakeFetch, fakeWebSocketClass, randomSequence, settle } from "./fakes.js";
 
+// These tests are about the websocket and polling; the SSE fallback (test/sse.test.js) stays
+// out of their way unless a test asks for it.
 function setup(options = {}, envOverrides = {}) {
   const clock = new FakeClock();
   const page = new FakePage();
@@ -12,6 +14,7 @@ function setup(options = {}, envOverrides = {}) {
   const client = new GameSyncClient({
     url: "ws://127.0.0.1:8000/ws",
     token: "tok-1",
+    sseAfterAttempts: Infinity,
     ...options,
     environment: {
       WebSocket: FakeWebSocket,
@@ -103,7 +106,7 @@ describe("connection lifecycle", () => {
   });
 
   test("without a WebSocket implementation the client stops and says so instead of retrying", async () => {
-    const { client, clock } = setup({}, { WebSocket: undefined });
+    const { client, clock } = setup({}, { WebSocket: undefined, fetch: null });
     client.connect();
     await settle();
     assert.equal(client.status, Status.DISCONNECTED);

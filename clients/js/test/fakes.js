@@ -175,3 +175,72 @@ export function randomSequence(...values) {
   let i = 0;
   return () => values[i++ % values.length];
 }
+
+/** A token expiry that never comes due in a test (2100-01-01). */
+export const FAR_FUTURE = 4102444800;
+
+/**
+ * A fetch for the SSE transport: each request to an `/sse` URL gets an event stream the test
+ * writes to (`push`, `event`, `comment`, `end`); other URLs are answered like fakeFetch.
+ */
+export function fakeStreamFetch() {
+  const streams = [];
+  const json = fakeFetch();
+  const encoder = new TextEncoder();
+  const fetch = async (url, init = {}) => {
+    if (!new URL(url).pathname.startsWith("/sse")) return json.fetch(url, init);
+    let controller;
+    const body = new ReadableStream({
+      start(c) {
+        controller = c;
+      },
+    });
+    const stream = {
+      url,
+      init,
+      params: new URL(url).searchParams,
+      aborted: false,
+      ended: false,
+      push(text) {
+        if (!this.aborted && !this.ended) controller.enqueue(encoder.encode(text));
+      },
+      event(message) {
+        this.push(`data: ${JSON.stringify({ version: 1, ...message })}\n\n`);
+      },
+      comment() {
+        this.push(":\n\n");
+      },
+      /** The gateway's end of a stream: a `close` event with the code, then the end. */
+      close(code, reason = "") {
+        this.push(`data: ${JSON.stringify({ type: "close", version: 2, code, reason })}\n\n`);
+        this.end();
+      },
+      end() {
+        if (this.aborted || this.ended) return;
+        this.ended = true;
+        controller.close();
+      },
+      /** Accept: welcome, then `subscribed` for each game of the URL. */
+      accept(welcome = {}) {
+        this.event({ type: "welcome", userId: "7", heartbeatMs: 20000, expiresAt: FAR_FUTURE, ...welcome });
+        for (const id of this.games()) this.event({ type: "subscribed", gameId: id });
+      },
+      games() {
+        return (this.params.get("games") || "").split(",").filter(Boolean).map(Number);
+      },
+    };
+    streams.push(stream);
+    init.signal?.addEventListener("abort", () => {
+      stream.aborted = true;
+      try {
+        controller.error(new DOMException("aborted", "AbortError"));
+      } catch {
+        // already closed
+      }
+    });
+    const answer = stream.refuse;
+    if (answer) return answer;
+    return { status: 200, ok: true, headers: { get: () => "text/event-stream" }, body };
+  };
+  return { fetch, streams, answers: json.answers, requests: json.requests };
+}

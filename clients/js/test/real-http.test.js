@@ -1,5 +1,6 @@
 // The polling transport and refresh() with Node's real fetch against a real HTTP server that
-// answers with ETags and 304s like a REST snapshot endpoint.
+// answers with ETags and 304s like a REST snapshot endpoint; and the SSE transport reading a
+// real chunked event stream.
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, test } from "node:test";
@@ -13,6 +14,10 @@ const games = new Map([[42, { version: 7, game: { round_no: 3 }, viewer: { seat:
 
 before(async () => {
   server = createServer((req, res) => {
+    if (req.url.startsWith("/sse")) {
+      serveStream(req, res);
+      return;
+    }
     requests.push({ url: req.url, auth: req.headers.authorization, ifNoneMatch: req.headers["if-none-match"] });
     const match = /^\/api\/games\/(\d+)\/state$/.exec(req.url);
     const body = match && games.get(Number(match[1]));
@@ -32,6 +37,62 @@ before(async () => {
 });
 
 after(() => new Promise((resolve) => server.close(resolve)));
+
+const streamRequests = [];
+
+/** A gateway-like stream: events split across writes at awkward places, a heartbeat, a close. */
+function serveStream(req, res) {
+  streamRequests.push({ url: req.url, auth: req.headers.authorization });
+  res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store" });
+  const event = (message) => `data: ${JSON.stringify({ version: 1, ...message })}\n\n`;
+  const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+  const text =
+    event({ type: "welcome", userId: "7", heartbeatMs: 20000, expiresAt }) +
+    event({ type: "subscribed", gameId: 42 }) +
+    ":\n\n" +
+    event({ type: "snapshot", gameId: 42, gameVersion: 10 + streamRequests.length, data: { n: "ü" } });
+  // Byte-wise splits: a line, and a multi-byte character, cut across chunks.
+  const bytes = Buffer.from(text);
+  const cut = bytes.indexOf(Buffer.from("ü")) + 1;
+  res.write(bytes.subarray(0, 7));
+  res.write(bytes.subarray(7, cut));
+  res.write(bytes.subarray(cut));
+  if (streamRequests.length === 1) {
+    res.end(`${event({ type: "reconnect", reason: "draining", retryAfterMs: 10 })}data: {"type":"close","version":2,"code":1012,"reason":"draining"}\n\n`);
+  }
+  req.on("close", () => res.end());
+}
+
+test("the SSE transport reads a real chunked event stream, and follows its close code", async () => {
+  const client = new GameSyncClient({ url: `${base.replace("http", "ws")}/ws`, token: "jwt-9", transport: "sse" });
+  const versions = [];
+  client.on("snapshot", (e) => versions.push([e.version, e.snapshot.n, e.source]));
+  client.subscribe(42);
+  client.connect();
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`versions ${JSON.stringify(versions)}`)), 5000);
+      const off = client.on("snapshot", () => {
+        if (versions.length === 2) {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+    });
+    assert.deepEqual(versions, [
+      [11, "ü", "sse"],
+      [12, "ü", "sse"],
+    ]);
+    assert.deepEqual(streamRequests, [
+      { url: "/sse?games=42", auth: "Bearer jwt-9" },
+      { url: "/sse?games=42", auth: "Bearer jwt-9" },
+    ]);
+    assert.equal(client.status, Status.CONNECTED);
+  } finally {
+    client.disconnect();
+  }
+});
 
 test("refresh() sends the bearer token, keeps the ETag and treats 304 as no change", async () => {
   requests.length = 0;

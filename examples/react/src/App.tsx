@@ -2,11 +2,21 @@ import { Fragment } from "react";
 
 import type { GameState } from "./demo-game";
 import { GameTable } from "./GameTable";
+import { type PageSettings, settingsQuery } from "./settings";
 import { Timeline } from "./Timeline";
 
 const USERS = ["1", "2", "3", "4"];
 
-export function App({ gameId, user, initial }: { gameId: number; user: string; initial: GameState | undefined }) {
+export function App({
+  gameId,
+  settings,
+  initial,
+}: {
+  gameId: number;
+  settings: PageSettings;
+  initial: GameState | undefined;
+}) {
+  const { user, delta } = settings;
   return (
     <>
       <header className="bar top">
@@ -18,9 +28,14 @@ export function App({ gameId, user, initial }: { gameId: number; user: string; i
           {USERS.filter((u) => u !== user).map((u, index) => (
             <Fragment key={u}>
               {index > 0 && ", "}
-              <a href={`?user=${u}`}>user {u}</a>
+              <a href={settingsQuery({ ...settings, user: u })}>user {u}</a>
             </Fragment>
           ))}
+          {" · "}
+          <span id="delta" data-delta={delta ? "on" : "off"}>
+            deltas {delta ? "on" : "off"}
+          </span>{" "}
+          (<a href={settingsQuery({ ...settings, delta: !delta })}>turn {delta ? "off" : "on"}</a>)
         </nav>
       </header>
       <main className="grid">

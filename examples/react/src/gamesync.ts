@@ -11,6 +11,8 @@ export function createGameSyncClient(config: AppConfig, settings: PageSettings):
     token: tokenProvider(settings.user),
     // The REST route stays: refresh() (after a 409, say) and the polling fallback use it.
     snapshotUrl: stateUrl(settings.user),
-    // Delta snapshots (protocol v2): the switch from `settings` (settings.ts) goes here.
+    // Delta snapshots (protocol 2): the gateway sends JSON Patches where it can; the hook's
+    // state is the same either way.
+    delta: settings.delta,
   });
 }

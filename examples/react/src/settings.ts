@@ -4,12 +4,16 @@
 export interface PageSettings {
   /** The demo seat's user id, "1" to "4". */
   user: string;
-  // Delta snapshots (protocol v2) add their switch here, e.g. `delta: boolean` read from
-  // `?delta=on|off`; gamesync.ts passes it to the client's options, and the browser tests
-  // open the page with it (`open_as(..., delta="on")`).
+  /** Delta snapshots (protocol 2): `?delta=on` (default off). gamesync.ts passes it on. */
+  delta: boolean;
 }
 
 export function readPageSettings(search: string): PageSettings {
   const params = new URLSearchParams(search);
-  return { user: params.get("user") ?? "1" };
+  return { user: params.get("user") ?? "1", delta: params.get("delta") === "on" };
+}
+
+/** The page's own URL with other settings (links between users and modes keep the rest). */
+export function settingsQuery(settings: PageSettings): string {
+  return `?user=${encodeURIComponent(settings.user)}&delta=${settings.delta ? "on" : "off"}`;
 }

@@ -30,7 +30,7 @@ from typing import Any, cast
 import hiredis
 
 from gamesync.bench.payload import SnapshotFactory
-from gamesync.protocol import text_frame
+from gamesync.framing import text_frame
 
 __all__ = ["main"]
 

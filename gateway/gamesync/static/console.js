@@ -113,6 +113,7 @@ function connect() {
       if (status !== previous) log("status", `${previous} → ${status}${error ? ` (${describe(error)})` : ""}`);
     }),
     client.on("frame", ({ direction, frame }) => log(direction, summarise(frame))),
+    client.on("open", ({ url }) => log("status", `open ${url}`)),
     client.on("close", ({ code, reason }) => log("close", `close ${code}${reason ? ` ${reason}` : ""}`)),
     client.on("game", ({ gameId }) => {
       if (gameId === shownGame) renderGame();
@@ -159,8 +160,9 @@ function describe(error) {
 
 function renderStatus(status, error) {
   const badge = $("status");
-  badge.textContent = status;
+  badge.textContent = client && status === Status.CONNECTED ? `${status} (${client.transport})` : status;
   badge.dataset.status = status;
+  badge.dataset.transport = client ? client.transport : "";
   const reason = $("status-reason");
   reason.textContent = error && status !== Status.CONNECTED ? describe(error) : "";
 }

@@ -1,6 +1,6 @@
 // Compiled (never run) by test/types.test.js: the declarations must accept real usage and
 // reject misuse (the @ts-expect-error lines fail the build if they stop being errors).
-import { GameSyncClient, GameSyncError, Status, backoffDelay, type ConnectionStatus } from "@gamesync/client";
+import { GameSyncClient, GameSyncError, Status, backoffDelay, sseUrlFor, type ConnectionStatus } from "@gamesync/client";
 import { GameSyncProvider, useGameSync } from "@gamesync/client/react";
 
 interface Table {
@@ -34,6 +34,16 @@ void round;
 void client.refresh(42);
 const delay: number = backoffDelay(3, { baseMs: 500, maxMs: 30000 });
 void delay;
+const streamed = new GameSyncClient({
+  url: "wss://play.example.com/ws",
+  token: "t",
+  transport: "sse",
+  sseUrl: (games) => `${sseUrlFor("wss://play.example.com/ws")}?games=${games.join(",")}`,
+  sseAfterAttempts: 2,
+  websocketRetryMs: 60000,
+});
+const carrier: "websocket" | "sse" | "polling" = streamed.transport;
+void carrier;
 const connected: ConnectionStatus = Status.CONNECTED;
 void connected;
 void new GameSyncError("unauthorized", "bad token", { closeCode: 4401 });
@@ -63,5 +73,5 @@ const wrong: ConnectionStatus = "open";
 void wrong;
 // @ts-expect-error: unknown event type
 client.on("message", () => {});
-// @ts-expect-error: transport is websocket or polling
-void new GameSyncClient({ url: "ws://x", transport: "sse" });
+// @ts-expect-error: transport is websocket, sse or polling
+void new GameSyncClient({ url: "ws://x", transport: "eventsource" });

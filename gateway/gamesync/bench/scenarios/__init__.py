@@ -13,7 +13,16 @@ steps in :mod:`.steps`, and the delivery accounting (``gamesync.bench.accounting
 
 from __future__ import annotations
 
-from gamesync.bench.scenarios import fanout, idle, latency, peer, polling, slow, throughput
+from gamesync.bench.scenarios import (
+    bandwidth,
+    fanout,
+    idle,
+    latency,
+    peer,
+    polling,
+    slow,
+    throughput,
+)
 from gamesync.bench.scenarios.contract import Context, Measurement, Options, Scenario
 
 __all__ = ["SCENARIOS", "Context", "Measurement", "Options", "Scenario"]
@@ -29,5 +38,6 @@ SCENARIOS: dict[str, Scenario] = {
         idle.SCENARIO,
         slow.SCENARIO,
         throughput.SCENARIO,
+        bandwidth.SCENARIO,
     )
 }
