@@ -276,7 +276,8 @@ def test_storm_admits_every_client_cold_hot_and_bare(tmp_path: Path) -> None:
         assert row["admissions_per_cpu_s"] > 0
     assert result["summary"]["hot_admissions_per_cpu_s_ratio"] > 0
     admitted = [t for t in result["targets"] if t["name"].endswith("admitted")]
-    assert admitted and admitted[0]["met"]
+    assert admitted
+    assert admitted[0]["met"]
 
 
 def test_slow_client_run_has_a_baseline_and_keeps_others_whole(tmp_path: Path) -> None:

@@ -146,8 +146,8 @@ async def run(ctx: Context) -> Measurement:
     targets = [
         Target(
             f"storm N={opts.clients} {phase}",
-            "≥ 0.5× a bare websockets server's accept rate per CPU-second (issue 14.5)",
-            f"{summary[f'{phase}_admissions_per_cpu_s_ratio']:.2f}× "
+            "≥ 0.5x a bare websockets server's accept rate per CPU-second (issue 14.5)",
+            f"{summary[f'{phase}_admissions_per_cpu_s_ratio']:.2f}x "
             f"({summary[phase]['admissions_per_cpu_s']:.0f} vs "
             f"{summary['handshake']['admissions_per_cpu_s']:.0f}/CPU-s)",
             summary[f"{phase}_admissions_per_cpu_s_ratio"] >= 0.5,
