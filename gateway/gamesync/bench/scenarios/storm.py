@@ -12,16 +12,22 @@ no auth) takes the same crowd.
 Two rates per storm: wall-clock (connected / seconds until the last one was admitted; the load
 client shares the machine) and per server CPU-second (connected / CPU seconds the server
 process spent on the storm: what one process does at one full core, the figure the fleet cost
-model uses). The goal compares the latter, hot, with the bare server's, same run.
+model uses). The goal compares the latter, hot, with the bare server's, same run. With
+``--profile S``, run 1 ends with two more storms (cold with tokens no storm used, then hot),
+not counted, each under py-spy for S seconds (the storm must last that long to fill it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
-from gamesync.bench.procs import BenchError
+import httpx
+
+from gamesync.bench.procs import BenchError, Proc
+from gamesync.bench.profile import record, summarize
 from gamesync.bench.results import Target
 from gamesync.bench.rig import Rig, Server
 from gamesync.bench.scenarios.contract import Context, Measurement, Scenario
@@ -54,17 +60,48 @@ async def _quiet(server: Server, timeout: float = 30.0) -> None:
     raise BenchError(f"{server.kind} still busy {timeout:.0f} s after a storm")
 
 
+async def _emptied(server: Server, timeout: float = 30.0) -> None:
+    """Wait until a gateway holds no connection and no game (the linger has ended): each storm
+    then subscribes its games afresh, so cold and hot differ only in the token cache."""
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{server.internal_port}/v1/stats"
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            stats = (await client.get(url, timeout=5)).json()
+            if stats["connections"] == 0 and stats["games"] == 0:
+                return
+            await asyncio.sleep(0.25)
+    raise BenchError(f"the gateway still held connections or games {timeout:.0f} s after a storm")
+
+
 async def _storm(
-    ctx: Context, rig: Rig, server: Server, kind: str, label: str, games: int, offset: int = 0
+    ctx: Context,
+    rig: Rig,
+    server: Server,
+    kind: str,
+    label: str,
+    redis: Proc | None,
+    *,
+    offset: int = 0,
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     """One crowd of ``clients`` connecting at once; its rates, then every socket closed."""
-    n = ctx.opts.clients
+    n, games = ctx.opts.clients, max(1, ctx.opts.games)
     group = await rig.clients(kind, [server], n, games, offset=offset, concurrency=min(AT_ONCE, n))
+    profiling = None
+    if profile_to is not None:
+        profiling = asyncio.ensure_future(record(server.proc.pid, ctx.opts.profile, profile_to))
     cpu_before = server.proc.cpu()
+    redis_before = redis.cpu() if redis is not None else 0.0
     result = await connect(ctx, group, f"{label}: {n} at once")
     cpu = server.proc.cpu() - cpu_before
+    redis_cpu = redis.cpu() - redis_before if redis is not None else 0.0
+    if profiling is not None:
+        await profiling
     for proc in group.procs:
         await rig.stop(proc)
+    if server.internal_port is not None:
+        await _emptied(server)
     await _quiet(server)
     connected, secs = result["connected"], result["secs"]
     return {
@@ -75,32 +112,57 @@ async def _storm(
         "server_cpu_s": round(cpu, 3),
         "admissions_per_cpu_s": round(connected / max(cpu, 1e-6), 1),
         "us_per_admission": round(1e6 * cpu / max(connected, 1), 1),
+        # the subscriptions the crowd brings (SUBSCRIBE and GET of each game new to the pod)
+        "redis_us_per_admission": round(1e6 * redis_cpu / max(connected, 1), 1),
     }
 
 
-async def _run_once(ctx: Context, r: int) -> list[dict[str, Any]]:
+async def _profiled(ctx: Context, rig: Rig, gateway: Server, redis: Proc) -> dict[str, Any]:
+    """Two more storms (not counted) under py-spy, cold with tokens no storm used, then hot."""
+    profiles: dict[str, Any] = {}
+    for phase in PHASES:
+        out = ctx.opts.workdir / f"profile-storm-{phase}.txt"
+        await _storm(
+            ctx,
+            rig,
+            gateway,
+            "gamesync",
+            f"profiled {phase}",
+            redis,
+            offset=ctx.opts.clients + WARM_UP,
+            profile_to=out,
+        )
+        profiles[phase] = summarize(out) if out.exists() else None
+    return profiles
+
+
+async def _run_once(ctx: Context, r: int, profiles: dict[str, Any]) -> list[dict[str, Any]]:
     """One run: a fresh gateway stormed cold then hot, then the bare server."""
     opts = ctx.opts
     n = opts.clients
     games = max(1, opts.games)
-    creds = ctx.credentials(n + WARM_UP)
+    creds = ctx.credentials(2 * n + WARM_UP)
     rows: list[dict[str, Any]] = []
     async with Rig(opts.workdir, creds) as rig:
-        redis_port, _ = await rig.redis()
+        redis_port, redis = await rig.redis()
         gateway = await rig.gateway(f"redis://127.0.0.1:{redis_port}/0", STORM_FLAGS, paced=False)
         raw = await rig.raw(opts.size)
         for server, kind in ((gateway, "gamesync"), (raw, "raw")):
-            # Tokens n.. are never stormed with: the warm-up leaves the cache cold for them.
+            # Tokens n to n + WARM_UP: no storm uses them, so the cache stays cold for the storms.
             warm = await rig.clients(kind, [server], WARM_UP, games, offset=n)
             await warm.connect(30)
             for proc in warm.procs:
                 await rig.stop(proc)
+            if server.internal_port is not None:
+                await _emptied(server)
             await _quiet(server)
         for phase in PHASES:
-            row = await _storm(ctx, rig, gateway, "gamesync", f"gamesync {phase}", games)
+            row = await _storm(ctx, rig, gateway, "gamesync", f"gamesync {phase}", redis)
             rows.append({"system": "gamesync", "phase": phase, "run": r, **row})
-        row = await _storm(ctx, rig, raw, "raw", "bare websockets", games)
+        row = await _storm(ctx, rig, raw, "raw", "bare websockets", None)
         rows.append({"system": "websockets", "phase": "handshake", "run": r, **row})
+        if opts.profile > 0 and r == 1:
+            profiles.update(await _profiled(ctx, rig, gateway, redis))
     for row in rows:
         ctx.display.note(
             f"storm run {r} {row['system']} {row['phase']}: {row['admissions_per_s']:.0f}/s wall, "
@@ -124,8 +186,9 @@ async def run(ctx: Context) -> Measurement:
     """``runs`` runs, each a fresh gateway and bare server; medians of same-run ratios."""
     opts = ctx.opts
     rows: list[dict[str, Any]] = []
+    profiles: dict[str, Any] = {}
     for r in range(1, opts.runs + 1):
-        rows += await _run_once(ctx, r)
+        rows += await _run_once(ctx, r, profiles)
     ratios = [_ratios(rows, r) for r in range(1, opts.runs + 1)]
     for row in rows:
         if row["system"] == "gamesync":
@@ -143,6 +206,8 @@ async def run(ctx: Context) -> Measurement:
         }
     for key in ratios[0]:
         summary[key] = med([{key: ratio[key]} for ratio in ratios], key)
+    if profiles:
+        summary["profiles"] = profiles
     targets = [
         Target(
             f"storm N={opts.clients} {phase}",
@@ -187,6 +252,7 @@ SCENARIO = Scenario(
         "server_cpu_s",
         "admissions_per_cpu_s",
         "us_per_admission",
+        "redis_us_per_admission",
         "ratio_per_cpu_s",
         "ratio_wall",
     ),
