@@ -156,6 +156,21 @@ def test_a_cached_answer_is_the_fresh_verifications_answer() -> None:
     assert (store.tokens.hits, store.tokens.misses) == (1, 1)
 
 
+def test_a_forged_signature_on_a_cached_tokens_header_and_claims_is_refused() -> None:
+    private, public = generate_key("ES256", kid="k1")
+    store = KeyStore(KeySet.from_jwks({"keys": [public]}))
+    token = sign_token(_signer(private), "7")
+    store.verify(token)
+    head, claims, signature = token.split(".")
+    other = sign_token(_signer(private), "8").split(".")[2]  # a genuine signature, elsewhere
+    flipped = signature[:10] + ("B" if signature[10] != "B" else "C") + signature[11:]
+    for forged in (f"{head}.{claims}.{other}", f"{head}.{claims}.{flipped}", token + "A"):
+        with pytest.raises(AuthError):
+            store.verify(forged)
+    assert store.tokens.hits == 0
+    assert store.verify(token).user_id == "7"
+
+
 def test_a_token_whose_key_was_removed_is_refused_even_if_cached(tmp_path: Path) -> None:
     old_private, old_public = generate_key("ES256", kid="old")
     _, new_public = generate_key("ES256", kid="new")
