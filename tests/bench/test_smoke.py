@@ -251,6 +251,7 @@ def test_idle_holds_connections_and_reports_memory_per_connection(tmp_path: Path
     row = result["runs"][0]
     assert row["connected"] == row["held"] == 60
     assert row["kib_per_conn"] > 0
+    assert row["admission_rate"] >= 1e6  # a crowd above the pacing's burst is not turned away
 
 
 @needs_redis

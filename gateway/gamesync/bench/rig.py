@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from gamesync.bench.procs import (
@@ -33,7 +34,7 @@ from gamesync.bench.procs import (
 from gamesync.bench.resp import RespClient
 from gamesync.bench.tokens import Credentials
 
-__all__ = ["UNPACED", "ClientGroup", "Rig", "Server"]
+__all__ = ["UNPACED", "ClientGroup", "Rig", "Server", "admission_limits"]
 
 READY = "GAMESYNC_READY"
 # One load process holds at most this many sockets: the fd hard limit here is 20000.
@@ -54,6 +55,19 @@ class Server:
     port: int
     internal_port: int | None = None
     rss_series: list[tuple[float, int]] = field(default_factory=list)
+
+
+async def admission_limits(server: Server) -> dict[str, float]:
+    """A gateway's configured limits (`gamesync_limit{limit}` on its internal port)."""
+    url = f"http://127.0.0.1:{server.internal_port}/metrics"
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(url, timeout=10)).text
+    limits: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith('gamesync_limit{limit="'):
+            name, _, value = line.removeprefix('gamesync_limit{limit="').partition('"} ')
+            limits[name] = float(value)
+    return limits
 
 
 class ClientGroup:
