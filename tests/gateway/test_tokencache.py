@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from gamesync.errors import AuthError
 from gamesync.keys import Identity, KeySet, generate_key, sign_token
 from gamesync.keystore import KeyStore
-from gamesync.tokencache import TokenCache
+from gamesync.tokencache import KEY_BYTES, TokenCache
 
 NOW = 1_800_000_000.0
 
@@ -55,7 +56,7 @@ def test_the_token_itself_is_never_a_key() -> None:
     (key,) = cache._entries  # the only place entries live
     assert key != token
     assert token.encode() not in key
-    assert len(key) == 32  # a SHA-256 digest
+    assert key == hashlib.sha256(token.encode()).digest()[:KEY_BYTES]
 
 
 def test_a_token_sharing_a_prefix_is_not_a_hit() -> None:
@@ -76,6 +77,21 @@ def test_failures_are_not_remembered() -> None:
             cache.verify("bad-token", verify)
     assert verify.calls == 2
     assert len(cache) == 0
+
+
+def test_a_big_cache_drops_its_least_recently_used_sixteenth_at_once() -> None:
+    cache, verify = TokenCache(64, Clock()), Verifier()
+    for i in range(64):
+        cache.verify(f"t{i}", verify)
+    cache.verify("t0", verify)  # used again: no longer among the oldest
+    cache.verify("t64", verify)  # over the bound: the 4 least recently used, t1..t4, go
+    assert len(cache) == 61
+    verify.calls = 0
+    for token in ("t0", "t5", "t63", "t64"):
+        cache.verify(token, verify)
+    assert verify.calls == 0
+    cache.verify("t1", verify)
+    assert verify.calls == 1
 
 
 def test_the_cache_holds_at_most_its_size_dropping_the_least_recently_used() -> None:
