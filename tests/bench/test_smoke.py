@@ -192,7 +192,8 @@ def test_throughput_steps_both_systems_up_and_loses_nothing_it_passes(tmp_path: 
         if row["passed"]:  # every passing window delivered every version to every watcher
             assert row["delivered"] == row["expected"] == row["published"] * 4
             assert row["skipped"] == 0
-        assert row["server_us_per_publish"] > 0
+        # None where the window's server CPU was below the clock's resolution (a small smoke run)
+        assert row["server_us_per_publish"] is None or row["server_us_per_publish"] > 0
         assert row["redis_us_per_publish"] >= 0
     for system in ("gamesync", "floor"):
         summary = result["summary"][system]
@@ -205,7 +206,11 @@ def test_throughput_steps_both_systems_up_and_loses_nothing_it_passes(tmp_path: 
         "throughput per server CPU-second, GameSync / floor",
         "throughput: passing windows lose nothing",
     ]
-    assert result["summary"]["cpu_ratio"] > 0
+    # 0.0 when no rate had a measurable CPU figure for both (this small run's floor often has
+    # none); the ratio itself is unit-tested in test_throughput.py
+    measured = [r for r in result["runs"] if r["passed"] and r["server_us_per_publish"]]
+    both = {r["system"] for r in measured} == {"gamesync", "floor"}
+    assert result["summary"]["cpu_ratio"] > 0 or not both
 
 
 def test_polling_compares_etag_polling_with_push(tmp_path: Path) -> None:
