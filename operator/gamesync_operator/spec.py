@@ -283,6 +283,9 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
     if exposure.tls_secret_name and not exposure.host:
         raise SpecError("InvalidSpec", "exposure.tlsSecretName needs exposure.host")
 
+    if not 1 <= gateway.shards <= 64:
+        # The CRD's schema says so too; a spec read before the CRD was updated may not.
+        raise SpecError("InvalidSpec", f"spec.gateway.shards {gateway.shards} is not in 1..64")
     au = _section(spec, "autoscaling")
     keda = au.get("keda") or {}
     autoscaling = AutoscalingSpec(
