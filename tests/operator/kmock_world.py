@@ -229,7 +229,8 @@ class World:
         adopts another one's pods (their controllerRef), however the selectors overlap: the
         one-shard Deployment's selector matches a shard Deployment's pods too."""
         name = dep["metadata"]["name"]
-        wanted = dep["spec"]["selector"]["matchLabels"].items()
+        selector = (dep["spec"].get("selector") or {}).get("matchLabels")
+        wanted = (selector or {"app.kubernetes.io/instance": name}).items()
         return [
             p
             for p in items(self.kmock, PODS)
