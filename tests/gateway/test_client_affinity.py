@@ -63,7 +63,8 @@ async def test_an_affine_client_goes_to_its_games_shard_and_a_plain_one_anywhere
     # refused, K learnt again, refused again: then it backs off like any reconnect
     await wait_until(lambda: _refused(server) == 2, what="two wrong-shard refusals")
     await wait_until(lambda: affine.status is ClientStatus.RECONNECTING, what="backing off")
-    assert affine.error is not None and affine.error.close_code == Close.WRONG_SHARD
+    assert affine.error is not None
+    assert affine.error.close_code == Close.WRONG_SHARD
     assert _refused(server) == 2  # once at once, then the backoff: no tight loop
     task.cancel()
     await affine.close()

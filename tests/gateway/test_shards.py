@@ -30,7 +30,7 @@ def test_sequential_game_ids_spread_evenly_over_the_shards() -> None:
 
 @pytest.mark.parametrize(("game", "shards"), [(-1, 4), (1, 0), (1, -2)])
 def test_the_shard_function_refuses_what_has_no_shard(game: int, shards: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be at least 1|is non-negative"):
         shard_of(game, shards)
 
 
@@ -122,7 +122,8 @@ async def test_a_game_affine_socket_for_another_shard_is_closed_4421_before_auth
     server = await gateway_factory(shard=1, shards=4)
     ws = await connect(server, path)  # no token: the refusal comes first
     assert await close_code(ws) == Close.WRONG_SHARD
-    assert ws.close_reason is not None and ws.close_reason.startswith("wrong shard: game")
+    assert ws.close_reason is not None
+    assert ws.close_reason.startswith("wrong shard: game")
     refused = server.gateway.metrics.registry.get_sample_value(
         "gamesync_handshakes_refused_total", {"reason": "wrong_shard", "transport": "websocket"}
     )
