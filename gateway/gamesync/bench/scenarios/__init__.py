@@ -14,6 +14,7 @@ steps in :mod:`.steps`, and the delivery accounting (``gamesync.bench.accounting
 from __future__ import annotations
 
 from gamesync.bench.scenarios import (
+    affinity,
     bandwidth,
     fanout,
     idle,
@@ -39,5 +40,6 @@ SCENARIOS: dict[str, Scenario] = {
         slow.SCENARIO,
         throughput.SCENARIO,
         bandwidth.SCENARIO,
+        affinity.SCENARIO,
     )
 }
