@@ -75,15 +75,7 @@ class WebSocketEndpoint:
         misdirected = _wrong_shard(scope, services)
         if misdirected is not None:
             services.metrics.handshake_refused("wrong_shard", "websocket")
-            # A close code, not an HTTP status: a browser sees only the close of a refused
-            # upgrade, and the client must tell this from a network failure (DESIGN §2).
-            if (await receive())["type"] == "websocket.connect":
-                await send({"type": "websocket.accept"})
-                await send(
-                    {"type": "websocket.close", "code": Close.WRONG_SHARD, "reason": misdirected}
-                )
-            return
-        if services.registry.draining:
+        elif services.registry.draining:
             services.metrics.handshake_refused("draining", "websocket")
             await _refuse(send, 503, "draining: reconnect to another instance")
             return
@@ -95,6 +87,12 @@ class WebSocketEndpoint:
         if (await receive())["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
+        if misdirected is not None:
+            # A close code, not an HTTP status: a browser sees only the close of a refused
+            # upgrade, and the client must tell this from a network failure (DESIGN §2). The
+            # close is bounded like every other (the socket is dropped after the close bound).
+            socket.close_now(Close.WRONG_SHARD, misdirected)
+            return
         game_id = scope.get("path_params", {}).get("game_id")
         session = WebSocketSession(services, socket, scope, receive)
         await session.run([] if game_id is None else [game_id], implied=True)
