@@ -332,5 +332,10 @@ def test_affinity_puts_each_games_watchers_on_its_shard_and_loses_nothing(tmp_pa
     # 8 games, 4 watchers each: spread, each game on every gateway; affine, on its shard only
     assert rows["spread"]["games_held"] == 8 * 4
     assert rows["affine"]["games_held"] == 8
+    # every gateway received every publish spread, its own games' only affine
+    assert rows["spread"]["received_each"] == [80] * 4
+    assert sum(rows["affine"]["received_each"]) == 80
+    assert len(rows["affine"]["idle_cpu_pct_each"]) == 4
+    assert set(result["summary"]["unit_costs"]) == {"us_per_received", "us_per_delivery"}
     assert result["params"]["loadavg_at_start"]
     assert "ratio_cpu_per_gateway" in result["summary"]
