@@ -166,7 +166,10 @@ def test_a_change_of_count_retires_the_names_the_new_count_lacks() -> None:
 def _deployments(world: World) -> dict[str, int]:
     from kmock_world import items
 
-    return {d["metadata"]["name"]: d["spec"]["replicas"] for d in items(world.kmock, DEPLOYMENTS)}
+    # a Deployment without replicas has 1 (the API server defaults it; KMock does not)
+    return {
+        d["metadata"]["name"]: d["spec"].get("replicas", 1) for d in items(world.kmock, DEPLOYMENTS)
+    }
 
 
 async def test_a_sharded_cluster_serves_and_reports_the_fleet_whole(kmock: Any) -> None:
@@ -238,3 +241,24 @@ async def test_changing_the_shard_count_keeps_the_old_pods_until_the_new_shards_
             "shard Services retired",
         )
         assert get(kmock, HPAS, "arena-s0") is None
+
+
+async def test_each_shard_has_its_own_hpa_and_the_operator_never_fights_them(kmock: Any) -> None:
+    spec = raw_spec(
+        gateway={"image": "ghcr.io/nommie/gamesync:0.1.0", "shards": 2},
+        autoscaling={"mode": "HPA", "minReplicas": 2, "maxReplicas": 9},
+    )
+    async with running_operator(kmock) as world:
+        await world.apply(spec)
+        await world.eventually(
+            lambda: get(kmock, HPAS, "arena-s0") and get(kmock, HPAS, "arena-s1"), "two HPAs"
+        )
+        await world.eventually(lambda: len(_deployments(world)) == 2, "two Deployments")
+        # shard 1's HPA scales its Deployment alone; shard 0 keeps its size
+        before = _deployments(world)["arena-s0"]
+        kmock.objects[DEPLOYMENTS, "games", "arena-s1"].patch({"spec": {"replicas": 5}})
+        await world.eventually(
+            lambda: world.cluster()["status"].get("readyReplicas") == before + 5, "status sums"
+        )
+        assert _deployments(world) == {"arena-s0": before, "arena-s1": 5}
+        assert world.cluster()["status"]["autoscaling"] == {"owner": "HPA"}
