@@ -764,8 +764,8 @@ class Reconciler:
         report: PassReport,
     ) -> int:
         """After a change of `spec.gateway.shards`: remove the previous layout's Deployments,
-        Services and autoscalers once every new shard has a ready pod (until then the old pods
-        keep serving the spread path); the shard count that serves (`status.shards`)."""
+        Services and autoscalers once every shard runs the new count with a ready pod (until
+        then the old pods keep serving); the shard count that serves (`status.shards`)."""
         previous = _shards_serving(status)
         retired = shards.retired_names(spec.name, previous, spec.gateway.shards)
         if not retired:
@@ -773,13 +773,10 @@ class Reconciler:
         old = _ours([await self.kube.get(DEPLOYMENTS, spec.namespace, n) for n in retired], uid)
         if all(d is None for d in old):
             return spec.gateway.shards  # nothing of the previous layout runs (a new cluster)
-        ready = [
-            int(((d or {}).get("status") or {}).get("readyReplicas") or 0) for d in deployments
-        ]
-        if min(ready) < 1:
+        if not all(shards.serves(d, spec.gateway.shards) for d in deployments):
             report.changed.append(
-                f"resharding {previous} → {spec.gateway.shards}: waiting for every new shard "
-                "to have a ready pod before retiring the old ones"
+                f"resharding {previous} → {spec.gateway.shards}: waiting for every shard to "
+                "run the new count with a ready pod before retiring the old ones"
             )
             return previous
         for name in retired:

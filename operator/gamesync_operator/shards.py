@@ -12,7 +12,7 @@ from typing import Any
 
 from gamesync_operator.names import SHARD_LABEL, shard_names
 
-__all__ = ["busiest_shard", "fleet_deployment", "retired_names"]
+__all__ = ["busiest_shard", "fleet_deployment", "retired_names", "serves"]
 
 _SUMMED = ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
 
@@ -53,3 +53,29 @@ def retired_names(name: str, previous: int, current: int) -> list[str]:
         return []
     kept = set(shard_names(name, current))
     return [n for n in shard_names(name, previous) if n not in kept]
+
+
+def serves(deployment: Mapping[str, Any] | None, shards: int) -> bool:
+    """The Deployment's rollout to `shards` is done and a pod of it is ready.
+
+    Its pod template says `GAMESYNC_SHARDS=shards` (no variable: one shard), the Deployment
+    controller has seen its latest spec, every replica runs that template, and one is ready:
+    only then may the previous layout's pods go (a kept shard still rolling from the old count
+    would refuse the games that moved to it).
+    """
+    if deployment is None:
+        return False
+    meta, spec = deployment.get("metadata") or {}, deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    env = {e.get("name"): e.get("value") for e in containers[0].get("env") or []}
+    if env.get("GAMESYNC_SHARDS", "1") != str(shards):
+        return False
+    generation = int(meta.get("generation") or 0)
+    if int(status.get("observedGeneration") or generation) < generation:
+        return False
+    want = int(spec.get("replicas") or 1)
+    return (
+        int(status.get("updatedReplicas") or 0) >= want
+        and int(status.get("readyReplicas") or 0) >= 1
+    )

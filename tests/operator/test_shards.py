@@ -262,3 +262,34 @@ async def test_each_shard_has_its_own_hpa_and_the_operator_never_fights_them(kmo
         )
         assert _deployments(world) == {"arena-s0": before, "arena-s1": 5}
         assert world.cluster()["status"]["autoscaling"] == {"owner": "HPA"}
+
+
+def _deployment(
+    shards: str | None,
+    *,
+    replicas: int = 2,
+    ready: int = 2,
+    updated: int = 2,
+    generation: int = 3,
+    observed: int = 3,
+) -> dict[str, Any]:
+    env = [] if shards is None else [{"name": "GAMESYNC_SHARDS", "value": shards}]
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"env": env}]}}},
+        "status": {
+            "observedGeneration": observed,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+        },
+    }
+
+
+def test_the_old_layout_goes_only_once_every_shard_has_rolled_to_the_new_count() -> None:
+    assert shards.serves(_deployment("2"), 2)
+    assert shards.serves(_deployment(None), 1)  # the one-shard Deployment has no variable
+    assert not shards.serves(_deployment("4"), 2)  # a kept shard not yet rolled to the count
+    assert not shards.serves(_deployment("2", observed=2), 2)  # its new spec not yet seen
+    assert not shards.serves(_deployment("2", updated=1), 2)  # still rolling
+    assert not shards.serves(_deployment("2", ready=0), 2)  # nothing ready
+    assert not shards.serves(None, 2)
