@@ -344,8 +344,10 @@ class GameSyncClient:
             elif reaction is Reaction.RESHARD:
                 self.shards = None  # the fleet changed its shard count: learn it again
                 if not self._resharded:
+                    # Once at once, and not a failed attempt; a second refusal backs off.
                     self._resharded = True
-                    self._retry_after = 0.0  # once at once; then as any reconnect
+                    self._set_status(ClientStatus.RECONNECTING, error)
+                    continue
             elif reaction is Reaction.RECONNECT_IF_SUBSCRIBED and not self._games:
                 # Closed for idling without a game: reconnecting would only idle again.
                 self._set_status(ClientStatus.RECONNECTING, error)

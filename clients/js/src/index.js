@@ -1115,13 +1115,18 @@ export class GameSyncClient {
       return;
     }
     if (code === CLOSE_WRONG_SHARD) {
-      // The fleet changed its shard count: learn it again, and reconnect at once, once.
+      // The fleet changed its shard count: learn it again, and reconnect at once, once. That
+      // retry is not a failed attempt (it must not count toward the SSE fallback); a second
+      // refusal backs off like any reconnect.
       this.#shards = null;
+      const error = new GameSyncError("wrong_shard", reason || "wrong shard", { closeCode: code });
       if (!this.#reshardRetried) {
         this.#reshardRetried = true;
-        this.#retryAfterMs = 0;
+        this.#setStatus(Status.RECONNECTING, error);
+        this.#armTimer("reconnect", 0, () => this.#open());
+        return;
       }
-      this.#scheduleReconnect(new GameSyncError("wrong_shard", reason || "wrong shard", { closeCode: code }));
+      this.#scheduleReconnect(error);
       return;
     }
     if (code === CLOSE_IDLE && this.#subscriptions.size === 0) {

@@ -142,6 +142,7 @@ test("a wrong-shard close is retried once at once with the count learnt again, t
     backoffBaseMs: 60000,
     environment: {
       WebSocket,
+      random: () => 0.99, // the backoff after the second refusal: ~60 s, outlasting the test
       fetch: (url, init) => {
         announcements.push(url);
         return realFetch(url, init);
@@ -157,6 +158,7 @@ test("a wrong-shard close is retried once at once with the count learnt again, t
     assert.deepEqual(closes, [4421, 4421]);
     assert.equal(event.error.code, "wrong_shard");
     assert.equal(announcements.length, 2); // learnt again after the refusal
+    assert.equal(client.transport, "websocket"); // the retry did not count toward the fallback
     assert.equal(closes.length, 2); // the backoff holds: no third attempt at once
   } finally {
     client.disconnect();
