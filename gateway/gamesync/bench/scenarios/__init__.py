@@ -22,6 +22,7 @@ from gamesync.bench.scenarios import (
     peer,
     polling,
     slow,
+    storm,
     throughput,
 )
 from gamesync.bench.scenarios.contract import Context, Measurement, Options, Scenario
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, Scenario] = {
         slow.SCENARIO,
         throughput.SCENARIO,
         bandwidth.SCENARIO,
+        storm.SCENARIO,
         affinity.SCENARIO,
     )
 }
