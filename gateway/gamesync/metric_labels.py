@@ -125,7 +125,7 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
 
 #: `gamesync_handshakes_refused_total{reason, transport}`: upgrades (websocket) and streams
 #: (SSE) refused before a session exists.
-HANDSHAKE_REFUSALS = ("origin", "draining")
+HANDSHAKE_REFUSALS = ("origin", "draining", "wrong_shard")
 
 #: `gamesync_published_total{result}`: every publish through this pod (HTTP and `--demo`).
 PUBLISH_RESULTS = ("published", "stale")

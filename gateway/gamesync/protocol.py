@@ -57,6 +57,7 @@ class Close(IntEnum):
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
     TIMEOUT = 4408  # heartbeat or idle
+    WRONG_SHARD = 4421  # a game-affine path for another shard (421 Misdirected Request)
     TOO_MANY_CONNECTIONS = 4429
 
 
@@ -68,6 +69,9 @@ class Reaction(Enum):
     #: heartbeat or idle close: reconnect if a game is wanted, else once one is
     RECONNECT_IF_SUBSCRIBED = "reconnect_if_subscribed"
     STOP = "stop"  # final: the same inputs cannot succeed
+    #: learn the shard count again (`GET /v1/shards`) and reconnect at once, once; if refused
+    #: again, back off and reconnect as `RECONNECT` does (a fleet changing its shard count)
+    RESHARD = "reshard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,7 @@ CLOSE_CLASSES: Mapping[int, CloseClass] = MappingProxyType(
         Close.FORBIDDEN: CloseClass(Reaction.STOP, error=True),
         Close.TIMEOUT: CloseClass(Reaction.RECONNECT_IF_SUBSCRIBED, error=True),
         Close.TOO_MANY_CONNECTIONS: _FAILED,
+        Close.WRONG_SHARD: CloseClass(Reaction.RESHARD, error=True),
     }
 )
 

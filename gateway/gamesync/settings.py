@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gamesync.broker.schemes import scheme_of
 from gamesync.errors import ConfigError
+from gamesync.shards import ShardIdentity
 
 __all__ = [
     "ADMISSION_BURST",
@@ -58,6 +59,12 @@ class GatewaySettings(BaseSettings):
         9000, ge=0, le=65535, description="internal port: metrics, stats, publish"
     )
     pod_name: str = Field("", description="name in /v1/stats and traces (default: host name)")
+
+    # Game-affine placement (DESIGN §2): this pod is shard `shard` of `shards`
+    shard: int = Field(0, ge=0, description="this gateway's shard index, 0 ≤ shard < shards")
+    shards: int = Field(
+        1, ge=1, le=256, description="gateway shards in the fleet (1: no game-affine placement)"
+    )
 
     # Fan-out engine
     broker: str = Field("memory://", description="memory:// | redis://... | redis+cluster://...")
@@ -187,6 +194,14 @@ class GatewaySettings(BaseSettings):
         return value.strip().lower() or None if value is not None else None
 
     @model_validator(mode="after")
+    def _check_shard(self) -> GatewaySettings:
+        if self.shard >= self.shards:
+            raise ValueError(
+                f"--shard {self.shard} is not below --shards {self.shards} (0 ≤ shard < shards)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_backend_url(self) -> GatewaySettings:
         if self.authz is AuthzPolicy.BACKEND and not self.authz_url:
             raise ValueError("--authz backend needs --authz-url")
@@ -240,6 +255,11 @@ class GatewaySettings(BaseSettings):
         if self.max_pending_per_address is not None:
             return self.max_pending_per_address
         return DEFAULT_PENDING_PER_ADDRESS if self.client_address_header else 0
+
+    @property
+    def shard_identity(self) -> ShardIdentity:
+        """This pod's shard, for the endpoints and `GET /v1/shards`."""
+        return ShardIdentity(self.shard, self.shards)
 
     @property
     def effective_internal_host(self) -> str:

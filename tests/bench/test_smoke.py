@@ -334,3 +334,44 @@ def test_bandwidth_compares_deltas_full_snapshots_and_polling(tmp_path: Path) ->
     formats = {r["stream"]: r for r in result["runs"] if r["part"] == "formats"}
     assert formats["nommie8k"]["full"]["bytes"] > 7000  # Nommie-sized, history included
     assert {"json_patch", "merge_patch", "fossil"} <= set(formats["demo"])
+
+
+@needs_redis
+@pytest.mark.redis
+def test_affinity_puts_each_games_watchers_on_its_shard_and_loses_nothing(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path,
+        "affinity",
+        "--clients",
+        "32",
+        "--games",
+        "8",
+        "--rate",
+        "40",
+        "--seconds",
+        "2",
+        "--gateways",
+        "4",
+        "--runs",
+        "1",
+        "--no-plot",
+        timeout=120,
+    )
+    check_shape(result, "affinity")
+    check_invariants(result)
+    rows = {row["placement"]: row for row in result["runs"]}
+    assert set(rows) == {"spread", "affine"}
+    for row in rows.values():
+        assert row["connected"] == 32
+        assert row["delivered"] == row["expected"] == 80 * 4
+        assert len(row["server_cpu_pct_each"]) == 4
+    # 8 games, 4 watchers each: spread, each game on every gateway; affine, on its shard only
+    assert rows["spread"]["games_held"] == 8 * 4
+    assert rows["affine"]["games_held"] == 8
+    # every gateway received every publish spread, its own games' only affine
+    assert rows["spread"]["received_each"] == [80] * 4
+    assert sum(rows["affine"]["received_each"]) == 80
+    assert len(rows["affine"]["idle_cpu_pct_each"]) == 4
+    assert set(result["summary"]["unit_costs"]) == {"us_per_received", "us_per_delivery"}
+    assert result["params"]["loadavg_at_start"]
+    assert "ratio_cpu_per_gateway" in result["summary"]

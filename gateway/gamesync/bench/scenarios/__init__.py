@@ -14,6 +14,7 @@ steps in :mod:`.steps`, and the delivery accounting (``gamesync.bench.accounting
 from __future__ import annotations
 
 from gamesync.bench.scenarios import (
+    affinity,
     bandwidth,
     fanout,
     idle,
@@ -41,5 +42,6 @@ SCENARIOS: dict[str, Scenario] = {
         throughput.SCENARIO,
         bandwidth.SCENARIO,
         storm.SCENARIO,
+        affinity.SCENARIO,
     )
 }
