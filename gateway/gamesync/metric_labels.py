@@ -123,8 +123,9 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
 )
 
 #: `gamesync_handshakes_refused_total{reason, transport}`: upgrades (websocket) and streams
-#: (SSE) refused before a session exists.
-HANDSHAKE_REFUSALS = ("origin", "draining")
+#: (SSE) refused before a session exists; `too_large`: over the request parser's limits (414,
+#: 431), `malformed`: not a request it could parse.
+HANDSHAKE_REFUSALS = ("origin", "draining", "too_large", "malformed")
 
 #: `gamesync_published_total{result}`: every publish through this pod (HTTP and `--demo`).
 PUBLISH_RESULTS = ("published", "stale")

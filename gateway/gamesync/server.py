@@ -9,7 +9,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import uvicorn
@@ -57,9 +57,20 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(
-    app: Any, host: str, port: int, settings: GatewaySettings, *, public: bool
-) -> uvicorn.Config:
+def _parser_refusal(gw: Gateway) -> Callable[[int], None]:
+    """Count a handshake websockets' parser refused (414/431: over its limits)."""
+
+    def refused(status: int) -> None:
+        if status in (414, 431):
+            gw.metrics.handshake_refused("too_large", "websocket")
+        else:
+            gw.metrics.handshake_refused("malformed", "websocket")
+
+    return refused
+
+
+def _config(app: Any, host: str, port: int, gw: Gateway, *, public: bool) -> uvicorn.Config:
+    settings = gw.settings
     close_timeout = settings.close_timeout
     return uvicorn.Config(
         app,
@@ -68,11 +79,18 @@ def _config(
         lifespan="off",
         # The public port's HTTP protocol also serves SSE streams (gamesync.sse).
         http=GatewayHTTP.configured(close_timeout=close_timeout) if public else "auto",
-        ws=GatewaySocket.configured(close_timeout=close_timeout) if public else "none",
+        ws=(
+            GatewaySocket.configured(close_timeout=close_timeout, on_refused=_parser_refusal(gw))
+            if public
+            else "none"
+        ),
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,  # 4.5x the CPU and 2x the memory in our probe
         ws_ping_interval=None,  # the gateway's sweeper pings and closes 4408 itself
         ws_ping_timeout=None,
+        # uvicorn's own logging config would replace ours (JSON lines): its loggers propagate
+        # to the root handler `gamesync.logs.configure_logging` installed.
+        log_config=None,
         log_level="warning",
         access_log=False,
         backlog=4096,
@@ -154,10 +172,8 @@ class GatewayServer:
         )
         internal = internal_app(gw, self.publish_token)
         self.servers = [
-            _Server(_config(public, settings.host, settings.port, settings, public=True)),
-            _Server(
-                _config(internal, internal_host, settings.internal_port, settings, public=False)
-            ),
+            _Server(_config(public, settings.host, settings.port, gw, public=True)),
+            _Server(_config(internal, internal_host, settings.internal_port, gw, public=False)),
         ]
         self._tasks = [
             asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")

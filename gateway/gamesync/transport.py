@@ -12,7 +12,10 @@ What a socket may cost is bounded whatever the client does (issue 12.2):
 - at most one pong per read, and while unwritable only the newest one is kept (RFC 6455 §5.5.3
   lets a pong answer only the most recent ping), so a ping flood amplifies into nothing;
 - every close, by either side, ends with the transport gone within `close_timeout` seconds: a
-  peer that never reads (or never answers the close) is aborted, its buffer discarded.
+  peer that never reads (or never answers the close) is aborted, its buffer discarded;
+- a handshake over websockets' parser limits (a line over 8 KiB, over 128 header fields) is
+  answered with the parser's refusal (414 or 431) and closed, not left hanging;
+- invalid UTF-8 in a text message closes 1007 quietly: a client's mistake, not our error.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class GatewaySocket(WebSocketsSansIOProtocol):
     on_gone: Callable[[], None] | None = None
     #: the newest pong owed while the socket was unwritable (written once it drains)
     _owed_pong: bytes | None = None
+    #: called with the HTTP status of a handshake refused before the app saw it (`configured`)
+    on_refused: Callable[[int], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -93,9 +98,15 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         self.on_writable: Callable[[], None] | None = None
 
     @classmethod
-    def configured(cls, *, close_timeout: float) -> type[GatewaySocket]:
-        """This class with its close bound set (uvicorn instantiates the class it is given)."""
-        return type(cls.__name__, (cls,), {"close_bound": close_timeout})
+    def configured(
+        cls, *, close_timeout: float, on_refused: Callable[[int], None] | None = None
+    ) -> type[GatewaySocket]:
+        """This class with its close bound and refusal counter set (uvicorn instantiates the
+        class it is given)."""
+        attrs: dict[str, Any] = {"close_bound": close_timeout}
+        if on_refused is not None:
+            attrs["on_refused"] = staticmethod(on_refused)
+        return type(cls.__name__, (cls,), attrs)
 
     # uvicorn callbacks -------------------------------------------------------------------
 
@@ -109,6 +120,24 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         # Any frame from the client is a sign of life (DESIGN §2, heartbeats).
         self.last_seen = self.loop.time()
         super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self._refuse_handshake()
+
+    def _refuse_handshake(self) -> None:
+        """Send the refusal websockets' parser queued for a request over its limits, and close.
+
+        uvicorn only writes responses for requests that parsed; for a request line or header
+        line over 8 KiB, or too many header fields, the parser queues a 414 or 431 and waits.
+        """
+        data = b"".join(self.conn.data_to_send())  # the response, then b"" (its EOF)
+        self.handshake_initiated = self.handshake_complete = self.close_sent = True
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+        self._let_go()
+        if self.on_refused is not None:
+            # "HTTP/1.1 431 ...": nothing but a close (0) when the request did not parse at all
+            status = data[9:12]
+            self.on_refused(int(status) if data.startswith(b"HTTP/") and status.isdigit() else 0)
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -177,6 +206,27 @@ class GatewaySocket(WebSocketsSansIOProtocol):
             self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
             self.transport.write(b"".join(self.conn.data_to_send()))
             self._let_go()
+
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn's, but invalid UTF-8 is a client's fault: close 1007 without logging an
+        # error with a traceback (any client could fill the log with them).
+        frames, self.frames = self.frames, []
+        if self.close_sent:
+            return  # past our close: read on for the peer's answer, discard the message
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        if self.curr_msg_data_type == "text":
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.conn.send_close(1007, "invalid UTF-8")
+                self.handle_parser_exception()
+                return
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     def handle_parser_exception(self) -> None:
         # A frame too large, bad UTF-8 or a protocol violation: websockets queued the close.
