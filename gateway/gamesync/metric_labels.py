@@ -123,9 +123,10 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
 )
 
 #: `gamesync_handshakes_refused_total{reason, transport}`: upgrades (websocket) and streams
-#: (SSE) refused before a session exists; `too_large`: over the request parser's limits (414,
-#: 431), `malformed`: not a request it could parse.
-HANDSHAKE_REFUSALS = ("origin", "draining", "too_large", "malformed")
+#: (SSE) refused before a session exists; before the request head is complete (the transport
+#: is not known yet, counted as websocket): `too_large` (414, 431), `timeout` (408),
+#: `pending_full` (503: stalled heads fill the unauthenticated cap), `malformed`.
+HANDSHAKE_REFUSALS = ("origin", "draining", "too_large", "timeout", "pending_full", "malformed")
 
 #: `gamesync_published_total{result}`: every publish through this pod (HTTP and `--demo`).
 PUBLISH_RESULTS = ("published", "stale")

@@ -18,9 +18,9 @@ from gamesync.app import internal_app, public_app
 from gamesync.demo_feed import DemoFeed
 from gamesync.errors import GameSyncError
 from gamesync.gateway import Gateway
+from gamesync.handshake import GuardedHTTP
 from gamesync.keys import sign_token
 from gamesync.settings import GatewaySettings
-from gamesync.sse import GatewayHTTP
 from gamesync.transport import GatewaySocket
 
 __all__ = ["GatewayServer", "serve"]
@@ -57,12 +57,19 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _parser_refusal(gw: Gateway) -> Callable[[int], None]:
-    """Count a handshake websockets' parser refused (414/431: over its limits)."""
+def _head_refusal(gw: Gateway) -> Callable[[int], None]:
+    """Count a request refused before the app saw it, by the HTTP status it got.
+
+    Which transport it was for is not known yet; nearly every connection is a websocket.
+    """
 
     def refused(status: int) -> None:
         if status in (414, 431):
             gw.metrics.handshake_refused("too_large", "websocket")
+        elif status == 408:
+            gw.metrics.handshake_refused("timeout", "websocket")
+        elif status == 503:
+            gw.metrics.handshake_refused("pending_full", "websocket")
         else:
             gw.metrics.handshake_refused("malformed", "websocket")
 
@@ -77,10 +84,20 @@ def _config(app: Any, host: str, port: int, gw: Gateway, *, public: bool) -> uvi
         host=host,
         port=port,
         lifespan="off",
-        # The public port's HTTP protocol also serves SSE streams (gamesync.sse).
-        http=GatewayHTTP.configured(close_timeout=close_timeout) if public else "auto",
+        # The public port's HTTP protocol bounds request heads (gamesync.handshake) and
+        # serves SSE streams (gamesync.sse).
+        http=(
+            GuardedHTTP.guarded(
+                close_timeout=close_timeout,
+                head_timeout=settings.handshake_timeout,
+                heads=gw.registry,
+                on_refused=_head_refusal(gw),
+            )
+            if public
+            else "auto"
+        ),
         ws=(
-            GatewaySocket.configured(close_timeout=close_timeout, on_refused=_parser_refusal(gw))
+            GatewaySocket.configured(close_timeout=close_timeout, on_refused=_head_refusal(gw))
             if public
             else "none"
         ),
