@@ -122,7 +122,7 @@ class Publisher:
         attempts: int = 3,
         backoff_base: float = 0.05,
         backoff_cap: float = 0.2,
-        queue_backoff_cap: float = 5.0,
+        queue_backoff_cap: float = 1.0,
         timeout: float = 1.0,
         queue_size: int = 10_000,
     ) -> None:
@@ -267,6 +267,8 @@ class Publisher:
                 queued.failures += 1
                 # The game goes to the back of the queue, still holding its newest envelope.
                 self._pending[game_id] = self._pending.pop(game_id)
+                # Capped at 1 s (full jitter): after an outage the first retry comes at most a
+                # second after Redis is back, and one retry a second costs Redis nothing.
                 await asyncio.sleep(
                     full_jitter(
                         failures,
