@@ -15,7 +15,12 @@ What a socket may cost is bounded whatever the client does (issue 12.2):
   peer that never reads (or never answers the close) is aborted, its buffer discarded;
 - a handshake over websockets' parser limits (a line over 8 KiB, over 128 header fields) is
   answered with the parser's refusal (414 or 431) and closed, not left hanging;
-- invalid UTF-8 in a text message closes 1007 quietly: a client's mistake, not our error.
+- invalid UTF-8 in a text message closes 1007 quietly: a client's mistake, not our error;
+- what a client sends besides whole messages is budgeted (issue 12, hostile clients): control
+  frames (ping, pong) at `CONTROL_FRAMES_PER_SECOND` after a burst of `CONTROL_FRAMES_BURST`,
+  and at most `MAX_FRAGMENTS` frames per message; beyond either, close 1008. A read is parsed
+  `PARSE_SLICE` bytes at a time, so a flood costs at most one slice past its budget (a read
+  can hold 256 KiB: two thousand pings).
 """
 
 from __future__ import annotations
@@ -41,6 +46,16 @@ CLOSE_TIMEOUT = 5.0
 
 #: First byte of a server's unmasked, final pong frame (RFC 6455 §5.2: FIN + opcode 0xA).
 _PONG = b"\x8a"
+
+#: Control frames a client may send in a burst, then per second: a client library pings every
+#: few seconds at most and pongs each of our pings; a flood is thousands a second, each parsed.
+CONTROL_FRAMES_BURST = 50
+CONTROL_FRAMES_PER_SECOND = 5.0
+#: Frames one message may be split into: clients send a message as one frame (a browser
+#: always does); a 4 KiB message in 1-byte fragments is 4,096 frames to parse.
+MAX_FRAGMENTS = 64
+#: Bytes of a read handed to the frame parser at once, the budgets checked in between.
+PARSE_SLICE = 4096
 
 
 class _Inbox:
@@ -89,6 +104,11 @@ class GatewaySocket(WebSocketsSansIOProtocol):
     _owed_pong: bytes | None = None
     #: called with the HTTP status of a handshake refused before the app saw it (`configured`)
     on_refused: Callable[[int], None] | None = None
+    #: control frames the client may still send now, and when that was last topped up
+    _control_tokens = float(CONTROL_FRAMES_BURST)
+    _control_at = 0.0
+    #: closed over a budget: read nothing more
+    _over = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,8 +138,17 @@ class GatewaySocket(WebSocketsSansIOProtocol):
 
     def data_received(self, data: bytes) -> None:
         # Any frame from the client is a sign of life (DESIGN §2, heartbeats).
+        if self._over:
+            return  # closed over a budget: the rest is not parsed
         self.last_seen = self.loop.time()
-        super().data_received(data)
+        if len(data) <= PARSE_SLICE or not self.handshake_complete:
+            super().data_received(data)
+        else:
+            view = memoryview(data)
+            for start in range(0, len(data), PARSE_SLICE):
+                super().data_received(bytes(view[start : start + PARSE_SLICE]))
+                if self._over or self.transport.is_closing():
+                    break
         if not self.handshake_initiated and self.conn.handshake_exc is not None:
             self._refuse_handshake()
 
@@ -151,8 +180,8 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         pong, self._owed_pong = self._owed_pong, None
         if pong is not None and not self.transport.is_closing():
             self.transport.write(pong)
-        if not self.read_paused:  # (uvicorn's flag: the app has not read the last message yet)
-            self.transport.resume_reading()
+        if not self.read_paused and not self._over:  # (read_paused: uvicorn's flag, the app
+            self.transport.resume_reading()  # has not read the last message yet)
         if self.on_writable is not None:
             self.on_writable()
 
@@ -168,11 +197,59 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         message = await self.queue.get()
         if self.read_paused and self.queue.empty():
             self.read_paused = False
-            if self.unwritable_since is None:  # else resume_writing resumes reading
+            # (unwritable: resume_writing resumes reading; over a budget: never again)
+            if self.unwritable_since is None and not self._over:
                 self.transport.resume_reading()
         return message
 
+    def _over_budget(self, reason: str) -> None:
+        """Close 1008: the client sends frames beyond its budget (module docstring).
+
+        Nothing more is read or parsed, but the socket is not closed before the client closes
+        or the close bound passes: closing a socket with unread bytes resets it, and the
+        client would never see why it was closed.
+        """
+        self._over = True
+        self.conn.send_close(1008, reason)
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1008, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.transport.pause_reading()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_bound, self.transport.abort)
+
+    def _spend_control_frame(self) -> bool:
+        """Take one control frame from the budget; False (and closed) when there is none."""
+        now = self.loop.time()
+        tokens = min(
+            float(CONTROL_FRAMES_BURST),
+            self._control_tokens + (now - self._control_at) * CONTROL_FRAMES_PER_SECOND,
+        )
+        self._control_at = now
+        if tokens < 1.0:
+            self._control_tokens = tokens
+            self._over_budget("too many control frames")
+            return False
+        self._control_tokens = tokens - 1.0
+        return True
+
+    def handle_cont(self, event: Any) -> None:
+        if self.close_sent:
+            return
+        if len(self.frames) >= MAX_FRAGMENTS:
+            self._over_budget("too many fragments")
+            return
+        super().handle_cont(event)
+
+    def handle_pong(self, event: Any) -> None:
+        if not self.close_sent and self._spend_control_frame():
+            super().handle_pong(event)
+
     def handle_ping(self) -> None:
+        if self.close_sent or not self._spend_control_frame():
+            self.conn.data_to_send()  # the pong websockets queued: never sent
+            return
         # websockets queued a pong for every ping parsed from this read: write the newest only
         # (RFC 6455 §5.5.3), and while unwritable keep it for later instead. Other frames
         # (a close echo parsed from the same read) are written as they are.
