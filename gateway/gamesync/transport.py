@@ -210,7 +210,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         client would never see why it was closed.
         """
         self._over = True
-        self.conn.send_close(1008, reason)
+        self.conn.send_close(1008, reason)  # protocol.Close.POLICY (this layer is below it)
         self.queue.put_nowait({"type": "websocket.disconnect", "code": 1008, "reason": reason})
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
@@ -295,7 +295,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
             try:
                 text = data.decode()
             except UnicodeDecodeError:
-                self.conn.send_close(1007, "invalid UTF-8")
+                self.conn.send_close(1007, "invalid UTF-8")  # protocol.Close.INVALID_DATA
                 self.handle_parser_exception()
                 return
             self.queue.put_nowait({"type": "websocket.receive", "text": text})
