@@ -143,5 +143,6 @@ HTTP_PUBLISH_RESULTS = (
     "rate_limited",
 )
 
-#: `gamesync_task_restarts_total{task}`: the gateway's supervised background tasks.
-BACKGROUND_TASKS = ("sweeper", "keys-watcher", "runtime-config-watcher")
+#: `gamesync_task_restarts_total{task}`: the gateway's supervised background tasks (the Redis
+#: broker's per-node `redis-pubsub-<node>` keepers and cluster watcher appear when they restart).
+BACKGROUND_TASKS = ("sweeper", "keys-watcher", "runtime-config-watcher", "redis-probe")
