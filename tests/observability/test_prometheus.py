@@ -249,7 +249,7 @@ async def _check_dashboard_and_rules(
         return await prometheus.value(malformed)
 
     assert await eventually(zero_scraped, timeout=20, what="the gateway scraped") == 0
-    assert await prometheus.value('gamesync_connections{state="open"}') == 0
+    assert await prometheus.value('sum(gamesync_connections{state="open"})') == 0
 
     watchers = await _scenario(gateway, keys, tmp_path)
 
