@@ -10,7 +10,8 @@ import websockets
 from websockets.exceptions import InvalidStatus
 from wire import GatewayFactory, Keys, wait_until, ws_url
 
-from gamesync.handshake import MAX_HEAD_BYTES, STALLED_AFTER
+from gamesync.bench import wire
+from gamesync.handshake import HEADS_PER_TURN, MAX_HEAD_BYTES, STALLED_AFTER, HeadTurns
 from gamesync.server import GatewayServer
 
 HEAD_TIMEOUT = 3.0
@@ -91,3 +92,38 @@ async def test_a_request_head_over_the_byte_limit_gets_431(
         assert _refused(server, "too_large") == 1
     finally:
         writer.transport.abort()
+
+
+async def test_a_burst_of_handshakes_is_handled_a_few_per_loop_turn_and_every_one_answered(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """A storm's heads all become readable in one turn of the loop; handling them all there
+    stalled deliveries to connected clients for as long as thousands of handshakes take."""
+    server = await gateway_factory(admission_burst=200)
+    turns = server.servers[0].config.http_protocol_class.turns
+    assert isinstance(turns, HeadTurns)
+    parts = urlsplit(server.public_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    head = wire.handshake_request(
+        parts.hostname, parts.port, "/ws", {"Authorization": f"Bearer {keys.token()}"}
+    )
+    clients = [await asyncio.open_connection(parts.hostname, parts.port) for _ in range(100)]
+    most_waiting = 0
+
+    def watch() -> None:  # once per turn of the loop
+        nonlocal most_waiting
+        most_waiting = max(most_waiting, turns.waiting)
+        watcher[0] = asyncio.get_running_loop().call_soon(watch)
+
+    watcher = [asyncio.get_running_loop().call_soon(watch)]
+    try:
+        for _, writer in clients:
+            writer.write(head)
+        statuses = [await _status(reader, 10) for reader, _ in clients]
+        assert statuses == [b"HTTP/1.1 101"] * 100
+        assert most_waiting >= 100 - 2 * HEADS_PER_TURN  # paced: most waited their turn
+    finally:
+        watcher[0].cancel()
+        for _, writer in clients:
+            writer.transport.abort()
