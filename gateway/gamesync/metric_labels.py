@@ -21,6 +21,7 @@ __all__ = [
     "HTTP_PUBLISH_RESULTS",
     "PUBLISH_RESULTS",
     "SERVER_CLOSES",
+    "TOKEN_CACHE_RESULTS",
     "TRANSPORTS",
     "close_code_label",
 ]
@@ -142,6 +143,10 @@ HTTP_PUBLISH_RESULTS = (
     "unavailable",
     "rate_limited",
 )
+
+#: `gamesync_token_cache_lookups_total{result}`: a verification answered from the verified-token
+#: cache (`hit`) or checked afresh (`miss`, failures included).
+TOKEN_CACHE_RESULTS = ("hit", "miss")
 
 #: `gamesync_task_restarts_total{task}`: the gateway's supervised background tasks (the Redis
 #: broker's per-node `redis-pubsub-<node>` keepers and cluster watcher appear when they restart).

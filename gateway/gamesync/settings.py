@@ -13,7 +13,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from gamesync.broker.schemes import scheme_of
 from gamesync.errors import ConfigError
 
-__all__ = ["ADMISSION_BURST", "ADMISSION_RATE", "AuthzPolicy", "GatewaySettings", "load_settings"]
+__all__ = [
+    "ADMISSION_BURST",
+    "ADMISSION_RATE",
+    "TOKEN_CACHE_SIZE",
+    "AuthzPolicy",
+    "GatewaySettings",
+    "load_settings",
+]
 
 #: Unauthenticated connections one client address may hold, once addresses are known.
 DEFAULT_PENDING_PER_ADDRESS = 64
@@ -21,6 +28,10 @@ DEFAULT_PENDING_PER_ADDRESS = 64
 #: Admission pacing defaults: new connections a pod admits a second, and at once (DESIGN §2).
 ADMISSION_RATE = 500.0
 ADMISSION_BURST = 500
+
+#: Verified tokens a pod remembers by default: one per connection at the default
+#: `--max-connections`, so a whole pod's clients can come back on cached tokens.
+TOKEN_CACHE_SIZE = 50_000
 
 
 class AuthzPolicy(StrEnum):
@@ -66,6 +77,9 @@ class GatewaySettings(BaseSettings):
     leeway_seconds: float = Field(5.0, ge=0, le=300, description="clock skew allowed on exp")
     max_token_lifetime: float = Field(
         86_400.0, gt=0, description="seconds a token may live (exp - iat; iat required)"
+    )
+    token_cache_size: int = Field(
+        TOKEN_CACHE_SIZE, ge=0, description="verified tokens remembered until exp (0: off)"
     )
     authz: AuthzPolicy | None = Field(
         None, description="who may watch a game (default: members; dev mode: open)"

@@ -251,6 +251,34 @@ def test_idle_holds_connections_and_reports_memory_per_connection(tmp_path: Path
     row = result["runs"][0]
     assert row["connected"] == row["held"] == 60
     assert row["kib_per_conn"] > 0
+    assert row["admission_rate"] >= 1e6  # a crowd above the pacing's burst is not turned away
+
+
+@needs_redis
+def test_storm_admits_every_client_cold_hot_and_bare(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path,
+        "storm",
+        "--clients",
+        "600",
+        "--games",
+        "150",
+        "--runs",
+        "1",
+        "--no-plot",
+        timeout=90,
+    )
+    check_shape(result, "storm")
+    rows = {(r["system"], r["phase"]): r for r in result["runs"]}
+    assert set(rows) == {("gamesync", "cold"), ("gamesync", "hot"), ("websockets", "handshake")}
+    for row in rows.values():
+        assert (row["connected"], row["failed"]) == (600, 0), row
+        assert row["admissions_per_s"] > 0
+        assert row["admissions_per_cpu_s"] > 0
+    assert result["summary"]["hot_admissions_per_cpu_s_ratio"] > 0
+    admitted = [t for t in result["targets"] if t["name"].endswith("admitted")]
+    assert admitted
+    assert admitted[0]["met"]
 
 
 def test_slow_client_run_has_a_baseline_and_keeps_others_whole(tmp_path: Path) -> None:

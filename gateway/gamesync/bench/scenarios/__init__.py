@@ -21,6 +21,7 @@ from gamesync.bench.scenarios import (
     peer,
     polling,
     slow,
+    storm,
     throughput,
 )
 from gamesync.bench.scenarios.contract import Context, Measurement, Options, Scenario
@@ -39,5 +40,6 @@ SCENARIOS: dict[str, Scenario] = {
         slow.SCENARIO,
         throughput.SCENARIO,
         bandwidth.SCENARIO,
+        storm.SCENARIO,
     )
 }
