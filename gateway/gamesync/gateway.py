@@ -156,7 +156,7 @@ class Gateway:
             )
             watcher.check()
             self._watchers.append(("runtime-config-watcher", watcher))
-        await self.broker.start(self.hub.offer)
+        await self.broker.start(self.hub.offer, self.supervisor)
         for name, watcher in self._watchers:
             self.supervisor.spawn(name, watcher.run)
         self.supervisor.spawn("sweeper", self.sweeper.run)

@@ -47,8 +47,10 @@ class Close(IntEnum):
     """Close codes, RFC 6455 §7.4 plus the 4xxx application range (DESIGN §2)."""
 
     NORMAL = 1000
+    PROTOCOL_ERROR = 1002  # RFC 6455 violated (websockets' parser)
     UNSUPPORTED_DATA = 1003  # binary frame
-    POLICY = 1008  # flooding, origin
+    INVALID_DATA = 1007  # a text message that is not UTF-8
+    POLICY = 1008  # flooding (messages, control frames, fragments), origin
     TOO_BIG = 1009
     INTERNAL = 1011
     DRAINING = 1012  # service restart: reconnect
@@ -91,8 +93,10 @@ CLOSE_CLASSES: Mapping[int, CloseClass] = MappingProxyType(
     {
         Close.NORMAL: _CLEAN,
         1001: _CLEAN,  # going away: a client leaving (a browser tab closed); never sent here
+        Close.PROTOCOL_ERROR: _FAILED,
         Close.UNSUPPORTED_DATA: _FAILED,
-        1005: _CLEAN,  # a client's close frame without a code; never sent here
+        1005: _CLEAN,
+        Close.INVALID_DATA: _FAILED,  # a client's close frame without a code; never sent here
         Close.POLICY: _FAILED,
         Close.TOO_BIG: _FAILED,
         Close.INTERNAL: _FAILED,

@@ -133,6 +133,9 @@ class GatewaySettings(BaseSettings):
     close_timeout: float = Field(
         5.0, gt=0, le=60, description="a closing socket not finished this soon is dropped"
     )
+    handshake_timeout: float = Field(
+        10.0, gt=0, le=300, description="a request head not complete this soon: 408 and close"
+    )
 
     # Limits
     max_frame_bytes: int = Field(
