@@ -20,7 +20,11 @@ What a socket may cost is bounded whatever the client does (issue 12.2):
   frames (ping, pong) at `CONTROL_FRAMES_PER_SECOND` after a burst of `CONTROL_FRAMES_BURST`,
   and at most `MAX_FRAGMENTS` frames per message; beyond either, close 1008. A read is parsed
   `PARSE_SLICE` bytes at a time, so a flood costs at most one slice past its budget (a read
-  can hold 256 KiB: two thousand pings).
+  can hold 256 KiB: two thousand pings);
+- a read is parsed over as many loop turns as it takes: a turn parses at most
+  `PARSE_SLICES_PER_TURN` slices, and none after a slice that gave the app a message, until the
+  app has taken it. The rest waits, reading paused, so one read of many small messages (a
+  subscribe flood) cannot hold the loop while every other connection waits.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ MAX_FRAGMENTS = 64
 #: bytes are at most 73 of the smallest frames (7 bytes). With 4 KiB (585 such frames) the
 #: parsing of slices was 30 % of the pod's CPU under the hostile-clients scenario.
 PARSE_SLICE = 512
+#: Slices one socket may parse in one turn of the event loop, messages or not (4 KiB of
+#: control frames or fragments, each kind budgeted anyway).
+PARSE_SLICES_PER_TURN = 8
 
 
 class _Inbox:
@@ -111,6 +118,9 @@ class GatewaySocket(WebSocketsSansIOProtocol):
     _control_at = 0.0
     #: closed over a budget: read nothing more
     _over = False
+    #: read but not parsed yet (reading is paused until it is), and the turn that parses on
+    _unparsed: bytes | memoryview = b""
+    _parse_later: asyncio.Handle | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -143,16 +153,53 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         if self._over:
             return  # closed over a budget: the rest is not parsed
         self.last_seen = self.loop.time()
-        if len(data) <= PARSE_SLICE or not self.handshake_complete:
+        if not self.handshake_complete:
             super().data_received(data)
-        else:
-            view = memoryview(data)
-            for start in range(0, len(data), PARSE_SLICE):
-                super().data_received(bytes(view[start : start + PARSE_SLICE]))
-                if self._over or self.transport.is_closing():
-                    break
-        if not self.handshake_initiated and self.conn.handshake_exc is not None:
-            self._refuse_handshake()
+            if not self.handshake_initiated and self.conn.handshake_exc is not None:
+                self._refuse_handshake()
+            return
+        self._unparsed = bytes(self._unparsed) + data if self._unparsed else data
+        self._parse_some()
+
+    def _held(self) -> bool:
+        """Parse nothing more for now: a message waits for the app, the socket is unwritable
+        (backpressure both ways; a closing socket reads on for the peer's close), or over a
+        budget."""
+        return (
+            self.read_paused
+            or self._over
+            or (self.unwritable_since is not None and not self.close_sent)
+        )
+
+    def _parse_some(self) -> None:
+        """Parse this turn's share of what was read; leave the rest, reading paused, for a
+        later turn (the next one, or once the app has taken its message or the socket drained)."""
+        self._parse_later = None
+        data = self._unparsed
+        transport = self.transport
+        start = 0
+        for _ in range(PARSE_SLICES_PER_TURN):
+            if start >= len(data) or self._held() or transport.is_closing():
+                break
+            chunk = data[start : start + PARSE_SLICE]
+            start += PARSE_SLICE
+            super().data_received(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        if start >= len(data) or self._over or transport.is_closing():
+            self._unparsed = b""
+            if not self._held() and not transport.is_closing():
+                transport.resume_reading()  # (a no-op unless a rest had paused it)
+            return
+        self._unparsed = memoryview(data)[start:]
+        transport.pause_reading()
+        if not self._held():  # the turn's budget spent: go on next turn
+            self._parse_later = self.loop.call_soon(self._parse_some)
+
+    def _read_on(self) -> None:
+        """Go on reading: parse the rest on the next turn first, if there is one."""
+        if not self._unparsed:
+            self.transport.resume_reading()
+        elif self._parse_later is None:
+            self._parse_later = self.loop.call_soon(self._parse_some)
 
     def _refuse_handshake(self) -> None:
         """Send the refusal websockets' parser queued for a request over its limits, and close.
@@ -183,7 +230,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         if pong is not None and not self.transport.is_closing():
             self.transport.write(pong)
         if not self.read_paused and not self._over:  # (read_paused: uvicorn's flag, the app
-            self.transport.resume_reading()  # has not read the last message yet)
+            self._read_on()  # has not read the last message yet)
         if self.on_writable is not None:
             self.on_writable()
 
@@ -191,6 +238,10 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
         self.unwritable_since = None
         self._owed_pong = None
+        self._unparsed = b""
+        if self._parse_later is not None:
+            self._parse_later.cancel()
+            self._parse_later = None
         on_gone, self.on_gone = self.on_gone, None
         if on_gone is not None:
             on_gone()
@@ -201,7 +252,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
             self.read_paused = False
             # (unwritable: resume_writing resumes reading; over a budget: never again)
             if self.unwritable_since is None and not self._over:
-                self.transport.resume_reading()
+                self._read_on()
         return message
 
     def _over_budget(self, reason: str) -> None:
@@ -401,7 +452,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         if self.read_paused:
             self.read_paused = False
         # Read on, writable or not, to see the peer's answer; a pong owed meanwhile is conflated.
-        self.transport.resume_reading()
+        self._read_on()
         if self.close_timer is not None:
             self.close_timer.cancel()
         delay = self.close_bound if abort_after is None else min(abort_after, self.close_bound)

@@ -19,7 +19,7 @@ from wire import GatewayFactory, Keys, envelope, publish, serve_app, wait_until
 from gamesync.bench import wire
 from gamesync.server import GatewayServer
 from gamesync.session import WebSocketSession as Session
-from gamesync.transport import CONTROL_FRAMES_BURST, MAX_FRAGMENTS, GatewaySocket
+from gamesync.transport import CONTROL_FRAMES_BURST, MAX_FRAGMENTS, PARSE_SLICE, GatewaySocket
 
 #: A short close bound keeps these tests quick (the default is 5 s).
 CLOSE_FAST = {"close_timeout": 1}
@@ -211,3 +211,60 @@ async def test_a_message_in_a_few_fragments_is_received_whole(
         assert json.loads((await client.read_frame()).payload)["type"] == "pong"
     finally:
         client.close()
+
+
+async def test_one_read_of_many_messages_is_handled_over_many_loop_turns(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Hostile clients: a read holding a thousand small messages was parsed and handled in one
+    turn of the event loop (the session took them from its queue without ever waiting), so
+    every other connection waited for all of them. Now a turn handles at most a slice's worth,
+    and another connection's message is handled long before the flood is."""
+    server = await gateway_factory(message_rate=10_000, message_burst=10_000)
+    gw = server.gateway
+    address = _address(server)
+    flooder = await RawClient.connect(*address, "/ws", keys.token("flooder"))
+    other = await RawClient.connect(*address, "/ws", keys.token("other"))
+    try:
+        for client in (flooder, other):
+            assert json.loads((await client.read_frame()).payload)["type"] == "welcome"
+        await wait_until(lambda: len(gw.registry) == 2, what="both sessions")
+        by_user = {}
+        for session in gw.registry.members():
+            assert session.conn.identity is not None
+            by_user[session.conn.identity.user_id] = session.conn
+        flood, calm = by_user["flooder"], by_user["other"]
+        messages = 1000
+        ping = wire.client_frame(wire.OP_TEXT, b'{"type":"ping"}', mask=b"\x01\x02\x03\x04")
+        flooder.writer.write(ping * messages)  # one write: ~21 KB, one or a few reads
+        other.send_text('{"type":"ping"}')
+        # A probe that runs once per loop turn: how many of the flood's messages each turn
+        # handled, and how far the flood was when the other connection's message was handled.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        done: asyncio.Future[None] = loop.create_future()
+        steps: list[int] = []
+        flood_at_other: list[int] = []
+        last = flood.frames_in
+
+        def probe() -> None:
+            nonlocal last
+            steps.append(flood.frames_in - last)
+            last = flood.frames_in
+            if calm.frames_in and not flood_at_other:
+                flood_at_other.append(flood.frames_in)
+            if (flood.frames_in >= messages and flood_at_other) or loop.time() > deadline:
+                done.set_result(None)
+            else:
+                loop.call_soon(probe)
+
+        loop.call_soon(probe)
+        await done
+        assert flood.frames_in == messages, flood.frames_in
+        # A slice of 512 bytes holds at most 24 of these 21-byte messages.
+        assert max(steps) <= PARSE_SLICE // len(ping) + 1, max(steps)
+        assert flood_at_other and flood_at_other[0] < messages // 2, flood_at_other
+        assert json.loads((await other.read_frame()).payload)["type"] == "pong"
+    finally:
+        flooder.close()
+        other.close()
