@@ -34,9 +34,9 @@ SLACK_SECONDS = 5.0
 #: p99 floor: below this, twice a tiny baseline is timer noise on a shared 2-core machine
 P99_FLOOR_SECONDS = 0.010
 #: Known (docs/RELIABILITY.md): handshakes are now paced per loop turn and full GC passes kept
-#: out of the storm (p99 1.3 s -> 55-220 ms at CI size on the shared machine), but the pod still
-#: accepts a whole backlog in one turn, and the storm's handshakes share two busy cores with
-#: the measuring clients: the connected p99 stays at several times its value before.
+#: out of the storm (p99 1.3 s -> 21-220 ms at CI size on the shared machine), but the storm's
+#: handshakes share two busy cores with the measuring clients (accepting the backlog is under
+#: 1 % of the pod's samples): the connected p99 stays at several times its value before.
 P99_GAP: str | None = "a storm still costs the connected clients' p99 tens of ms (over 2x)"
 
 

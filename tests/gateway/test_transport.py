@@ -263,7 +263,8 @@ async def test_one_read_of_many_messages_is_handled_over_many_loop_turns(
         assert flood.frames_in == messages, flood.frames_in
         # A slice of 512 bytes holds at most 24 of these 21-byte messages.
         assert max(steps) <= PARSE_SLICE // len(ping) + 1, max(steps)
-        assert flood_at_other and flood_at_other[0] < messages // 2, flood_at_other
+        assert flood_at_other, "the other connection's message was never handled"
+        assert flood_at_other[0] < messages // 2, flood_at_other
         assert json.loads((await other.read_frame()).payload)["type"] == "pong"
     finally:
         flooder.close()
