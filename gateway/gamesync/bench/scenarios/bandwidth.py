@@ -46,8 +46,8 @@ COMMITS_PER_MINUTE = 60
 #: Versions of each stream measured (after a warm-up into the first game's rounds).
 VERSIONS = 240
 WARM_UP = 60
-#: Versions published per CPU run.
-CPU_VERSIONS = 60
+#: Versions published per CPU run (120: a run's gateway CPU is well above the clock's 10 ms tick).
+CPU_VERSIONS = 120
 #: Tricks of history in a nommie8k snapshot.
 HISTORY = 80
 SEATS = 4
