@@ -249,7 +249,12 @@ async def _check_dashboard_and_rules(
         return await prometheus.value(malformed)
 
     assert await eventually(zero_scraped, timeout=20, what="the gateway scraped") == 0
-    assert await prometheus.value('gamesync_connections{state="open"}') == 0
+    # Every transport's gauge is exported from the start, at 0 (not "no data").
+    open_now = await prometheus.query('gamesync_connections{state="open"}')
+    assert {r["metric"]["transport"]: float(r["value"][1]) for r in open_now} == {
+        "websocket": 0.0,
+        "sse": 0.0,
+    }
 
     watchers = await _scenario(gateway, keys, tmp_path)
 
