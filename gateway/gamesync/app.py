@@ -52,8 +52,17 @@ def _probes(gw: Gateway) -> list[Route]:
     return [Route("/healthz", healthz), Route("/readyz", readyz)]
 
 
-_GAME_PATH = re.compile(r"^/ws/games/([0-9]{1,18})$")
-_SSE_GAME_PATH = re.compile(r"^/sse/games/([0-9]{1,18})$")
+_GAME_PATH = re.compile(r"^/ws(?:/s/([0-9]{1,4}))?/games/([0-9]{1,18})$")
+_SSE_GAME_PATH = re.compile(r"^/sse(?:/s/([0-9]{1,4}))?/games/([0-9]{1,18})$")
+
+
+def _game_params(match: re.Match[str]) -> dict[str, int]:
+    """`game_id`, and `shard` on a game-affine path (`/ws/s/{shard}/games/{id}`)."""
+    shard, game = match.groups()
+    params = {"game_id": int(game)}
+    if shard is not None:
+        params["shard"] = int(shard)
+    return params
 
 
 class PublicApp:
@@ -76,7 +85,7 @@ class PublicApp:
                 return await self.endpoint(scope, receive, send)
             match = _GAME_PATH.match(path)
             if match is not None:
-                scope["path_params"] = {"game_id": int(match.group(1))}
+                scope["path_params"] = _game_params(match)
                 return await self.endpoint(scope, receive, send)
         elif kind == "http" and scope["path"].startswith("/sse"):
             path = scope["path"]
@@ -84,7 +93,7 @@ class PublicApp:
                 return await self.sse(scope, receive, send)
             match = _SSE_GAME_PATH.match(path)
             if match is not None:
-                scope["path_params"] = {"game_id": int(match.group(1))}
+                scope["path_params"] = _game_params(match)
                 return await self.sse(scope, receive, send)
         return await self.http(scope, receive, send)
 
@@ -92,8 +101,18 @@ class PublicApp:
 def public_app(
     gw: Gateway, *, seat_tokens: dict[str, str] | None = None, demo_game_id: int | None = None
 ) -> PublicApp:
-    """Websocket endpoints and probes; the console page too in dev mode (DESIGN §2, §6)."""
-    routes: list[Any] = [*_probes(gw)]
+    """Websocket and SSE endpoints, probes, the shard announcement; the console page too in dev
+    mode (DESIGN §2, §6)."""
+    announcement = gw.settings.shard_identity.announcement()
+
+    async def shards(request: Request) -> Response:
+        # Public and the same for every caller: any page may read it before connecting.
+        return JSONResponse(
+            announcement,
+            headers={"cache-control": "no-cache", "access-control-allow-origin": "*"},
+        )
+
+    routes: list[Any] = [*_probes(gw), Route("/v1/shards", shards)]
     if gw.settings.dev_mode and gw.signer is not None:
         signer = gw.signer
 

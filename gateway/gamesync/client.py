@@ -5,7 +5,9 @@ honours the server's `reconnect` hints, renews its token in-band before it expir
 re-subscribes every game after a reconnect, so it converges on the newest snapshots. With
 `delta=True` it speaks protocol 2: the gateway sends a `delta` (a JSON Patch) where it can, the
 client applies it to the snapshot it holds, and subscribes the game again (for its full
-snapshot) when a delta's base is not the version it holds.
+snapshot) when a delta's base is not the version it holds. With `affinity=True` it connects
+game-affinely (DESIGN §2 "Game-affine placement"): it learns the fleet's shard count from
+`GET /v1/shards` and opens `/ws/s/{shard}/games/{id}` for the first game it watches.
 
     async with GameSyncClient("wss://games.example/ws", get_token) as client:
         await client.subscribe(42)
@@ -22,12 +24,14 @@ import json
 import logging
 import random
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, TypeGuard
 
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -35,6 +39,7 @@ from gamesync.delta import PatchError, apply
 from gamesync.errors import GameSyncError
 from gamesync.protocol import Reaction, close_class
 from gamesync.ratelimit import TokenBucket
+from gamesync.shards import shard_of
 
 __all__ = [
     "ClientError",
@@ -108,6 +113,19 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _affine_url(url: str, shard: int, game_id: int) -> str:
+    """`ws(s)://host/ws` (or `/ws/games/N`, `/ws/s/S/games/N`) → the game's affine path."""
+    parts = urllib.parse.urlsplit(url)
+    return parts._replace(path=f"/ws/s/{shard}/games/{game_id}").geturl()
+
+
+def _shards_url(url: str) -> str:
+    """The public `GET /v1/shards` of the gateway at `url` (a ws:// or wss:// URL)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return parts._replace(scheme=scheme, path="/v1/shards", query="", fragment="").geturl()
+
+
 def _websocket_url(url: str) -> str:
     if url.startswith("http://") or url.startswith("https://"):
         url = "ws" + url[4:]
@@ -142,10 +160,16 @@ class GameSyncClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         delta: bool = False,
+        affinity: bool = False,
     ) -> None:
         self.url = _websocket_url(url)
         #: protocol 2: ask for deltas (the handshake's `delta=1`)
         self.delta = delta
+        #: connect to the shard of the first game watched (DESIGN §2 "Game-affine placement")
+        self.affinity = affinity
+        #: the fleet's shard count as last learnt (None: ask `GET /v1/shards` before connecting)
+        self.shards: int | None = None
+        self._resharded = False
         self._token_provider = token_provider
         self._on_status = on_status
         self._on_error = on_error
@@ -162,6 +186,8 @@ class GameSyncClient:
         self._status = ClientStatus.DISCONNECTED
         self._error: ClientError | None = None
         self._games: set[int] = set()
+        #: the games in the order they were subscribed (the first picks the affine shard)
+        self._order: dict[int, None] = {}
         self._versions: dict[int, int] = {}
         self._inbox: dict[int, Snapshot] = {}
         #: protocol 2: the newest snapshot accepted per game, what the next delta applies to
@@ -222,6 +248,7 @@ class GameSyncClient:
         if game_id in self._games:
             return
         self._games.add(game_id)
+        self._order[game_id] = None
         self._games_wanted.set()
         self._queue_subscribes([game_id])
 
@@ -289,7 +316,7 @@ class GameSyncClient:
             try:
                 token = await self._fetch_token()
                 ws = await connect(
-                    self._connect_url(),
+                    await self._connect_url(),
                     additional_headers={"Authorization": f"Bearer {token}"},
                     open_timeout=self._open_timeout,
                     compression=None,  # the gateway never negotiates it (DESIGN, perf probe)
@@ -314,6 +341,13 @@ class GameSyncClient:
             elif reaction is Reaction.STOP:
                 self._stop(error)
                 return
+            elif reaction is Reaction.RESHARD:
+                self.shards = None  # the fleet changed its shard count: learn it again
+                if not self._resharded:
+                    # Once at once, and not a failed attempt; a second refusal backs off.
+                    self._resharded = True
+                    self._set_status(ClientStatus.RECONNECTING, error)
+                    continue
             elif reaction is Reaction.RECONNECT_IF_SUBSCRIBED and not self._games:
                 # Closed for idling without a game: reconnecting would only idle again.
                 self._set_status(ClientStatus.RECONNECTING, error)
@@ -323,10 +357,33 @@ class GameSyncClient:
                 continue
             await self._back_off(error)
 
-    def _connect_url(self) -> str:
+    async def _connect_url(self) -> str:
+        url = self.url
+        if self.affinity and self._order:
+            shards = await self._learn_shards()
+            if shards is not None:
+                game_id = next(iter(self._order))
+                url = _affine_url(url, shard_of(game_id, shards), game_id)
         if not self.delta:
-            return self.url
-        return self.url + ("&" if "?" in self.url else "?") + "delta=1"
+            return url
+        return url + ("&" if "?" in url else "?") + "delta=1"
+
+    async def _learn_shards(self) -> int | None:
+        """The fleet's shard count (`GET /v1/shards`, kept until a 4421); None if the gateway
+        does not say (an older one, or an error): the client then connects spread."""
+        if self.shards is None:
+            try:
+                async with httpx.AsyncClient(timeout=self._open_timeout) as http:
+                    answer = await http.get(_shards_url(self.url))
+                answer.raise_for_status()
+                shards = answer.json().get("shards")
+            except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                log.info("no shard count from the gateway (%s): connecting spread", exc)
+                return None
+            if not _is_int(shards) or shards < 1:
+                return None
+            self.shards = shards
+        return self.shards
 
     async def _back_off(self, error: ClientError) -> None:
         self._set_status(ClientStatus.RECONNECTING, error)
@@ -390,6 +447,7 @@ class GameSyncClient:
                 # server that drops sockets right after `welcome` must not get a tight loop.
                 self._attempt = 0
                 self._auth_retried = False
+                self._resharded = False
         code = ws.close_code if ws.close_code is not None else 1006
         error = self._server_error
         if error is None or code < 4000:  # an application close explains itself in a frame
@@ -585,6 +643,7 @@ class GameSyncClient:
 
     def _forget(self, game_id: int) -> None:
         self._games.discard(game_id)
+        self._order.pop(game_id, None)
         self._versions.pop(game_id, None)
         self._inbox.pop(game_id, None)
         self._held.pop(game_id, None)

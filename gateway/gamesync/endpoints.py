@@ -14,7 +14,9 @@ from urllib.parse import parse_qs
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from gamesync.protocol import Close
 from gamesync.session import SessionServices, SseSession, WebSocketSession
+from gamesync.shards import WRONG_SHARD_STATUS
 from gamesync.sse import SseStream
 from gamesync.transport import SCOPE_KEY, GatewaySocket
 
@@ -36,6 +38,15 @@ def _origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
     return origin is None or origin.rstrip("/") in allowed
 
 
+def _wrong_shard(scope: Scope, services: SessionServices) -> str | None:
+    """Why a game-affine path (`/ws/s/{shard}/games/{id}`) is not for this pod, or None."""
+    params = scope.get("path_params", {})
+    shard = params.get("shard")
+    if shard is None:
+        return None  # `/ws`, `/ws/games/{id}`: spread placement, served by every shard
+    return services.settings.shard_identity.refusal(shard, params["game_id"])
+
+
 async def _refuse(send: Send, status: int, reason: str) -> None:
     """Refuse the upgrade with a plain HTTP response (ASGI websocket.http.response)."""
     body = reason.encode()
@@ -50,7 +61,7 @@ async def _refuse(send: Send, status: int, reason: str) -> None:
 
 
 class WebSocketEndpoint:
-    """ASGI app for `/ws` and `/ws/games/{gameId}`."""
+    """ASGI app for `/ws`, `/ws/games/{gameId}` and `/ws/s/{shard}/games/{gameId}`."""
 
     def __init__(self, services: SessionServices) -> None:
         self.services = services
@@ -61,7 +72,10 @@ class WebSocketEndpoint:
             services.metrics.handshake_refused("origin", "websocket")
             await _refuse(send, 403, "origin not allowed")
             return
-        if services.registry.draining:
+        misdirected = _wrong_shard(scope, services)
+        if misdirected is not None:
+            services.metrics.handshake_refused("wrong_shard", "websocket")
+        elif services.registry.draining:
             services.metrics.handshake_refused("draining", "websocket")
             await _refuse(send, 503, "draining: reconnect to another instance")
             return
@@ -73,13 +87,20 @@ class WebSocketEndpoint:
         if (await receive())["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
+        if misdirected is not None:
+            # A close code, not an HTTP status: a browser sees only the close of a refused
+            # upgrade, and the client must tell this from a network failure (DESIGN §2). The
+            # close is bounded like every other (the socket is dropped after the close bound).
+            socket.close_now(Close.WRONG_SHARD, misdirected)
+            return
         game_id = scope.get("path_params", {}).get("game_id")
         session = WebSocketSession(services, socket, scope, receive)
         await session.run([] if game_id is None else [game_id], implied=True)
 
 
 class SseEndpoint:
-    """ASGI app for `GET /sse/games/{gameId}` and `GET /sse?games=1,2` (DESIGN §2).
+    """ASGI app for `GET /sse/games/{gameId}`, `GET /sse/s/{shard}/games/{gameId}` and
+    `GET /sse?games=1,2` (DESIGN §2).
 
     A cross-origin page reads the stream with `fetch()` and an `Authorization` header, which
     needs CORS: the preflight is answered here, for any origin unless an allow-list is set (a
@@ -110,6 +131,11 @@ class SseEndpoint:
         if not allowed:
             services.metrics.handshake_refused("origin", "sse")
             await _respond(send, 403, "origin not allowed", [])
+            return
+        misdirected = _wrong_shard(scope, services)
+        if misdirected is not None:
+            services.metrics.handshake_refused("wrong_shard", "sse")
+            await _respond(send, WRONG_SHARD_STATUS, misdirected, cors)
             return
         if services.registry.draining:
             services.metrics.handshake_refused("draining", "sse")

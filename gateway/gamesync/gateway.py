@@ -130,6 +130,7 @@ class Gateway:
             leeway=settings.leeway_seconds,
             allow_hs256=settings.allow_hs256,
             max_lifetime=settings.max_token_lifetime,
+            cache_size=settings.token_cache_size,
         )
         signer = None
         if settings.dev_mode:
@@ -155,7 +156,7 @@ class Gateway:
             )
             watcher.check()
             self._watchers.append(("runtime-config-watcher", watcher))
-        await self.broker.start(self.hub.offer)
+        await self.broker.start(self.hub.offer, self.supervisor)
         for name, watcher in self._watchers:
             self.supervisor.spawn(name, watcher.run)
         self.supervisor.spawn("sweeper", self.sweeper.run)
@@ -301,6 +302,9 @@ class Gateway:
             kids=self.keys.kids,
             key_reloads=self.keys.reloads,
             key_reload_failures=self.keys.reload_failures,
+            token_cache_hits=self.keys.tokens.hits,
+            token_cache_misses=self.keys.tokens.misses,
+            token_cache_entries=len(self.keys.tokens),
             runtime_reloads=self.runtime.reloads,
             runtime_failures=self.runtime.failures,
             broker_ready=self.broker.ready,

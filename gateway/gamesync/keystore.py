@@ -10,6 +10,8 @@ from pathlib import Path
 from gamesync.errors import AuthError, ConfigError
 from gamesync.filewatch import FileWatcher
 from gamesync.keys import MAX_TOKEN_LIFETIME, Identity, KeySet, refuse_signing_keys
+from gamesync.settings import TOKEN_CACHE_SIZE
+from gamesync.tokencache import TokenCache
 
 __all__ = ["KeyStore", "KidsListener"]
 
@@ -25,6 +27,9 @@ class KeyStore:
     Only verification keys are accepted: a file with private key material is refused, and so
     is a shared HS256 secret unless `allow_hs256` (both at start-up and on every reload). A
     reload that drops a kid tells `on_kids` (the gateway closes that key's sessions).
+    Verified tokens are remembered (`tokens`, `cache_size` entries) until their `exp` or until
+    the key set is replaced, whichever comes first; audience, issuer, leeway and lifetime are
+    fixed for the store's life, so a remembered answer is the one a fresh check would give.
     """
 
     def __init__(
@@ -36,8 +41,10 @@ class KeyStore:
         leeway: float = 5.0,
         allow_hs256: bool = False,
         max_lifetime: float = MAX_TOKEN_LIFETIME,
+        cache_size: int = TOKEN_CACHE_SIZE,
     ) -> None:
-        self.keyset = keyset
+        self.tokens = TokenCache(cache_size)
+        self._keyset = keyset
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
@@ -49,6 +56,18 @@ class KeyStore:
         self.reload_failures = 0
         self.last_error: str | None = None
         self._watcher: FileWatcher | None = None
+
+    @property
+    def keyset(self) -> KeySet | None:
+        """The keys in force."""
+        return self._keyset
+
+    @keyset.setter
+    def keyset(self, keyset: KeySet | None) -> None:
+        # Every replacement drops the remembered tokens, before any token meets the new set: a
+        # token whose key was removed must meet the full check (and fail), never a stale entry.
+        self.tokens.clear()
+        self._keyset = keyset
 
     def load(self, content: bytes) -> None:
         """Replace the key set from JWKS bytes, or keep the current one and log why not."""
@@ -98,9 +117,14 @@ class KeyStore:
         return self._watcher
 
     def verify(self, token: str) -> Identity:
-        if self.keyset is None:
+        """The identity `token` speaks for under the keys in force, or raise AuthError."""
+        keyset = self._keyset
+        if keyset is None:
             raise AuthError("unauthorized", "no keys loaded")
-        return self.keyset.verify(
+        return self.tokens.verify(token, lambda t: self._verify(keyset, t))
+
+    def _verify(self, keyset: KeySet, token: str) -> Identity:
+        return keyset.verify(
             token,
             audience=self.audience,
             issuer=self.issuer,

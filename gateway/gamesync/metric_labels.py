@@ -21,6 +21,7 @@ __all__ = [
     "HTTP_PUBLISH_RESULTS",
     "PUBLISH_RESULTS",
     "SERVER_CLOSES",
+    "TOKEN_CACHE_RESULTS",
     "TRANSPORTS",
     "close_code_label",
 ]
@@ -123,8 +124,19 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
 )
 
 #: `gamesync_handshakes_refused_total{reason, transport}`: upgrades (websocket) and streams
-#: (SSE) refused before a session exists.
-HANDSHAKE_REFUSALS = ("origin", "draining")
+#: (SSE) refused before a session exists; before the request head is complete (the transport
+#: is not known yet, counted as websocket): `too_large` (414, 431), `timeout` (408),
+#: `pending_full` (503: stalled heads fill the unauthenticated cap), `malformed`; `wrong_shard`
+#: (a game-affine path naming another shard: 4421, or 421 for SSE).
+HANDSHAKE_REFUSALS = (
+    "origin",
+    "draining",
+    "wrong_shard",
+    "too_large",
+    "timeout",
+    "pending_full",
+    "malformed",
+)
 
 #: `gamesync_published_total{result}`: every publish through this pod (HTTP and `--demo`).
 PUBLISH_RESULTS = ("published", "stale")
@@ -141,5 +153,10 @@ HTTP_PUBLISH_RESULTS = (
     "rate_limited",
 )
 
-#: `gamesync_task_restarts_total{task}`: the gateway's supervised background tasks.
-BACKGROUND_TASKS = ("sweeper", "keys-watcher", "runtime-config-watcher")
+#: `gamesync_token_cache_lookups_total{result}`: a verification answered from the verified-token
+#: cache (`hit`) or checked afresh (`miss`, failures included).
+TOKEN_CACHE_RESULTS = ("hit", "miss")
+
+#: `gamesync_task_restarts_total{task}`: the gateway's supervised background tasks (the Redis
+#: broker's per-node `redis-pubsub-<node>` keepers and cluster watcher appear when they restart).
+BACKGROUND_TASKS = ("sweeper", "keys-watcher", "runtime-config-watcher", "redis-probe")

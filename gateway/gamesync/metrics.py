@@ -32,6 +32,7 @@ from gamesync.metric_labels import (
     HTTP_PUBLISH_RESULTS,
     PUBLISH_RESULTS,
     SERVER_CLOSES,
+    TOKEN_CACHE_RESULTS,
     TRANSPORTS,
     close_code_label,
 )
@@ -74,6 +75,10 @@ class GatewaySample:
     #: the part of `deliveries` and `bytes_out` written as protocol-2 deltas
     delta_deliveries: int = 0
     delta_bytes_out: int = 0
+    #: verified-token cache (gamesync.tokencache): lookups answered from it / verified afresh
+    token_cache_hits: int = 0
+    token_cache_misses: int = 0
+    token_cache_entries: int = 0
 
 
 class _StateCollector(Collector):
@@ -154,6 +159,19 @@ class _StateCollector(Collector):
             "gamesync_runtime_config_failures",
             "Runtime config files refused",
             value=s.runtime_failures,
+        )
+        lookups = CounterMetricFamily(
+            "gamesync_token_cache_lookups",
+            "Token verifications, by result: answered from the verified-token cache or not",
+            labels=["result"],
+        )
+        lookups.add_metric([TOKEN_CACHE_RESULTS[0]], s.token_cache_hits)
+        lookups.add_metric([TOKEN_CACHE_RESULTS[1]], s.token_cache_misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "gamesync_token_cache_entries",
+            "Verified tokens remembered (bounded by --token-cache-size)",
+            value=s.token_cache_entries,
         )
         yield GaugeMetricFamily(
             "gamesync_broker_ready", "1 when the broker is usable", value=int(s.broker_ready)

@@ -47,8 +47,10 @@ class Close(IntEnum):
     """Close codes, RFC 6455 §7.4 plus the 4xxx application range (DESIGN §2)."""
 
     NORMAL = 1000
+    PROTOCOL_ERROR = 1002  # RFC 6455 violated (websockets' parser)
     UNSUPPORTED_DATA = 1003  # binary frame
-    POLICY = 1008  # flooding, origin
+    INVALID_DATA = 1007  # a text message that is not UTF-8
+    POLICY = 1008  # flooding (messages, control frames, fragments), origin
     TOO_BIG = 1009
     INTERNAL = 1011
     DRAINING = 1012  # service restart: reconnect
@@ -57,6 +59,7 @@ class Close(IntEnum):
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
     TIMEOUT = 4408  # heartbeat or idle
+    WRONG_SHARD = 4421  # a game-affine path for another shard (421 Misdirected Request)
     TOO_MANY_CONNECTIONS = 4429
 
 
@@ -68,6 +71,9 @@ class Reaction(Enum):
     #: heartbeat or idle close: reconnect if a game is wanted, else once one is
     RECONNECT_IF_SUBSCRIBED = "reconnect_if_subscribed"
     STOP = "stop"  # final: the same inputs cannot succeed
+    #: learn the shard count again (`GET /v1/shards`) and reconnect at once, once; if refused
+    #: again, back off and reconnect as `RECONNECT` does (a fleet changing its shard count)
+    RESHARD = "reshard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +93,10 @@ CLOSE_CLASSES: Mapping[int, CloseClass] = MappingProxyType(
     {
         Close.NORMAL: _CLEAN,
         1001: _CLEAN,  # going away: a client leaving (a browser tab closed); never sent here
+        Close.PROTOCOL_ERROR: _FAILED,
         Close.UNSUPPORTED_DATA: _FAILED,
-        1005: _CLEAN,  # a client's close frame without a code; never sent here
+        1005: _CLEAN,
+        Close.INVALID_DATA: _FAILED,  # a client's close frame without a code; never sent here
         Close.POLICY: _FAILED,
         Close.TOO_BIG: _FAILED,
         Close.INTERNAL: _FAILED,
@@ -99,6 +107,7 @@ CLOSE_CLASSES: Mapping[int, CloseClass] = MappingProxyType(
         Close.FORBIDDEN: CloseClass(Reaction.STOP, error=True),
         Close.TIMEOUT: CloseClass(Reaction.RECONNECT_IF_SUBSCRIBED, error=True),
         Close.TOO_MANY_CONNECTIONS: _FAILED,
+        Close.WRONG_SHARD: CloseClass(Reaction.RESHARD, error=True),
     }
 )
 

@@ -43,6 +43,7 @@ from gamesync.broker.redis.options import split_broker_url
 from gamesync.broker.schemes import BrokerKind, scheme_of, scheme_prefixes
 from gamesync.envelope import Envelope, parse_envelope, stamp_published_at
 from gamesync.errors import BrokerUnavailable, ConfigError
+from gamesync.supervisor import Supervisor
 from gamesync.tracing import publish_span
 
 __all__ = ["Backlog", "Publisher", "PublisherStats", "publish_sync"]
@@ -122,7 +123,7 @@ class Publisher:
         attempts: int = 3,
         backoff_base: float = 0.05,
         backoff_cap: float = 0.2,
-        queue_backoff_cap: float = 5.0,
+        queue_backoff_cap: float = 1.0,
         timeout: float = 1.0,
         queue_size: int = 10_000,
     ) -> None:
@@ -142,6 +143,7 @@ class Publisher:
         self._pending: dict[int, _Queued] = {}
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._supervisor = Supervisor()
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = PublisherStats()
@@ -223,11 +225,16 @@ class Publisher:
         self._pending[env.game_id] = _Queued(env, time.monotonic())
         self._idle.clear()
         self._wakeup.set()
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(
-                self._drain(), name="gamesync-publisher"
-            )
+        if (self._worker is None or self._worker.done()) and not self._supervisor.failed:
+            # Supervised: a bug that escapes the loop is logged and the worker restarted.
+            self._worker = self._supervisor.spawn("publisher-queue", self._drain)
         return True
+
+    @property
+    def healthy(self) -> bool:
+        """False once the queue's worker kept failing and was given up on (restart the
+        process: queued envelopes are no longer being sent)."""
+        return not self._supervisor.failed
 
     def backlog(self, now: float | None = None) -> Backlog:
         """Games waiting in the `publish_nowait` queue, and how long the oldest has waited."""
@@ -267,6 +274,8 @@ class Publisher:
                 queued.failures += 1
                 # The game goes to the back of the queue, still holding its newest envelope.
                 self._pending[game_id] = self._pending.pop(game_id)
+                # Capped at 1 s (full jitter): after an outage the first retry comes at most a
+                # second after Redis is back, and one retry a second costs Redis nothing.
                 await asyncio.sleep(
                     full_jitter(
                         failures,

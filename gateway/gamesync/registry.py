@@ -9,7 +9,8 @@ Caps (issue 12.2, 12's reconnect storm), in the order `attach` checks them:
 - the pod's connections, sockets still closing included (`max_connections`): 1013;
 - connections not yet authenticated, per pod (`max_pending`) and per client address
   (`max_pending_per_address`, 0: off): 1013. They hold no user yet, so no per-user limit
-  bounds them; the auth timeout bounds how long each stays;
+  bounds them; the auth timeout bounds how long each stays. Connections whose request head
+  is overdue (`gamesync.handshake`: stalled) count toward the per-pod cap too;
 - admission pacing: `Pacer` admits `admission_rate` a second (`admission_burst` at once);
   those held back get a `reconnect` hint with their own `retryAfterMs` slot, then 1013;
 then `admit` applies the per-user limit (4429).
@@ -104,6 +105,8 @@ class Registry:
         #: not yet authenticated: member -> client address (only these need their address)
         self._pending: dict[Member, str] = {}
         self._pending_by_address: Counter[str] = Counter()
+        #: connections whose request head is overdue (no session yet; gamesync.handshake)
+        self._stalled = 0
         #: sessions that ended while their socket still closes (it holds its buffer until then)
         self._lingering = 0
         self._empty = asyncio.Event()
@@ -121,7 +124,7 @@ class Registry:
         self._empty.clear()
         if len(self._members) + self._lingering > self._max_connections:
             return POD_FULL
-        if len(self._pending) >= self._max_pending:
+        if len(self._pending) + self._stalled >= self._max_pending:
             return PENDING_FULL
         per_address = self._max_per_address
         if per_address and self._pending_by_address[address] >= per_address:
@@ -216,8 +219,24 @@ class Registry:
 
     @property
     def pending(self) -> int:
-        """Connections not yet authenticated (`gamesync_pending_connections`)."""
-        return len(self._pending)
+        """Connections not yet authenticated, stalled heads included
+        (`gamesync_pending_connections`)."""
+        return len(self._pending) + self._stalled
+
+    # stalled request heads (gamesync.handshake.StalledHeads) -----------------------------
+
+    @property
+    def stalled_full(self) -> bool:
+        """Stalled heads alone fill the unauthenticated cap: new connections are refused."""
+        return self._stalled >= self._max_pending
+
+    def head_stalled(self) -> None:
+        """A connection's request head is overdue: it counts as unauthenticated until done."""
+        self._stalled += 1
+
+    def head_unstalled(self) -> None:
+        """A stalled head completed, or its connection ended."""
+        self._stalled -= 1
 
     @property
     def pending_top_address(self) -> int:

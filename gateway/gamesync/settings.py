@@ -12,8 +12,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gamesync.broker.schemes import scheme_of
 from gamesync.errors import ConfigError
+from gamesync.shards import ShardIdentity
 
-__all__ = ["ADMISSION_BURST", "ADMISSION_RATE", "AuthzPolicy", "GatewaySettings", "load_settings"]
+__all__ = [
+    "ADMISSION_BURST",
+    "ADMISSION_RATE",
+    "TOKEN_CACHE_SIZE",
+    "AuthzPolicy",
+    "GatewaySettings",
+    "load_settings",
+]
 
 #: Unauthenticated connections one client address may hold, once addresses are known.
 DEFAULT_PENDING_PER_ADDRESS = 64
@@ -21,6 +29,10 @@ DEFAULT_PENDING_PER_ADDRESS = 64
 #: Admission pacing defaults: new connections a pod admits a second, and at once (DESIGN §2).
 ADMISSION_RATE = 500.0
 ADMISSION_BURST = 500
+
+#: Verified tokens a pod remembers by default: one per connection at the default
+#: `--max-connections`, so a whole pod's clients can come back on cached tokens.
+TOKEN_CACHE_SIZE = 50_000
 
 
 class AuthzPolicy(StrEnum):
@@ -48,6 +60,12 @@ class GatewaySettings(BaseSettings):
     )
     pod_name: str = Field("", description="name in /v1/stats and traces (default: host name)")
 
+    # Game-affine placement (DESIGN §2): this pod is shard `shard` of `shards`
+    shard: int = Field(0, ge=0, description="this gateway's shard index, 0 ≤ shard < shards")
+    shards: int = Field(
+        1, ge=1, le=256, description="gateway shards in the fleet (1: no game-affine placement)"
+    )
+
     # Fan-out engine
     broker: str = Field("memory://", description="memory:// | redis://... | redis+cluster://...")
     latest_ttl_seconds: int = Field(86_400, ge=1, description="TTL of game:{id}:latest in Redis")
@@ -66,6 +84,9 @@ class GatewaySettings(BaseSettings):
     leeway_seconds: float = Field(5.0, ge=0, le=300, description="clock skew allowed on exp")
     max_token_lifetime: float = Field(
         86_400.0, gt=0, description="seconds a token may live (exp - iat; iat required)"
+    )
+    token_cache_size: int = Field(
+        TOKEN_CACHE_SIZE, ge=0, description="verified tokens remembered until exp (0: off)"
     )
     authz: AuthzPolicy | None = Field(
         None, description="who may watch a game (default: members; dev mode: open)"
@@ -111,6 +132,9 @@ class GatewaySettings(BaseSettings):
     slow_client_seconds: float = Field(10.0, gt=0, description="unwritable this long: close 1013")
     close_timeout: float = Field(
         5.0, gt=0, le=60, description="a closing socket not finished this soon is dropped"
+    )
+    handshake_timeout: float = Field(
+        10.0, gt=0, le=300, description="a request head not complete this soon: 408 and close"
     )
 
     # Limits
@@ -173,6 +197,14 @@ class GatewaySettings(BaseSettings):
         return value.strip().lower() or None if value is not None else None
 
     @model_validator(mode="after")
+    def _check_shard(self) -> GatewaySettings:
+        if self.shard >= self.shards:
+            raise ValueError(
+                f"--shard {self.shard} is not below --shards {self.shards} (0 ≤ shard < shards)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_backend_url(self) -> GatewaySettings:
         if self.authz is AuthzPolicy.BACKEND and not self.authz_url:
             raise ValueError("--authz backend needs --authz-url")
@@ -226,6 +258,11 @@ class GatewaySettings(BaseSettings):
         if self.max_pending_per_address is not None:
             return self.max_pending_per_address
         return DEFAULT_PENDING_PER_ADDRESS if self.client_address_header else 0
+
+    @property
+    def shard_identity(self) -> ShardIdentity:
+        """This pod's shard, for the endpoints and `GET /v1/shards`."""
+        return ShardIdentity(self.shard, self.shards)
 
     @property
     def effective_internal_host(self) -> str:

@@ -71,6 +71,7 @@ def _gateway() -> dict[str, Any]:
             "image": {"type": "string", "minLength": 1, "maxLength": 512},
             "imagePullPolicy": _enum(["Always", "IfNotPresent", "Never"], "IfNotPresent"),
             "replicas": _int(2, minimum=0, maximum=1000),
+            "shards": _int(1, minimum=1, maximum=64),
             "resources": _obj(
                 {"requests": _QUANTITY_MAP, "limits": _QUANTITY_MAP},
                 default={
@@ -466,6 +467,7 @@ def _status_schema() -> dict[str, Any]:
                 "x-kubernetes-list-map-keys": ["type"],
             },
             "replicas": {"type": "integer"},
+            "shards": {"type": "integer"},
             "readyReplicas": {"type": "integer"},
             "desiredReplicas": {"type": "integer"},
             "labelSelector": {"type": "string"},

@@ -16,10 +16,13 @@ from gamesync_operator.crd import GROUP, KIND, VERSION
 from gamesync_operator.names import (
     INTERNAL_PORT,
     PUBLIC_PORT,
+    SHARD_LABEL,
     internal_service_name,
     label_selector,
     labels,
     selector_labels,
+    shard_labels,
+    shard_name,
 )
 from gamesync_operator.network import OperatorPeer, network_policy
 from gamesync_operator.spec import ClusterSpec
@@ -46,7 +49,12 @@ __all__ = [
     "scaled_object",
     "selector_labels",
     "service",
+    "shard_service",
 ]
+
+#: Replicas for the gateway Deployments: one count for every shard, one per shard (in shard
+#: order: an autoscaler's live value held for each), or None (an autoscaler owns them all).
+Replicas = int | None | tuple[int | None, ...]
 
 KEYS_DIR = "/etc/gamesync/keys"
 #: Seconds between readiness probes: how soon a draining or shedding pod leaves the Service.
@@ -111,7 +119,7 @@ def configmap(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
-def _env(spec: ClusterSpec) -> list[dict[str, Any]]:
+def _env(spec: ClusterSpec, shard: int | None = None) -> list[dict[str, Any]]:
     gw, auth = spec.gateway, spec.auth
     env: list[dict[str, Any]] = [
         {"name": "GAMESYNC_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -149,12 +157,19 @@ def _env(spec: ClusterSpec) -> list[dict[str, Any]]:
     if gw.publish_token is not None:
         ref = {"name": gw.publish_token.name, "key": gw.publish_token.key}
         env.append({"name": "GAMESYNC_PUBLISH_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    if shard is not None:
+        env.append({"name": "GAMESYNC_SHARD", "value": str(shard)})
+        env.append({"name": "GAMESYNC_SHARDS", "value": str(gw.shards)})
     return env
 
 
-def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
-    """The gateway Deployment; `replicas` None leaves them to an HPA or KEDA."""
+def deployment(spec: ClusterSpec, replicas: int | None, shard: int | None = None) -> dict[str, Any]:
+    """The gateway Deployment (of one shard, with `shard`); `replicas` None leaves them to an
+    HPA or KEDA."""
     gw = spec.gateway
+    pod_labels = labels(spec.name)
+    if shard is not None:
+        pod_labels[SHARD_LABEL] = str(shard)
     container: dict[str, Any] = {
         "name": "gateway",
         "image": gw.image,
@@ -164,7 +179,7 @@ def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
             {"name": "http", "containerPort": PUBLIC_PORT, "protocol": "TCP"},
             {"name": "internal", "containerPort": INTERNAL_PORT, "protocol": "TCP"},
         ],
-        "env": _env(spec),
+        "env": _env(spec, shard),
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "internal"},
             "periodSeconds": READINESS_PERIOD,
@@ -216,7 +231,7 @@ def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
                 "maxSkew": 1,
                 "topologyKey": "kubernetes.io/hostname",
                 "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": selector_labels(spec.name)},
+                "labelSelector": {"matchLabels": shard_labels(spec.name, shard)},
             }
         ],
     }
@@ -225,9 +240,9 @@ def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(spec, spec.name),
+        "metadata": _meta(spec, shard_name(spec.name, shard)),
         "spec": {
-            "selector": {"matchLabels": selector_labels(spec.name)},
+            "selector": {"matchLabels": shard_labels(spec.name, shard)},
             "minReadySeconds": gw.min_ready_seconds,
             "revisionHistoryLimit": 5,
             # A new pod must be ready before an old one drains: never fewer sockets' worth of pods.
@@ -237,7 +252,7 @@ def deployment(spec: ClusterSpec, replicas: int | None) -> dict[str, Any]:
             },
             "template": {
                 "metadata": {
-                    "labels": labels(spec.name),
+                    "labels": pod_labels,
                     "annotations": {
                         **gw.pod_annotations,
                         "prometheus.io/scrape": "true",
@@ -273,6 +288,22 @@ def service(spec: ClusterSpec) -> dict[str, Any]:
             ],
         },
     }
+
+
+def shard_service(spec: ClusterSpec, shard: int) -> dict[str, Any]:
+    """One shard's public Service: the backend of the route's `/ws/s/{shard}` rule."""
+    body = service(spec)
+    body["metadata"] = _meta(spec, shard_name(spec.name, shard))
+    body["spec"]["selector"] = shard_labels(spec.name, shard)
+    return body
+
+
+def _affine_prefixes(spec: ClusterSpec, shard: int) -> list[str]:
+    """The path prefixes of one shard's game-affine endpoints that the exposure routes."""
+    covered = spec.exposure.path.rstrip("/")
+    wanted = [f"/ws/s/{shard}", f"/sse/s/{shard}"]
+    # Only what the spread rule exposes too: `/ws` routes websockets, `/` routes both.
+    return [p for p in wanted if p == covered or p.startswith(covered + "/")]
 
 
 def internal_service(spec: ClusterSpec) -> dict[str, Any]:
@@ -311,16 +342,34 @@ def http_route(spec: ClusterSpec) -> dict[str, Any]:
         if ref.section_name:
             entry["sectionName"] = ref.section_name
         parent_refs.append(entry)
-    route_spec: dict[str, Any] = {
-        "parentRefs": parent_refs,
-        "rules": [
+    rules: list[dict[str, Any]] = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": ex.path}}],
+            "backendRefs": [{"name": spec.name, "port": PUBLIC_PORT}],
+            "timeouts": {"request": "0s"},
+        }
+    ]
+    if spec.gateway.shards > 1:
+        # The longest matching prefix wins (Gateway API: HTTPRoute rule precedence), and a
+        # prefix matches whole path elements, so `/ws/s/1` never takes `/ws/s/10/...`.
+        rules.append(
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": ex.path}}],
+                "matches": [{"path": {"type": "Exact", "value": "/v1/shards"}}],
                 "backendRefs": [{"name": spec.name, "port": PUBLIC_PORT}],
-                "timeouts": {"request": "0s"},
             }
-        ],
-    }
+        )
+        for shard in range(spec.gateway.shards):
+            rules.append(
+                {
+                    "matches": [
+                        {"path": {"type": "PathPrefix", "value": prefix}}
+                        for prefix in _affine_prefixes(spec, shard)
+                    ],
+                    "backendRefs": [{"name": shard_name(spec.name, shard), "port": PUBLIC_PORT}],
+                    "timeouts": {"request": "0s"},
+                }
+            )
+    route_spec: dict[str, Any] = {"parentRefs": parent_refs, "rules": rules}
     if ex.host:
         route_spec["hostnames"] = [ex.host]
     return {
@@ -340,17 +389,29 @@ def ingress(spec: ClusterSpec) -> dict[str, Any]:
         "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
         **ex.ingress_annotations,
     }
-    rule: dict[str, Any] = {
-        "http": {
-            "paths": [
-                {
-                    "path": ex.path,
-                    "pathType": "Prefix",
-                    "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
-                }
-            ]
+    paths = [
+        {
+            "path": ex.path,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
         }
-    }
+    ]
+    if spec.gateway.shards > 1:
+        # The longest matching path wins; Prefix matches whole path elements.
+        paths.append(
+            {
+                "path": "/v1/shards",
+                "pathType": "Exact",
+                "backend": {"service": {"name": spec.name, "port": {"name": "http"}}},
+            }
+        )
+        for shard in range(spec.gateway.shards):
+            backend = {"service": {"name": shard_name(spec.name, shard), "port": {"name": "http"}}}
+            paths.extend(
+                {"path": prefix, "pathType": "Prefix", "backend": backend}
+                for prefix in _affine_prefixes(spec, shard)
+            )
+    rule: dict[str, Any] = {"http": {"paths": paths}}
     if ex.host:
         rule["host"] = ex.host
     ingress_spec: dict[str, Any] = {"rules": [rule]}
@@ -402,15 +463,17 @@ def _behavior(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
-def hpa(spec: ClusterSpec) -> dict[str, Any]:
-    """autoscaling/v2 HPA on the per-pod connections metric (needs a custom-metrics adapter)."""
+def hpa(spec: ClusterSpec, shard: int | None = None) -> dict[str, Any]:
+    """autoscaling/v2 HPA on the per-pod connections metric (needs a custom-metrics adapter);
+    one per shard, each scaling its shard's Deployment."""
     au = spec.autoscaling
+    target = shard_name(spec.name, shard)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(spec, spec.name),
+        "metadata": _meta(spec, target),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "minReplicas": au.min_replicas,
             "maxReplicas": au.max_replicas,
             "metrics": [
@@ -430,17 +493,19 @@ def hpa(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
-def scaled_object(spec: ClusterSpec) -> dict[str, Any]:
-    """KEDA ScaledObject with a Prometheus trigger on total connections."""
+def scaled_object(spec: ClusterSpec, shard: int | None = None) -> dict[str, Any]:
+    """KEDA ScaledObject with a Prometheus trigger on total connections (of one shard's pods,
+    with `shard`: each shard is sized by the same policy, on its own load)."""
     au = spec.autoscaling
-    selector = f'namespace="{spec.namespace}",pod=~"{spec.name}-.*"'
+    target = shard_name(spec.name, shard)
+    selector = f'namespace="{spec.namespace}",pod=~"{target}-.*"'
     query = au.keda_query or f"sum({au.metric_name}{{{selector}}})"
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": _meta(spec, spec.name),
+        "metadata": _meta(spec, target),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "minReplicaCount": au.min_replicas,
             "maxReplicaCount": au.max_replicas,
             "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior(spec)}},
@@ -498,21 +563,29 @@ def pod_monitor(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
+def _shard_replicas(replicas: Replicas, position: int) -> int | None:
+    if isinstance(replicas, tuple):
+        return replicas[position] if position < len(replicas) else None
+    return replicas
+
+
 def children(
-    spec: ClusterSpec, owner: Owner, replicas: int | None, operator: OperatorPeer | None = None
+    spec: ClusterSpec, owner: Owner, replicas: Replicas, operator: OperatorPeer | None = None
 ) -> list[dict[str, Any]]:
     """Every child the cluster should own right now, adopted (ownerReferences, labels).
 
     The key Secrets are not here: their content is decided by `rotation`, not by the spec.
-    `operator` is the operator's own pods, let through to the internal port.
+    `operator` is the operator's own pods, let through to the internal port. With
+    `spec.gateway.shards` K above 1 there are K Deployments and K shard Services besides the
+    Service of every pod (the spread path); the PDB, the internal Service, the NetworkPolicy
+    and the PodMonitor select every pod of every shard.
     """
-    objs = [
-        configmap(spec),
-        deployment(spec, replicas),
-        service(spec),
-        internal_service(spec),
-        pdb(spec),
-    ]
+    shards = spec.gateway.shard_indexes
+    objs = [configmap(spec)]
+    objs += [deployment(spec, _shard_replicas(replicas, i), s) for i, s in enumerate(shards)]
+    objs.append(service(spec))
+    objs += [shard_service(spec, s) for s in shards if s is not None]
+    objs += [internal_service(spec), pdb(spec)]
     if spec.network_policy.enabled:
         objs.append(network_policy(spec, operator))
     if spec.exposure.mode == "HTTPRoute":
@@ -520,9 +593,9 @@ def children(
     elif spec.exposure.mode == "Ingress":
         objs.append(ingress(spec))
     if spec.autoscaling.mode == "HPA":
-        objs.append(hpa(spec))
+        objs += [hpa(spec, s) for s in shards]
     elif spec.autoscaling.mode == "KEDA":
-        objs.append(scaled_object(spec))
+        objs += [scaled_object(spec, s) for s in shards]
     if spec.monitoring.pod_monitor:
         objs.append(pod_monitor(spec))
     adopt(objs, owner)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from gamesync_operator import desired as desired_mod
-from gamesync_operator import ownership, rebalance, rotation, scaling, signing_secrets
+from gamesync_operator import ownership, rebalance, rotation, scaling, shards, signing_secrets
 from gamesync_operator.config import DELETION_COST, ROTATE_ANNOTATION, OperatorConfig
 from gamesync_operator.errors import ApiError, SpecError, StatsError
 from gamesync_operator.kube import CLUSTERS as _CLUSTERS
@@ -38,7 +38,7 @@ from gamesync_operator.kube import (
     Resource,
     resource_of,
 )
-from gamesync_operator.names import PUBLIC_PORT, label_selector, selector_labels
+from gamesync_operator.names import PUBLIC_PORT, label_selector, selector_labels, shard_names
 from gamesync_operator.spec import ClusterSpec, parse_spec
 from gamesync_operator.stats import PodStats, gather_stats, request_shed
 from gamesync_operator.status import (
@@ -294,9 +294,11 @@ class Reconciler:
         except SpecError as exc:
             # Refused: nothing changes, and the status still says what the old fleet does.
             report.problems.append((exc.reason, exc.message))
-            deployment = await self.kube.get(DEPLOYMENTS, namespace, name)
-            if deployment is not None and not ownership.controlled_by(deployment, uid):
-                deployment = None
+            running = [
+                await self.kube.get(DEPLOYMENTS, namespace, n)
+                for n in shard_names(name, _shards_serving(status))
+            ]
+            deployment = shards.fleet_deployment(_ours(running, uid))
             stats = await self._stats(namespace, name) if deployment else _Stats([], {}, [], ())
             observed = self._observed(name, deployment, stats, status)
             await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
@@ -320,9 +322,11 @@ class Reconciler:
                         "nothing until it is renamed or removed",
                     )
                 )
-        deployment = existing[DEPLOYMENTS, name]
-        if deployment is not None and not ownership.controlled_by(deployment, uid):
-            deployment = None  # someone else's: not this cluster's fleet
+        # Someone else's Deployment is not this cluster's fleet; K shards are one fleet.
+        shard_deployments = _ours(
+            [existing[DEPLOYMENTS, n] for n in shard_names(name, spec.gateway.shards)], uid
+        )
+        deployment = shards.fleet_deployment(shard_deployments)
         stats = await self._stats(namespace, name)
         observed = self._observed(name, deployment, stats, status)
         if report.problems:
@@ -353,7 +357,7 @@ class Reconciler:
 
         # Replicas.
         replicas, scale_status, scaling_condition = self._replicas(
-            spec, deployment, status, stats, now, emit
+            spec, shard_deployments, status, stats, now, emit
         )
 
         # Children.
@@ -364,6 +368,7 @@ class Reconciler:
             if await self._ensure(obj, existing[key], uid, report):
                 present.add(key)
         await self._remove_unwanted(spec, uid, {resource_of(o) for o in wanted}, report)
+        serving_shards = await self._retire_shards(spec, uid, status, shard_deployments, report)
 
         if spec.autoscaling.mode == "Operator" and stats.answered:
             await self._set_deletion_costs(namespace, stats, report)
@@ -375,7 +380,8 @@ class Reconciler:
 
         # Status.
         runtime_hash = desired_mod.runtime_config_hash(spec)
-        want = replicas if replicas is not None else observed["replicas"]
+        count = spec.gateway.shards
+        want = replicas * count if isinstance(replicas, int) else observed["replicas"]
         rejected = sorted(n for n, st in stats.answered.items() if not st.runtime_valid)
         if rejected:
             report.problems.append(
@@ -385,7 +391,8 @@ class Reconciler:
                 )
             )
         dstatus = (deployment or {}).get("status") or {}
-        floor = spec.autoscaling.min_replicas if spec.autoscaling.mode in ("HPA", "KEDA") else want
+        autoscaled = spec.autoscaling.mode in ("HPA", "KEDA")
+        floor = spec.autoscaling.min_replicas * count if autoscaled else want
         conditions = cluster_conditions(
             Health(
                 want=want,
@@ -407,6 +414,7 @@ class Reconciler:
         observed.update(
             {
                 "desiredReplicas": want,
+                "shards": serving_shards,
                 "runtimeConfigHash": runtime_hash,
                 "endpoint": self._endpoint(spec),
                 "autoscaling": scale_status,
@@ -424,7 +432,7 @@ class Reconciler:
         return report
 
     def _children(
-        self, spec: ClusterSpec, owner: desired_mod.Owner, replicas: int | None = None
+        self, spec: ClusterSpec, owner: desired_mod.Owner, replicas: desired_mod.Replicas = None
     ) -> list[dict[str, Any]]:
         return desired_mod.children(spec, owner, replicas, self.config.peer)
 
@@ -527,22 +535,28 @@ class Reconciler:
     def _replicas(
         self,
         spec: ClusterSpec,
-        deployment: Mapping[str, Any] | None,
+        deployments: list[dict[str, Any] | None],
         status: Mapping[str, Any],
         stats: _Stats,
         now: dt.datetime,
         emit: EventSink,
-    ) -> tuple[int | None, dict[str, Any], Condition]:
+    ) -> tuple[desired_mod.Replicas, dict[str, Any], Condition]:
+        """Replicas of each shard's Deployment (`deployments`, in shard order): the scaler's
+        decision for the busiest shard applies to every shard, as does `spec.gateway.replicas`;
+        an HPA or KEDA sizes each shard on its own."""
         mode = spec.autoscaling.mode
-        current = ((deployment or {}).get("spec") or {}).get("replicas")
+        sizes = [((d or {}).get("spec") or {}).get("replicas") for d in deployments]
+        current = max((int(n) for n in sizes if n is not None), default=None)
         if mode in ("HPA", "KEDA"):
             # Hand replicas over without a dip: while only this operator owns the field, keep
             # applying the live value (leaving it out would reset it to the default of 1);
             # once the autoscaler has written it, stop claiming it.
-            holders = ownership.field_managers(deployment, ("spec", "replicas"))
-            hold = current if holders and not ownership.foreign(holders) else None
+            holds: list[int | None] = []
+            for deployment, size in zip(deployments, sizes, strict=True):
+                holders = ownership.field_managers(deployment, ("spec", "replicas"))
+                holds.append(size if holders and not ownership.foreign(holders) else None)
             return (
-                hold,
+                holds[0] if len(holds) == 1 else tuple(holds),
                 {"owner": mode},
                 Condition("ScalingActive", "True", mode, f"the {mode} owns the replica count"),
             )
@@ -559,9 +573,11 @@ class Reconciler:
         )
         if current is None:
             current = spec.autoscaling.min_replicas
-        decision = scaling.decide(
-            int(current), stats.total, stats.complete, state, spec.autoscaling, now
-        )
+        load = stats.total
+        if load is not None and spec.gateway.shards > 1:
+            connections = {n: st.connections for n, st in stats.answered.items()}
+            load = shards.busiest_shard(stats.running, connections, spec.gateway.shards)
+        decision = scaling.decide(int(current), load, stats.complete, state, spec.autoscaling, now)
         if decision.replicas != current:
             emit("Normal", decision.reason, decision.message)
         running, reporting = len(stats.running), len(stats.answered)
@@ -721,16 +737,55 @@ class Reconciler:
         self, spec: ClusterSpec, uid: str, wanted: set[Resource], report: PassReport
     ) -> None:
         """Delete optional children of a mode no longer chosen (only our own)."""
+        per_shard = shard_names(spec.name, spec.gateway.shards)
         for res in (HTTPROUTES, INGRESSES, HPAS, SCALEDOBJECTS, NETWORKPOLICIES, PODMONITORS):
             if res in wanted:
                 continue
-            try:
-                obj = await self.kube.get(res, spec.namespace, spec.name)
-            except ApiError:
-                continue  # the API is not served here: nothing of ours can exist
-            if obj is not None and ownership.controlled_by(obj, uid):
-                await self.kube.delete(res, spec.namespace, spec.name)
-                report.changed.append(f"deleted {obj.get('kind')}/{spec.name}")
+            for name in per_shard if res in (HPAS, SCALEDOBJECTS) else [spec.name]:
+                await self._delete_ours(res, spec.namespace, name, uid, report)
+
+    async def _delete_ours(
+        self, res: Resource, namespace: str, name: str, uid: str, report: PassReport
+    ) -> None:
+        try:
+            obj = await self.kube.get(res, namespace, name)
+        except ApiError:
+            return  # the API is not served here: nothing of ours can exist
+        if obj is not None and ownership.controlled_by(obj, uid):
+            await self.kube.delete(res, namespace, name)
+            report.changed.append(f"deleted {obj.get('kind')}/{name}")
+
+    async def _retire_shards(
+        self,
+        spec: ClusterSpec,
+        uid: str,
+        status: Mapping[str, Any],
+        deployments: list[dict[str, Any] | None],
+        report: PassReport,
+    ) -> int:
+        """After a change of `spec.gateway.shards`: remove the previous layout's Deployments,
+        Services and autoscalers once every shard runs the new count with a ready pod (until
+        then the old pods keep serving); the shard count that serves (`status.shards`)."""
+        previous = _shards_serving(status)
+        retired = shards.retired_names(spec.name, previous, spec.gateway.shards)
+        if not retired:
+            return spec.gateway.shards
+        old = _ours([await self.kube.get(DEPLOYMENTS, spec.namespace, n) for n in retired], uid)
+        if all(d is None for d in old):
+            return spec.gateway.shards  # nothing of the previous layout runs (a new cluster)
+        if not all(shards.serves(d, spec.gateway.shards) for d in deployments):
+            report.changed.append(
+                f"resharding {previous} → {spec.gateway.shards}: waiting for every shard to "
+                "run the new count with a ready pod before retiring the old ones"
+            )
+            return previous
+        for name in retired:
+            await self._delete_ours(DEPLOYMENTS, spec.namespace, name, uid, report)
+            for res in (HPAS, SCALEDOBJECTS):
+                await self._delete_ours(res, spec.namespace, name, uid, report)
+            if name != spec.name:  # `name` is the Service of every pod: kept
+                await self._delete_ours(SERVICES, spec.namespace, name, uid, report)
+        return spec.gateway.shards
 
     # -- rebalancing --------------------------------------------------------------------------
 
@@ -813,6 +868,8 @@ class Reconciler:
     def _missing(spec: ClusterSpec, present: set[tuple[Resource, str]]) -> tuple[str, ...]:
         """Exposure objects that do not exist after this pass's writes."""
         needed = [(SERVICES, spec.name)]
+        if spec.gateway.shards > 1:
+            needed += [(SERVICES, n) for n in shard_names(spec.name, spec.gateway.shards)]
         if spec.exposure.mode == "HTTPRoute":
             needed.append((HTTPROUTES, spec.name))
         elif spec.exposure.mode == "Ingress":
@@ -867,3 +924,14 @@ class Reconciler:
             return  # nothing new: no write, no event, no loop
         meta = body["metadata"]
         await self.kube.patch_status(meta["namespace"], meta["name"], patch)
+
+
+def _ours(objs: list[dict[str, Any] | None], uid: str) -> list[dict[str, Any] | None]:
+    """The objects this cluster controls; None in place of absent or someone else's."""
+    return [o if o is not None and ownership.controlled_by(o, uid) else None for o in objs]
+
+
+def _shards_serving(status: Mapping[str, Any]) -> int:
+    """The shard count whose objects exist and serve (`status.shards`; 1 before any was set)."""
+    value = status.get("shards")
+    return value if isinstance(value, int) and value >= 1 else 1

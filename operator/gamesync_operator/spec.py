@@ -49,7 +49,7 @@ class SecretKeyRef:
 class GatewaySpec:
     image: str
     image_pull_policy: str
-    replicas: int
+    replicas: int  # per shard
     resources: dict[str, dict[str, str | int]]
     log_level: str
     pre_stop_seconds: int
@@ -63,6 +63,13 @@ class GatewaySpec:
     service_account_name: str | None
     pod_annotations: dict[str, str]
     publish_token: SecretKeyRef | None
+    #: game-affine shards (DESIGN §2): one Deployment + Service each; 1: one fleet, as before
+    shards: int = 1
+
+    @property
+    def shard_indexes(self) -> list[int | None]:
+        """The shards to render: `[None]` (the single fleet, named as before) or 0..K-1."""
+        return [None] if self.shards == 1 else list(range(self.shards))
 
 
 @dataclass(frozen=True)
@@ -227,6 +234,7 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
         image=gw["image"],
         image_pull_policy=gw["imagePullPolicy"],
         replicas=int(gw["replicas"]),
+        shards=int(gw["shards"]),
         resources={k: dict(v) for k, v in gw["resources"].items()},
         log_level=gw["logLevel"],
         pre_stop_seconds=int(gw["preStopSeconds"]),
@@ -275,6 +283,9 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
     if exposure.tls_secret_name and not exposure.host:
         raise SpecError("InvalidSpec", "exposure.tlsSecretName needs exposure.host")
 
+    if not 1 <= gateway.shards <= 64:
+        # The CRD's schema says so too; a spec read before the CRD was updated may not.
+        raise SpecError("InvalidSpec", f"spec.gateway.shards {gateway.shards} is not in 1..64")
     au = _section(spec, "autoscaling")
     keda = au.get("keda") or {}
     autoscaling = AutoscalingSpec(

@@ -23,6 +23,8 @@ def test_the_cli_offers_exactly_the_registered_scenarios_in_order() -> None:
         "slow",
         "throughput",
         "bandwidth",
+        "storm",
+        "affinity",
     ]
 
 

@@ -194,7 +194,8 @@ def test_throughput_steps_both_systems_up_and_loses_nothing_it_passes(tmp_path: 
         if row["passed"]:  # every passing window delivered every version to every watcher
             assert row["delivered"] == row["expected"] == row["published"] * 4
             assert row["skipped"] == 0
-        assert row["server_us_per_publish"] > 0
+        # None where the window's server CPU was below the clock's resolution (a small smoke run)
+        assert row["server_us_per_publish"] is None or row["server_us_per_publish"] > 0
         assert row["redis_us_per_publish"] >= 0
     for system in ("gamesync", "floor"):
         summary = result["summary"][system]
@@ -207,7 +208,14 @@ def test_throughput_steps_both_systems_up_and_loses_nothing_it_passes(tmp_path: 
         "throughput per server CPU-second, GameSync / floor",
         "throughput: passing windows lose nothing",
     ]
-    assert result["summary"]["cpu_ratio"] > 0
+    # 0.0 when no rate had a measurable CPU figure for both (this small run's floor often has
+    # none); the ratio itself is unit-tested in test_throughput.py
+    measured = [r for r in result["runs"] if r["passed"] and r["server_us_per_publish"]]
+    at = {
+        s: {(r["run"], r["rate"]) for r in measured if r["system"] == s}
+        for s in ("gamesync", "floor")
+    }
+    assert (result["summary"]["cpu_ratio"] > 0) == bool(at["gamesync"] & at["floor"])
 
 
 def test_polling_compares_etag_polling_with_push(tmp_path: Path) -> None:
@@ -253,6 +261,34 @@ def test_idle_holds_connections_and_reports_memory_per_connection(tmp_path: Path
     row = result["runs"][0]
     assert row["connected"] == row["held"] == 60
     assert row["kib_per_conn"] > 0
+    assert row["admission_rate"] >= 1e6  # a crowd above the pacing's burst is not turned away
+
+
+@needs_redis
+def test_storm_admits_every_client_cold_hot_and_bare(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path,
+        "storm",
+        "--clients",
+        "600",
+        "--games",
+        "150",
+        "--runs",
+        "1",
+        "--no-plot",
+        timeout=90,
+    )
+    check_shape(result, "storm")
+    rows = {(r["system"], r["phase"]): r for r in result["runs"]}
+    assert set(rows) == {("gamesync", "cold"), ("gamesync", "hot"), ("websockets", "handshake")}
+    for row in rows.values():
+        assert (row["connected"], row["failed"]) == (600, 0), row
+        assert row["admissions_per_s"] > 0
+        assert row["admissions_per_cpu_s"] > 0
+    assert result["summary"]["hot_admissions_per_cpu_s_ratio"] > 0
+    admitted = [t for t in result["targets"] if t["name"].endswith("admitted")]
+    assert admitted
+    assert admitted[0]["met"]
 
 
 def test_slow_client_run_has_a_baseline_and_keeps_others_whole(tmp_path: Path) -> None:
@@ -300,3 +336,44 @@ def test_bandwidth_compares_deltas_full_snapshots_and_polling(tmp_path: Path) ->
     formats = {r["stream"]: r for r in result["runs"] if r["part"] == "formats"}
     assert formats["nommie8k"]["full"]["bytes"] > 7000  # Nommie-sized, history included
     assert {"json_patch", "merge_patch", "fossil"} <= set(formats["demo"])
+
+
+@needs_redis
+@pytest.mark.redis
+def test_affinity_puts_each_games_watchers_on_its_shard_and_loses_nothing(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path,
+        "affinity",
+        "--clients",
+        "32",
+        "--games",
+        "8",
+        "--rate",
+        "40",
+        "--seconds",
+        "2",
+        "--gateways",
+        "4",
+        "--runs",
+        "1",
+        "--no-plot",
+        timeout=120,
+    )
+    check_shape(result, "affinity")
+    check_invariants(result)
+    rows = {row["placement"]: row for row in result["runs"]}
+    assert set(rows) == {"spread", "affine"}
+    for row in rows.values():
+        assert row["connected"] == 32
+        assert row["delivered"] == row["expected"] == 80 * 4
+        assert len(row["server_cpu_pct_each"]) == 4
+    # 8 games, 4 watchers each: spread, each game on every gateway; affine, on its shard only
+    assert rows["spread"]["games_held"] == 8 * 4
+    assert rows["affine"]["games_held"] == 8
+    # every gateway received every publish spread, its own games' only affine
+    assert rows["spread"]["received_each"] == [80] * 4
+    assert sum(rows["affine"]["received_each"]) == 80
+    assert len(rows["affine"]["idle_cpu_pct_each"]) == 4
+    assert set(result["summary"]["unit_costs"]) == {"us_per_received", "us_per_delivery"}
+    assert result["params"]["loadavg_at_start"]
+    assert "ratio_cpu_per_gateway" in result["summary"]

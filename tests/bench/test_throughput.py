@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gamesync.bench.scenarios.throughput import cost_ratio, verdict
+from gamesync.bench.procs import CPU_CLOCK_S
+from gamesync.bench.scenarios.throughput import MIN_TICKS, cost_ratio, per_unit_us, verdict
 
 
 def window(**changes: Any) -> dict[str, Any]:
@@ -28,7 +29,9 @@ def test_a_window_passes_only_when_nothing_is_lost_and_the_tail_is_short() -> No
     assert verdict(window(latency_ms={"p99": 51.0}), 1000) == "p99"
 
 
-def row(system: str, run: int, rate: float, us: float, passed: bool = True) -> dict[str, Any]:
+def row(
+    system: str, run: int, rate: float, us: float | None, passed: bool = True
+) -> dict[str, Any]:
     return {
         "system": system,
         "run": run,
@@ -50,3 +53,12 @@ def test_cost_ratio_compares_the_two_systems_at_rates_both_passed() -> None:
     ]
     assert cost_ratio(rows) == 0.65
     assert cost_ratio([row("floor", 1, 2000, 40)]) == 0.0
+    # a window too short to measure (None) is not compared
+    assert cost_ratio([row("gamesync", 1, 2000, None), row("floor", 1, 2000, 40)]) == 0.0
+
+
+def test_cpu_per_unit_is_none_below_the_kernels_clock_resolution() -> None:
+    enough = MIN_TICKS * CPU_CLOCK_S
+    assert per_unit_us(enough, 1000, 1) == round(enough / 1000 * 1e6, 1)
+    assert per_unit_us(enough * 0.99, 1000, 1) is None
+    assert per_unit_us(0.0, 40, 1) is None

@@ -228,3 +228,25 @@ async def test_cli_publish_reaches_players_on_two_gateway_processes(
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def test_publish_nowait_keeps_going_while_one_game_fails_for_a_reason_of_its_own(
+    redis_server: RedisServer,
+) -> None:
+    """An error that is not an outage (here Redis refuses one game's script: WRONGTYPE) is
+    retried for that game with backoff, and costs the other games nothing."""
+    client = redis_server.client()
+    client.set("game:{21}:latest", "{}")
+    client.rpush("game:{21}:version", "not a string")  # the script's GET fails on a list
+    async with Publisher(redis_server.url, timeout=0.3) as publisher:
+        assert publisher.publish_nowait(envelope(21, 1))
+        assert publisher.publish_nowait(envelope(22, 1))
+        await eventually(lambda: client.get("game:{22}:latest") is not None, what="game 22")
+        await eventually(lambda: publisher.stats.retries >= 3, what="game 21 retried")
+        assert publisher.backlog().games == 1
+        assert publisher.publish_nowait(envelope(23, 1))  # the worker is still there
+        await eventually(lambda: client.get("game:{23}:latest") is not None, what="game 23")
+        client.delete("game:{21}:version")
+        assert await publisher.flush(timeout=10)
+        assert publisher.healthy
+    assert parse_envelope(client.get("game:{21}:latest") or b"").version == 1

@@ -31,6 +31,7 @@ from gamesync.broker.redis.pubsub import RedisBroker
 from gamesync.broker.redis.script import script_keys
 from gamesync.broker.redis.stream import PubSubStream
 from gamesync.envelope import Envelope, parse_envelope
+from gamesync.supervisor import Supervisor
 from redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -498,3 +499,37 @@ async def test_chaos_soak_cuts_while_publishing_every_player_converges(
     proxy_factory: object,
 ) -> None:
     await _chaos(45.0, redis_server, pod_factory, player_factory, proxy_factory)
+
+
+async def test_a_handler_failing_on_one_game_costs_the_others_nothing_and_logs_once(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    received: list[Envelope] = []
+
+    def handler(env: Envelope) -> None:
+        if env.game_id == 801:
+            raise RuntimeError("a bug in the handler")
+        received.append(env)
+
+    broker = redis_broker(redis_server.url, latest_ttl_seconds=60)
+    supervisor = Supervisor()
+    await broker.start(handler, supervisor)
+    try:
+        await eventually(lambda: broker.ready, what="ready")
+        await broker.subscribe(801)
+        await broker.subscribe(802)
+        for version in range(1, 6):
+            await broker.publish(parse_envelope(json.dumps(envelope(801, version))))
+        await broker.publish(parse_envelope(json.dumps(envelope(802, 1))))
+        await eventually(lambda: [e.game_id for e in received] == [802], what="802 delivered")
+        failures = [r for r in caplog.records if "envelope handler failed" in r.getMessage()]
+        assert len(failures) == 1  # once with its traceback, not once per envelope
+        assert failures[0].exc_info is not None
+        # The broker's long-lived tasks run under the supervisor it was given.
+        names = {task.get_name() for task in supervisor.tasks}
+        assert "redis-probe" in names
+        assert any(name.startswith("redis-pubsub-") for name in names)
+        assert not supervisor.failed
+    finally:
+        await broker.stop()
+        await supervisor.stop()

@@ -50,12 +50,12 @@ RSS_FIXED_MIB = 48
 RSS_PER_SOCKET_KIB = 160
 P99_FLOOR_SECONDS = 0.010
 HOT_GAME = 1_000_000
-#: Known (docs/RELIABILITY.md): the attackers keep the pod's one core busy parsing and
-#: handshaking, so the normal clients' p99, the sweeper's pings and the slow-client closes lag,
-#: and some handshakes go unanswered.
-SATURATION_GAP: str | None = (
-    "hostile clients saturate the pod's core: normal p99 in seconds, the sweeper's pings late"
-)
+#: Known (docs/RELIABILITY.md): with inbound frames budgeted, handshakes paced and heads
+#: bounded, the pod keeps its pulse (pings on time, slow clients closed, every handshake
+#: answered), but the normal clients' p99 during the attack is still over 2x in most runs on
+#: the shared 2-core machine (15-200 ms against 3-10 ms before, CI size). Not strict: a run
+#: can meet it.
+SATURATION_GAP: str | None = "hostile clients still cost the normal clients' p99 (over 2x)"
 
 
 @dataclass(frozen=True)
@@ -208,26 +208,26 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
     assert gateway.alive, gateway.log()[-3000:]
     assert gateway.tracebacks() == []
     assert seen["violations"] == []
-    assert [v for t in tallies.values() for v in t.violations if "handshake" not in v] == []
+    assert [v for t in tallies.values() for v in t.violations] == []
     assert seen["closes_since"] == 0, figures
     assert seen["attempts_since"] == 0, figures
     assert idle_close == 4408, figures
     assert idle_after <= IDLE_TIMEOUT + 2, figures
-    # every handshake answered was answered with an upgrade or a plain refusal (0: connection
-    # refused; -1: no answer, counted in the known gap below)
-    assert all(
-        s in (-1, 0, 101, 400, 403, 404, 426, 503) for t in tallies.values() for s in t.statuses
-    ), figures
+    # every handshake answered with an upgrade or a plain refusal (0: connection refused)
+    answers = (0, 101, 400, 403, 404, 408, 426, 503)
+    assert all(s in answers for t in tallies.values() for s in t.statuses), figures
     assert growth_mib <= bound_mib, figures
-    unanswered = sum(t.statuses[-1] for t in tallies.values())
-    pulse = seen["max_ping_gap"] is not None and seen["max_ping_gap"] <= 3 * PING_INTERVAL
+    # The sweeper's pulse: pings on time, never-reading sockets closed as slow; and every
+    # hostile handshake answered (a head over its time or size limit gets 408/431).
+    assert sum(t.statuses[-1] for t in tallies.values()) == 0, figures
+    assert seen["max_ping_gap"] is not None, figures
+    assert seen["max_ping_gap"] <= 3 * PING_INTERVAL, figures
+    assert figures["slow_closes"] >= 1, figures
     check_gap(
-        unanswered == 0
-        and pulse
-        and figures["slow_closes"] >= 1
-        and p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS),
+        p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS),
         SATURATION_GAP,
         figures,
+        strict=False,
     )
 
 

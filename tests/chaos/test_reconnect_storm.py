@@ -33,9 +33,11 @@ pytestmark = pytest.mark.redis
 SLACK_SECONDS = 5.0
 #: p99 floor: below this, twice a tiny baseline is timer noise on a shared 2-core machine
 P99_FLOOR_SECONDS = 0.010
-#: Known (docs/RELIABILITY.md): the pod accepts a whole backlog at once and runs each handshake
-#: to completion, so deliveries to connected clients wait behind thousands of them.
-P99_GAP: str | None = "a storm of handshakes stalls the pod's event loop (p99 in the 100s of ms)"
+#: Known (docs/RELIABILITY.md): handshakes are now paced per loop turn and full GC passes kept
+#: out of the storm (p99 1.3 s -> 55-220 ms at CI size on the shared machine), but the pod still
+#: accepts a whole backlog in one turn, and the storm's handshakes share two busy cores with
+#: the measuring clients: the connected p99 stays at several times its value before.
+P99_GAP: str | None = "a storm still costs the connected clients' p99 tens of ms (over 2x)"
 
 
 @dataclass(frozen=True)
@@ -148,4 +150,5 @@ async def test_a_reconnect_storm_is_admitted_paced_and_cleanly_without_hurting_t
     assert seen["out_of_order"] == 0, figures
     assert gateway.alive
     assert gateway.tracebacks() == []
-    check_gap(p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS), P99_GAP, figures)
+    # Not strict: on a quiet machine a run can meet it.
+    check_gap(p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS), P99_GAP, figures, strict=False)

@@ -15,7 +15,6 @@ import pytest
 
 from chaos.feed import Feed
 from chaos.figures import record
-from chaos.known import check_gap
 from chaos.processes import GatewayLauncher, GatewayProcess
 from chaos.scale import sizes
 from chaos.swarm import Policy, Swarm, loopback_sources, percentile
@@ -177,13 +176,7 @@ async def test_redis_killed_for_5s_under_publishing_costs_no_client_anything(
     for gateway in gateways:
         assert gateway.alive
         assert gateway.tracebacks() == []
-    # Everything else held. Known (docs/RELIABILITY.md): the gateway's broker reconnect backoff
-    # and the Publisher's queue backoff both grow to a 5 s cap during the outage (full
-    # jitter), so recovery takes 0.5-5 s; not strict, as a short jitter can still meet it.
-    check_gap(
-        converged <= CONVERGE_SECONDS and not not_ready_outside,
-        f"recovery took {converged:.2f}s (bound {CONVERGE_SECONDS}s), the publisher resumed "
-        f"after {republished:.2f}s: reconnect backoff caps of 5 s",
-        figures,
-        strict=False,
-    )
+    # Recovery within the bound: the broker's reconnect backoff and the Publisher's queue
+    # backoff are capped at 1 s (full jitter), so each tries again within a second of Redis.
+    assert converged <= CONVERGE_SECONDS, figures
+    assert not not_ready_outside, figures

@@ -138,9 +138,10 @@ OPERATOR_NEEDS: dict[tuple[str, str], set[str]] = {
     ("gamesync.nommie.dev", "gamesyncclusters"): {"get", "list", "watch", "patch"},
     ("gamesync.nommie.dev", "gamesyncclusters/status"): {"patch"},
     ("gamesync.nommie.dev", "gamesyncclusters/finalizers"): {"update"},
-    # Children are watched too, so that a deleted or edited one is repaired at once.
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
-    ("", "services"): {"get", "list", "watch", "create", "patch"},
+    # Children are watched too, so that a deleted or edited one is repaired at once; a change
+    # of spec.gateway.shards deletes the previous layout's Deployments and shard Services.
+    ("apps", "deployments"): WATCHED_OPTIONAL,
+    ("", "services"): WATCHED_OPTIONAL,
     ("", "configmaps"): {"get", "create", "patch"},
     ("", "secrets"): {"get", "create", "patch"},
     ("", "pods"): {"list", "patch"},

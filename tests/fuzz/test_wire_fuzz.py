@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from fuzz_session import Totals, play_request, play_session
 from fuzz_strategies import FrameSpec, Session, raw_requests, sessions
 from hypothesis import HealthCheck, Phase, given, settings
 
 from chaos.figures import record
-from chaos.processes import GatewayProcess
+from chaos.processes import GatewayProcess, scrape
 from chaos.rfc6455 import OP_CLOSE, OP_TEXT, close_payload, handshake_request
 from chaos.scale import sizes
 
@@ -102,7 +103,7 @@ def test_generated_handshakes_get_an_http_answer_below_500_or_a_close(
 
 #: Tracebacks of known gateway bugs, each with its own strict-xfail test below: remove an entry
 #: together with that test's xfail mark once the fix lands (the XPASS fails until then).
-KNOWN_TRACEBACKS = ("Invalid UTF-8 sequence received from client.",)
+KNOWN_TRACEBACKS: tuple[str, ...] = ()
 
 
 def test_a_client_closing_right_after_a_bad_first_message_costs_no_traceback(
@@ -119,11 +120,6 @@ def test_a_client_closing_right_after_a_bad_first_message_costs_no_traceback(
     assert not [t for t in fuzz_gateway.tracebacks() if "InvalidState" in t]
 
 
-@pytest.mark.xfail(
-    reason="gateway bug: invalid UTF-8 in a text frame makes uvicorn log an ERROR with a "
-    "traceback, in its own text format (uvicorn.Config re-applies its logging config)",
-    strict=True,
-)
 def test_invalid_utf8_in_a_text_frame_closes_1007_and_logs_no_traceback(
     fuzz_gateway: GatewayProcess, fuzz_tokens: Iterator[str]
 ) -> None:
@@ -136,11 +132,6 @@ def test_invalid_utf8_in_a_text_frame_closes_1007_and_logs_no_traceback(
     assert not [t for t in fuzz_gateway.tracebacks() if "UTF-8" in t]
 
 
-@pytest.mark.xfail(
-    reason="gateway bug: uvicorn's own log lines bypass the JSON formatter (uvicorn.Config "
-    "re-applies its logging config after gamesync.logs.configure_logging)",
-    strict=True,
-)
 def test_a_refused_http_request_is_logged_as_a_json_line(fuzz_gateway: GatewayProcess) -> None:
     before = len(fuzz_gateway.foreign_lines())
     play_request(fuzz_gateway.host, fuzz_gateway.port, b"NOT HTTP AT ALL\r\n\r\n", Totals())
@@ -148,23 +139,25 @@ def test_a_refused_http_request_is_logged_as_a_json_line(fuzz_gateway: GatewayPr
 
 
 _OVERSIZED = {
-    "header line over 8 KiB": ("/ws", {"Authorization": "Bearer " + "a" * 9000}),
-    "request line over 8 KiB": ("/ws?token=" + "a" * 9000, {}),
-    "200 header fields": ("/ws", {f"X-Field-{i}": "a" for i in range(200)}),
+    "header line over 8 KiB": ("/ws", {"Authorization": "Bearer " + "a" * 9000}, 431),
+    "request line over 8 KiB": ("/ws?token=" + "a" * 9000, {}, 414),
+    "200 header fields": ("/ws", {f"X-Field-{i}": "a" for i in range(200)}, 431),
 }
 
 
+def _refused_too_large(gateway: GatewayProcess) -> float:
+    metrics = scrape(httpx.get(f"{gateway.internal}/metrics", timeout=5.0).text)
+    return metrics['gamesync_handshakes_refused_total{reason="too_large",transport="websocket"}']
+
+
 @pytest.mark.parametrize("case", list(_OVERSIZED))
-@pytest.mark.xfail(
-    reason="gateway bug: a handshake over the websocket parser's limits gets no answer and "
-    "the socket stays open (uvicorn's sans-I/O protocol never writes the parser's refusal)",
-    strict=True,
-)
 def test_a_handshake_over_the_parsers_limits_is_refused_not_left_hanging(
     case: str, fuzz_gateway: GatewayProcess
 ) -> None:
-    path, headers = _OVERSIZED[case]
+    path, headers, status = _OVERSIZED[case]
     request = handshake_request(fuzz_gateway.host, fuzz_gateway.port, path, headers)
     totals = Totals()
+    refused = _refused_too_large(fuzz_gateway)
     play_request(fuzz_gateway.host, fuzz_gateway.port, request, totals, within=2.0)
-    assert totals.statuses or totals.dropped
+    assert dict(totals.statuses) == {status: 1}
+    assert _refused_too_large(fuzz_gateway) == refused + 1

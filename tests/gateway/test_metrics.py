@@ -16,6 +16,7 @@ from gamesync.metric_labels import (
     HTTP_PUBLISH_RESULTS,
     PUBLISH_RESULTS,
     SERVER_CLOSES,
+    TOKEN_CACHE_RESULTS,
     TRANSPORTS,
 )
 from gamesync.server import GatewayServer
@@ -61,6 +62,10 @@ async def test_a_fresh_gateway_exports_every_known_label_combination_at_zero(
         },
         **{("gamesync_published_total", (("result", r),)): 0.0 for r in PUBLISH_RESULTS},
         **{("gamesync_http_publishes_total", (("result", r),)): 0.0 for r in HTTP_PUBLISH_RESULTS},
+        **{
+            ("gamesync_token_cache_lookups_total", (("result", r),)): 0.0
+            for r in TOKEN_CACHE_RESULTS
+        },
     }
     assert {key: samples.get(key) for key in expected} == expected
     assert len(expected) > 60
@@ -103,6 +108,21 @@ async def test_client_chosen_close_codes_are_bucketed(gateway: GatewayServer, ke
     assert samples[("gamesync_closes_total", labels)] == 2
     codes = {dict(labels).get("code") for name, labels in samples if name.startswith("gamesync_c")}
     assert not codes & {"4321", "4999", "3001"}
+
+
+async def test_a_client_coming_back_with_its_token_is_a_cache_hit(
+    gateway: GatewayServer, keys: Keys
+) -> None:
+    token = keys.token()
+    for _ in range(2):
+        async with await connect(gateway, token=token) as ws:
+            await recv_until(ws, lambda m: m["type"] == "welcome")
+    async with await connect(gateway, token="not-a-token") as ws:
+        await recv_until(ws, lambda m: m["type"] == "error")
+    samples = await _samples(gateway)
+    assert samples[("gamesync_token_cache_lookups_total", (("result", "hit"),))] == 1
+    assert samples[("gamesync_token_cache_lookups_total", (("result", "miss"),))] == 2
+    assert samples[("gamesync_token_cache_entries", ())] == 1
 
 
 async def test_server_closes_keep_their_own_codes(gateway: GatewayServer, keys: Keys) -> None:

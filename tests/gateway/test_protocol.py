@@ -153,6 +153,7 @@ def test_the_js_client_reacts_to_close_codes_as_the_table_says() -> None:
     assert final == codes_reacting(Reaction.STOP)
     assert {int(js_constant("CLOSE_UNAUTHORIZED"))} == codes_reacting(Reaction.RENEW)
     assert {int(js_constant("CLOSE_IDLE"))} == codes_reacting(Reaction.RECONNECT_IF_SUBSCRIBED)
+    assert {int(js_constant("CLOSE_WRONG_SHARD"))} == codes_reacting(Reaction.RESHARD)
 
 
 @pytest.mark.parametrize(

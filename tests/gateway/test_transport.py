@@ -16,9 +16,10 @@ from starlette.routing import Route
 from websockets.protocol import State
 from wire import GatewayFactory, Keys, envelope, publish, serve_app, wait_until
 
+from gamesync.bench import wire
 from gamesync.server import GatewayServer
 from gamesync.session import WebSocketSession as Session
-from gamesync.transport import GatewaySocket
+from gamesync.transport import CONTROL_FRAMES_BURST, MAX_FRAGMENTS, GatewaySocket
 
 #: A short close bound keeps these tests quick (the default is 5 s).
 CLOSE_FAST = {"close_timeout": 1}
@@ -123,8 +124,12 @@ async def test_a_ping_flood_that_never_reads_holds_no_growing_buffer(
             for _ in range(256):
                 client.send_ping(payload)
             sent += 256 * 131
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(client.writer.drain(), 0.5)
+            except TimeoutError:
+                pass
+            except ConnectionError:  # closed 1008 over its control-frame budget: fine too
+                break
             largest = max(largest, socket.transport.get_write_buffer_size())
         # Not one pong per ping: a few KB at most, however much was sent.
         assert largest < 64 * 1024, largest
@@ -209,3 +214,78 @@ async def test_can_write_follows_the_socket_through_backpressure_and_every_kind_
     finally:
         for client in clients:
             client.close()
+
+
+def _fragment(opcode: int, payload: bytes) -> bytes:
+    """A client frame without FIN: more of its message follows."""
+    frame = bytearray(wire.client_frame(opcode, payload))
+    frame[0] &= 0x7F
+    return bytes(frame)
+
+
+async def test_a_ping_flood_is_closed_1008_after_its_control_frame_budget(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Hostile clients: every ping is parsed and answered, so a flood costs the pod's core
+    whatever rate the client chooses; beyond its budget the socket is closed."""
+    server = await gateway_factory()
+    client = await RawClient.connect(*_address(server), "/ws", keys.token())
+    try:
+        for _ in range(4 * CONTROL_FRAMES_BURST):
+            client.send_ping(b"p" * 125)
+        close = await client.read_until_close()
+        assert close.close_code == 1008
+        assert b"too many control frames" in close.payload
+    finally:
+        client.close()
+
+
+async def test_pings_within_the_budget_are_all_answered(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory()
+    client = await RawClient.connect(*_address(server), "/ws", keys.token())
+    try:
+        assert json.loads((await client.read_frame()).payload)["type"] == "welcome"
+        pongs = 0
+        for i in range(CONTROL_FRAMES_BURST - 5):
+            client.send_ping(b"%d" % i)
+            frame = await client.read_frame()
+            assert frame.opcode == wire.OP_PONG, frame
+            pongs += 1
+        client.send_text('{"type":"ping"}')
+        assert json.loads((await client.read_frame()).payload)["type"] == "pong"
+        assert pongs == CONTROL_FRAMES_BURST - 5
+    finally:
+        client.close()
+
+
+async def test_a_message_in_endless_fragments_is_closed_1008_after_the_fragment_budget(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory()
+    client = await RawClient.connect(*_address(server), "/ws", keys.token())
+    try:
+        client.writer.write(_fragment(wire.OP_TEXT, b"{"))
+        client.writer.write(_fragment(wire.OP_CONT, b" ") * (2 * MAX_FRAGMENTS))
+        close = await client.read_until_close()
+        assert close.close_code == 1008
+        assert b"too many fragments" in close.payload
+    finally:
+        client.close()
+
+
+async def test_a_message_in_a_few_fragments_is_received_whole(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    server = await gateway_factory()
+    client = await RawClient.connect(*_address(server), "/ws", keys.token())
+    try:
+        assert json.loads((await client.read_frame()).payload)["type"] == "welcome"
+        parts = [b'{"type"', b':"pi', b'ng"}']
+        client.writer.write(_fragment(wire.OP_TEXT, parts[0]))
+        client.writer.write(_fragment(wire.OP_CONT, parts[1]))
+        client.writer.write(wire.client_frame(wire.OP_CONT, parts[2]))
+        assert json.loads((await client.read_frame()).payload)["type"] == "pong"
+    finally:
+        client.close()

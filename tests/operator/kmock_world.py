@@ -118,6 +118,7 @@ class World:
     load: Callable[[str], int] | None = None  # pod name -> connections, when set
     pods_ready: bool = True  # readiness of pods the stand-in ReplicaSet creates
     metrics: OperatorMetrics | None = None
+    made_by: dict[str, str] = field(default_factory=dict)  # pod -> the Deployment that made it
     _names: Any = field(default_factory=lambda: itertools.count(1))
 
     # -- user actions through the API (so kopf sees watch events) -------------------------------
@@ -208,14 +209,39 @@ class World:
     # -- stand-in controllers -------------------------------------------------------------------
 
     def step(self) -> None:
-        for dep in items(self.kmock, DEPLOYMENTS):
+        deployments = items(self.kmock, DEPLOYMENTS)
+        for dep in deployments:
             self._replicaset(dep)
+        self._garbage_collector({d["metadata"]["name"] for d in deployments})
         self._kubelet()
+
+    def _garbage_collector(self, deployments: set[str]) -> None:
+        """A deleted Deployment's pods go (ownerReferences, cascading deletion)."""
+        for pod, owner in list(self.made_by.items()):
+            if owner not in deployments:
+                del self.made_by[pod]
+                if get(self.kmock, PODS, pod) is not None:
+                    self.kmock.objects[PODS, NS, pod].delete()
+                self.gateways.pop(pod, None)
+
+    def _selected(self, dep: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods a Deployment made that its selector still matches. A ReplicaSet never
+        adopts another one's pods (their controllerRef), however the selectors overlap: the
+        one-shard Deployment's selector matches a shard Deployment's pods too."""
+        name = dep["metadata"]["name"]
+        selector = (dep["spec"].get("selector") or {}).get("matchLabels")
+        wanted = (selector or {"app.kubernetes.io/instance": name}).items()
+        return [
+            p
+            for p in items(self.kmock, PODS)
+            if wanted <= p["metadata"]["labels"].items()
+            and self.made_by.get(p["metadata"]["name"], name) == name
+        ]
 
     def _replicaset(self, dep: dict[str, Any]) -> None:
         name = dep["metadata"]["name"]
         want = int(dep["spec"].get("replicas", 1))
-        pods = self.pods(name)
+        pods = self._selected(dep)
         while len(pods) < want:
             pod_name = f"{name}-{next(self._names)}"
             labels = dep["spec"]["template"]["metadata"]["labels"]
@@ -230,7 +256,8 @@ class World:
                 },
             }
             self.gateways[pod_name] = Gateway(ready=self.pods_ready)
-            pods = self.pods(name)
+            self.made_by[pod_name] = name
+            pods = self._selected(dep)
         while len(pods) > want:
             # The ReplicaSet removes the pod with the lowest pod-deletion-cost first (KEP-2255).
             def cost(p: dict[str, Any]) -> tuple[int, str]:
@@ -240,7 +267,7 @@ class World:
             victim = min(pods, key=cost)["metadata"]["name"]
             self.kmock.objects[PODS, NS, victim].delete()
             self.gateways.pop(victim, None)
-            pods = self.pods(name)
+            pods = self._selected(dep)
         ready = 0
         for pod in pods:
             gateway = self.gateways.get(pod["metadata"]["name"])

@@ -83,6 +83,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         }
     },
     "no-network-policy": {"networkPolicy": {"enabled": False}},
+    "sharded": {"gateway": {"shards": 3}, "exposure": {"path": "/"}},
+    "sharded-ingress-hpa": {
+        "gateway": {"shards": 2},
+        "exposure": {"mode": "Ingress", "host": "play.example.com"},
+        "autoscaling": {"mode": "HPA", "minReplicas": 2, "maxReplicas": 8},
+    },
     "pod-monitor": {
         "monitoring": {
             "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kps"}}

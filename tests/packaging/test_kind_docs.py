@@ -34,5 +34,5 @@ def test_commands_name_the_release_and_namespace_skaffold_deploys() -> None:
 def test_every_localhost_port_in_the_doc_is_forwarded() -> None:
     forwarded = {f["localPort"] for f in SKAFFOLD["portForward"]}
     mentioned = {int(p) for p in re.findall(r"localhost:(\d+)", DOC)}
-    # 8080 is the dev-mode gateway the doc runs on the laptop itself.
-    assert mentioned - {8080} == forwarded
+    # 8080 and 9090 are the dev-mode gateway the doc runs on the laptop itself.
+    assert mentioned - {8080, 9090} == forwarded

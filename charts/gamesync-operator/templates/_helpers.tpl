@@ -109,13 +109,14 @@ watched so that a deleted or edited child is repaired at once; Secrets and Confi
   resources: ["gamesyncclusters/finalizers"]
   verbs: ["update"]
 # Children, read by name, written with create + server-side apply (a patch), watched for
-# repairs. Never deleted by the operator: ownerReference garbage collection does that.
+# repairs. Deleted by the operator only when spec.gateway.shards changes (the previous layout's
+# Deployments and shard Services); otherwise ownerReference garbage collection does that.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]

@@ -78,6 +78,11 @@ export interface GameSyncOptions {
   /** Protocol 2: ask the gateway for `delta` messages (JSON Patches) instead of a full snapshot
    * per version. The state the client holds and reports is the same either way. Default false. */
   delta?: boolean;
+  /** Game-affine placement (DESIGN §2): learn the fleet's shard count from `GET /v1/shards`
+   * and connect to `/ws/s/{shardOf(id, K)}/games/{id}` for the first game subscribed (an SSE
+   * stream of one game likewise). On a wrong-shard close (4421) the count is learnt again and
+   * the client reconnects at once, once. Default false (spread: `url` as given). */
+  affinity?: boolean;
   /** `websocket` (default: websocket, then SSE, then polling), `sse` (SSE, then polling) or
    * `polling` (only `snapshotUrl`, no push). */
   transport?: "websocket" | "sse" | "polling";
@@ -195,3 +200,9 @@ export declare function applyPatch<T = unknown>(doc: T, patch: PatchOperation[])
 
 /** The SSE endpoint for a websocket URL: `ws(s)://host/ws` → `http(s)://host/sse`. */
 export declare function sseUrlFor(wsUrl: string): string;
+/** The shard serving a game's game-affine connections: the game id modulo the shard count. */
+export declare function shardOf(gameId: number | string | bigint, shards: number): number;
+/** `ws(s)://host/ws` → `http(s)://host/v1/shards` (the fleet's shard count). */
+export declare function shardsUrlFor(wsUrl: string): string;
+/** A game's game-affine URL on the gateway of `url`: `/ws/s/{shard}/games/{id}` (or `/sse/...`). */
+export declare function affineUrlFor(url: string, shard: number, gameId: number | string): string;

@@ -18,12 +18,15 @@ export const Status = Object.freeze({
 const FINAL_CLOSE_CODES = new Set([4400, 4403]);
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_IDLE = 4408;
+/** A game-affine path for another shard: learn the shard count again, reconnect once at once. */
+const CLOSE_WRONG_SHARD = 4421;
 /** Local codes used when the client itself gives up on a socket (4000-4099: application use). */
 const CLOSE_CLIENT_TIMEOUT = 4000;
 
 const DEFAULTS = Object.freeze({
   transport: "websocket",
   delta: false,
+  affinity: false,
   pollIntervalMs: 3000,
   sseAfterAttempts: 2,
   websocketRetryMs: 300000,
@@ -132,6 +135,38 @@ function patchAt(node, kind, tokens, i, value) {
     return copy;
   }
   throw new PatchError(`cannot reach into ${node === null ? "null" : typeof node} at ${token}`);
+}
+
+/**
+ * The gateway shard that serves a game's game-affine connections (DESIGN §2 "Game-affine
+ * placement"): the game id modulo the shard count, exactly (on a BigInt for ids beyond 2^53,
+ * which a string carries whole).
+ */
+export function shardOf(gameId, shards) {
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shard count must be a positive integer, got ${shards}`);
+  if (typeof gameId === "number" && Number.isSafeInteger(gameId) && gameId >= 0) return gameId % shards;
+  if ((typeof gameId === "string" && /^\d+$/.test(gameId)) || (typeof gameId === "bigint" && gameId >= 0n)) {
+    return Number(BigInt(gameId) % BigInt(shards));
+  }
+  throw new TypeError(`GameSyncClient: game id must be a non-negative integer, got ${String(gameId)}`);
+}
+
+/** The public shard announcement for a websocket URL: ws(s)://host/ws → http(s)://host/v1/shards. */
+export function shardsUrlFor(wsUrl) {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
+  url.pathname = "/v1/shards";
+  url.search = "";
+  url.hash = "";
+  return url.toString();
+}
+
+/** A game's game-affine path on the gateway of `url`: /ws/s/{shard}/games/{id} (or /sse/...). */
+export function affineUrlFor(url, shard, gameId) {
+  const affine = new URL(url);
+  const kind = /^\/sse(\/|$)/.test(affine.pathname) ? "sse" : "ws";
+  affine.pathname = `/${kind}/s/${shard}/games/${gameId}`;
+  return affine.toString();
 }
 
 /** The SSE endpoint for a websocket URL: ws(s)://host/ws → http(s)://host/sse. */
@@ -286,7 +321,8 @@ class SseTransport {
       cancelBody(response);
       // A request the gateway cannot serve as asked (400, 405, 505) will not work next time
       // either; anything else (403 from a proxy, 503 while draining) is worth a retry.
-      const code = [400, 405, 505].includes(response.status) ? 4400 : 1006;
+      // 421: a game-affine stream for another shard, as a websocket's close 4421 says.
+      const code = [400, 405, 505].includes(response.status) ? 4400 : response.status === 421 ? CLOSE_WRONG_SHARD : 1006;
       this.#finish(code, `event stream refused: HTTP ${response.status}`, false);
       return;
     }
@@ -444,6 +480,9 @@ export class GameSyncClient {
   #attempt = 0;
   #retryAfterMs = null;
   #authRetried = false;
+  /** The fleet's shard count as last learnt (`affinity`); null: ask before connecting. */
+  #shards = null;
+  #reshardRetried = false;
   #tokenReason = "connect";
   #token = null;
   #lastServerError = null;
@@ -545,8 +584,9 @@ export class GameSyncClient {
     if (this.#wanted && !this.#parked) return;
     this.#wanted = true;
     this.#parked = false;
-    // Each start gets its own "ask the token provider once more after a 4401".
+    // Each start gets its own "ask the token provider once more after a 4401" (and 4421).
     this.#authRetried = false;
+    this.#reshardRetried = false;
     this.#tokenReason = "connect";
     this.#everConnected = false;
     this.#installLifecycle();
@@ -735,6 +775,7 @@ export class GameSyncClient {
     this.#nextToken = null;
     try {
       if (token === null) token = await this.#getToken(this.#tokenReason);
+      if (this.#opts.affinity && this.#subscriptions.size > 0) await this.#learnShards();
     } catch (err) {
       // A superseded attempt must not touch the flag: a newer one may be in flight.
       if (generation !== this.#generation) return;
@@ -762,8 +803,9 @@ export class GameSyncClient {
       this.#stop(new GameSyncError("no_websocket", "no WebSocket in this environment: pass environment.WebSocket or use transport \"polling\""));
       return;
     }
+    const url = this.#affineUrl(this.#opts.url) || this.#opts.url;
     try {
-      this.#socket = new SocketTransport(this.#env.WebSocket, this.#opts.url, token, this.#socketHandlers(this.#opts.url), this.#authFields());
+      this.#socket = new SocketTransport(this.#env.WebSocket, url, token, this.#socketHandlers(url), this.#authFields());
     } catch (err) {
       const error = new GameSyncError("connect_failed", errorMessage(err));
       this.#reportError(error);
@@ -773,6 +815,32 @@ export class GameSyncClient {
     this.#armTimer("welcome", this.#opts.connectTimeoutMs, () =>
       this.#abandonSocket(CLOSE_CLIENT_TIMEOUT, "no welcome from the server in time"),
     );
+  }
+
+  /**
+   * The fleet's shard count from `GET /v1/shards`, kept until a wrong-shard refusal; null when
+   * the gateway does not say (an older one, a proxy that does not route it): then the client
+   * connects spread, as without `affinity`. Never throws.
+   */
+  async #learnShards() {
+    if (this.#shards !== null) return this.#shards;
+    if (typeof this.#env.fetch !== "function" || !this.#opts.url) return null;
+    try {
+      const response = await this.#env.fetch(shardsUrlFor(this.#opts.url), { method: "GET", cache: "no-store" });
+      if (!response.ok) return null;
+      const body = await response.json();
+      if (body && Number.isInteger(body.shards) && body.shards >= 1) this.#shards = body.shards;
+    } catch {
+      return null;
+    }
+    return this.#shards;
+  }
+
+  /** The game-affine URL for the first game watched, or null (no affinity, no game, K unknown). */
+  #affineUrl(base) {
+    if (!this.#opts.affinity || this.#shards === null || this.#subscriptions.size === 0) return null;
+    const gameId = this.#subscriptions.keys().next().value;
+    return affineUrlFor(base, shardOf(gameId, this.#shards), gameId);
   }
 
   /** What the first `auth` message asks for besides the token (protocol 2's deltas). */
@@ -800,7 +868,14 @@ export class GameSyncClient {
   #streamUrl(games) {
     const base = this.#opts.sseUrl;
     if (typeof base === "function") return base(games);
-    const url = new URL(base || sseUrlFor(this.#opts.url));
+    const sse = base || sseUrlFor(this.#opts.url);
+    if (games.length === 1 && this.#affineUrl(sse)) {
+      // One game: its game-affine stream (several games name themselves in a spread one).
+      const url = new URL(this.#affineUrl(sse));
+      if (this.#opts.delta) url.searchParams.set("delta", "1");
+      return url.toString();
+    }
+    const url = new URL(sse);
     url.searchParams.set("games", games.join(","));
     if (this.#opts.delta) url.searchParams.set("delta", "1");
     return url.toString();
@@ -875,7 +950,7 @@ export class GameSyncClient {
     try {
       probe = new SocketTransport(
         this.#env.WebSocket,
-        this.#opts.url,
+        this.#affineUrl(this.#opts.url) || this.#opts.url,
         token,
         {
           open: () => {},
@@ -968,7 +1043,12 @@ export class GameSyncClient {
     const first = this.#status !== Status.CONNECTED;
     // The backoff resets only once the connection has held for a while: a server that
     // accepts and then drops every socket must not get a tight reconnect loop.
-    if (first && this.#attempt > 0) this.#armTimer("stable", this.#opts.stableAfterMs, () => (this.#attempt = 0));
+    if (first && this.#attempt > 0) {
+      this.#armTimer("stable", this.#opts.stableAfterMs, () => {
+        this.#attempt = 0;
+        this.#reshardRetried = false;
+      });
+    }
     this.#authRetried = false;
     this.#retryAfterMs = null;
     this.#everConnected = true;
@@ -1032,6 +1112,21 @@ export class GameSyncClient {
     }
     if (FINAL_CLOSE_CODES.has(code)) {
       this.#stop(new GameSyncError(serverError ? serverError.code : "closed", serverError ? serverError.message : reason || `closed with ${code}`, { closeCode: code }));
+      return;
+    }
+    if (code === CLOSE_WRONG_SHARD) {
+      // The fleet changed its shard count: learn it again, and reconnect at once, once. That
+      // retry is not a failed attempt (it must not count toward the SSE fallback); a second
+      // refusal backs off like any reconnect.
+      this.#shards = null;
+      const error = new GameSyncError("wrong_shard", reason || "wrong shard", { closeCode: code });
+      if (!this.#reshardRetried) {
+        this.#reshardRetried = true;
+        this.#setStatus(Status.RECONNECTING, error);
+        this.#armTimer("reconnect", 0, () => this.#open());
+        return;
+      }
+      this.#scheduleReconnect(error);
       return;
     }
     if (code === CLOSE_IDLE && this.#subscriptions.size === 0) {

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from gamesync.bench import wire
 from gamesync.bench.accounting import Ledger, Shortfall, shortfall
+from gamesync.shards import shard_of
 
 __all__ = ["ClientConfig", "main"]
 
@@ -43,7 +44,7 @@ class ClientConfig:
     tokens_file: str | None = None
     concurrency: int = 200
     poll_interval: float = 3.0
-    placement: str = "spread"
+    placement: str = "spread"  # spread | game | affine (the gateways are shards 0..N-1)
     samples_path: str | None = None
 
     @classmethod
@@ -96,7 +97,11 @@ class Conn(asyncio.Protocol):
         if kind == "socketio":
             path = "/socket.io/?EIO=4&transport=websocket"
         else:
-            path = f"/ws/games/{self.games[0]}"
+            game = self.games[0]
+            path = f"/ws/games/{game}"
+            if self.client.config.placement == "affine":
+                # Game-affine (DESIGN §2): the game's shard path; target i is shard i.
+                path = f"/ws/s/{shard_of(game, len(self.client.config.targets))}/games/{game}"
             token = self.client.token(self.index)
             if token:
                 headers["Authorization"] = f"Bearer {token}"
@@ -310,6 +315,8 @@ class LoadClient:
             targets = self.config.targets
             games = self.config.games
             key = index % games if self.config.placement == "game" else index // games
+            if self.config.placement == "affine":  # target i is shard i of len(targets)
+                key = shard_of(self.config.games_of(index)[0], len(targets))
             host, port = targets[key % len(targets)]
             async with sem:
                 remaining = deadline - time.monotonic()

@@ -130,7 +130,7 @@ def _cost(ax: Any, runs: list[dict[str, Any]]) -> None:
         mine = sorted(
             (r["rate"], r["server_us_per_publish"])
             for r in runs
-            if r["system"] == system and r["passed"]
+            if r["system"] == system and r["passed"] and r["server_us_per_publish"]
         )
         ax.scatter([m[0] for m in mine], [m[1] for m in mine], color=f"C{i}", label=system)
     ax.set_xscale("log")

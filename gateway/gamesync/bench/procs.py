@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "CPU_CLOCK_S",
     "BenchError",
     "Proc",
     "free_port",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK")
+
+#: The resolution of `cpu_seconds` (the kernel counts CPU time in clock ticks).
+CPU_CLOCK_S = 1 / _TICK
 
 #: Pin servers to CPU 0 and load to the other CPUs (``gamesync bench --no-pin`` turns it off).
 PINNING = {"enabled": True}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from gamesync.bench.procs import (
@@ -33,11 +34,16 @@ from gamesync.bench.procs import (
 from gamesync.bench.resp import RespClient
 from gamesync.bench.tokens import Credentials
 
-__all__ = ["ClientGroup", "Rig", "Server"]
+__all__ = ["UNPACED", "ClientGroup", "Rig", "Server", "admission_limits"]
 
 READY = "GAMESYNC_READY"
 # One load process holds at most this many sockets: the fd hard limit here is 20000.
 PER_CLIENT_PROCESS = 9000
+#: Gateway flags of scenarios that open thousands of connections at once (idle, storm): the
+#: gateway's admission pacing (500/s after a burst of 500, DESIGN §2) protects a pod in
+#: production, but in a bench it would send most of a crowd away with 1013 (the load client does
+#: not come back), and the figure would be the pacing's, not the gateway's.
+UNPACED = ["--admission-rate", "1000000", "--admission-burst", "1000000"]
 
 
 @dataclass
@@ -49,6 +55,19 @@ class Server:
     port: int
     internal_port: int | None = None
     rss_series: list[tuple[float, int]] = field(default_factory=list)
+
+
+async def admission_limits(server: Server) -> dict[str, float]:
+    """A gateway's configured limits (`gamesync_limit{limit}` on its internal port)."""
+    url = f"http://127.0.0.1:{server.internal_port}/metrics"
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(url, timeout=10)).text
+    limits: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith('gamesync_limit{limit="'):
+            name, _, value = line.removeprefix('gamesync_limit{limit="').partition('"} ')
+            limits[name] = float(value)
+    return limits
 
 
 class ClientGroup:
@@ -211,7 +230,10 @@ class Rig:
                 await asyncio.sleep(0.05)
         raise BenchError("redis-server did not answer PING within 10 s")
 
-    async def gateway(self, broker: str | None = None, extra: list[str] | None = None) -> Server:
+    async def gateway(
+        self, broker: str | None = None, extra: list[str] | None = None, *, paced: bool = True
+    ) -> Server:
+        """A GameSync gateway on free ports; ``paced=False`` lifts admission pacing (UNPACED)."""
         if self.credentials is None:
             raise BenchError("the gateway needs credentials")
         port, internal = free_port(), free_port()
@@ -233,6 +255,8 @@ class Rig:
         ]
         if broker:
             cmd += ["--broker", broker]
+        if not paced:
+            cmd += UNPACED
         proc = await self._start("gateway", cmd + (extra or []), server_cpus())
         await proc.wait_line(READY, 30)
         return Server("gamesync", proc, port, internal)
@@ -283,6 +307,7 @@ class Rig:
         poll_interval: float = 3.0,
         offset: int = 0,
         placement: str = "spread",
+        concurrency: int = 200,
     ) -> ClientGroup:
         nproc = max(1, math.ceil(count / PER_CLIENT_PROCESS))
         per = math.ceil(count / nproc)
@@ -303,6 +328,7 @@ class Rig:
                 "tokens_file": str(self.credentials.tokens_path) if self.credentials else None,
                 "poll_interval": poll_interval,
                 "placement": placement,
+                "concurrency": concurrency,
                 "samples_path": str(sample_path),
             }
             proc = await Proc.start(

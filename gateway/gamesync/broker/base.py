@@ -10,6 +10,7 @@ from typing import Protocol
 
 from gamesync.broker.stats import BrokerStats
 from gamesync.envelope import Envelope
+from gamesync.supervisor import Supervisor
 
 __all__ = ["Broker", "EnvelopeHandler"]
 
@@ -50,9 +51,11 @@ class Broker(Protocol):
         """A log-safe description of where the broker points (never a password)."""
         ...
 
-    async def start(self, handler: EnvelopeHandler) -> None:
+    async def start(self, handler: EnvelopeHandler, supervisor: Supervisor | None = None) -> None:
         """Begin delivering subscribed games' envelopes to `handler`; an unreachable engine
-        makes the broker unready, never makes `start` fail."""
+        makes the broker unready, never makes `start` fail. Long-lived tasks run under
+        `supervisor` (the gateway's: restarted, or the pod unhealthy), else under one of the
+        broker's own."""
 
     async def stop(self) -> None:
         """Disconnect and release every resource; no delivery after it returns."""

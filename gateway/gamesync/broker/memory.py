@@ -8,6 +8,7 @@ import time
 from gamesync.broker.base import EnvelopeHandler
 from gamesync.broker.stats import BrokerStats
 from gamesync.envelope import Envelope
+from gamesync.supervisor import Supervisor
 
 __all__ = ["MemoryBroker"]
 
@@ -22,7 +23,7 @@ class MemoryBroker:
         self._handler: EnvelopeHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def start(self, handler: EnvelopeHandler) -> None:
+    async def start(self, handler: EnvelopeHandler, supervisor: Supervisor | None = None) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
 

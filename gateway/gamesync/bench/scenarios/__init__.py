@@ -14,6 +14,7 @@ steps in :mod:`.steps`, and the delivery accounting (``gamesync.bench.accounting
 from __future__ import annotations
 
 from gamesync.bench.scenarios import (
+    affinity,
     bandwidth,
     fanout,
     idle,
@@ -21,6 +22,7 @@ from gamesync.bench.scenarios import (
     peer,
     polling,
     slow,
+    storm,
     throughput,
 )
 from gamesync.bench.scenarios.contract import Context, Measurement, Options, Scenario
@@ -39,5 +41,7 @@ SCENARIOS: dict[str, Scenario] = {
         slow.SCENARIO,
         throughput.SCENARIO,
         bandwidth.SCENARIO,
+        storm.SCENARIO,
+        affinity.SCENARIO,
     )
 }

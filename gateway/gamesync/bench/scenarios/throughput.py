@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from gamesync.bench.accounting import INVARIANTS
+from gamesync.bench.procs import CPU_CLOCK_S
 from gamesync.bench.profile import summarize
 from gamesync.bench.results import Target, median
 from gamesync.bench.rig import Rig, Server
@@ -129,8 +130,8 @@ class Climb:
             clients=opts.clients,
             games=opts.games,
             connected=self.setup.connected["connected"],
-            server_us_per_publish=round(row["server_cpu_s"] / published * 1e6, 1),
-            server_us_per_delivery=round(row["server_cpu_s"] / max(1, row["delivered"]) * 1e6, 2),
+            server_us_per_publish=per_unit_us(row["server_cpu_s"], published, 1),
+            server_us_per_delivery=per_unit_us(row["server_cpu_s"], max(1, row["delivered"]), 2),
             redis_us_per_publish=round(
                 row["redis_cpu_pct"] / 100 * row["window_secs"] / published * 1e6, 1
             ),
@@ -228,10 +229,10 @@ async def run(ctx: Context) -> Measurement:
                 [b["server_us_per_publish"] for b in mine if b["server_us_per_publish"]]
             ),
             f"server_us_per_publish_at_{opts.rate:.0f}": median(
-                [r["server_us_per_publish"] for r in first]
+                [r["server_us_per_publish"] for r in first if r["server_us_per_publish"]]
             ),
             f"server_us_per_delivery_at_{opts.rate:.0f}": median(
-                [r["server_us_per_delivery"] for r in first]
+                [r["server_us_per_delivery"] for r in first if r["server_us_per_delivery"]]
             ),
             f"redis_us_per_publish_at_{opts.rate:.0f}": median(
                 [r["redis_us_per_publish"] for r in first]
@@ -300,16 +301,30 @@ async def run(ctx: Context) -> Measurement:
     return Measurement(params, rows, summary, targets)
 
 
+#: A window's CPU below this many clock ticks says nothing per unit (one tick more or less is
+#: a large part of it): its per-publish and per-delivery figures are None.
+MIN_TICKS = 5
+
+
+def per_unit_us(cpu_s: float, units: int, digits: int) -> float | None:
+    """CPU microseconds per unit, or None when `cpu_s` is below what the kernel's clock resolves."""
+    if cpu_s < MIN_TICKS * CPU_CLOCK_S:
+        return None
+    return round(cpu_s / units * 1e6, digits)
+
+
 def cost_ratio(rows: list[dict[str, Any]]) -> float:
     """Floor's server CPU per publish over GameSync's, median over the (run, rate) windows that
     passed for both: the same-rate efficiency ratio, whatever stopped either climb."""
     cost: dict[tuple[int, float, str], float] = {
-        (r["run"], r["rate"], r["system"]): r["server_us_per_publish"] for r in rows if r["passed"]
+        (r["run"], r["rate"], r["system"]): r["server_us_per_publish"]
+        for r in rows
+        if r["passed"] and r["server_us_per_publish"]
     }
     ratios = [
         cost[(run, rate, "floor")] / us
         for (run, rate, system), us in cost.items()
-        if system == "gamesync" and us > 0 and (run, rate, "floor") in cost
+        if system == "gamesync" and (run, rate, "floor") in cost
     ]
     return round(median(ratios), 3) if ratios else 0.0
 

@@ -54,7 +54,7 @@ class ClusterRedisBroker(RedisBroker):
         self._slot_owner: dict[int, str] = {}
 
     async def _start_links(self) -> None:
-        self._spawn(self._watch_topology(), "redis-cluster-topology")
+        self._supervise("redis-cluster-topology", self._watch_topology)
 
     def _topology_suspect(self) -> None:
         self._topology_dirty.set()

@@ -20,7 +20,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.asyncio.connection import Connection, parse_url
@@ -45,6 +45,7 @@ from gamesync.broker.schemes import log_safe_url
 from gamesync.broker.stats import BrokerStats
 from gamesync.envelope import Envelope, parse_envelope
 from gamesync.errors import BrokerUnavailable, EnvelopeError
+from gamesync.supervisor import ErrorLog, Supervisor
 
 __all__ = ["RedisBroker", "StandaloneRedisBroker"]
 
@@ -83,19 +84,34 @@ class RedisBroker:
         self._probe_id = secrets.token_hex(8)
         self._reroute_task: asyncio.Task[None] | None = None
         self._reroute_again = False
+        #: long-lived tasks (`_supervise`) run under this supervisor: the gateway's, or our own
+        self._supervisor = Supervisor()
+        self._owns_supervisor = True
+        self._kept: list[asyncio.Task[None]] = []
+        #: a failing envelope handler is logged once a minute, not once per envelope
+        self._errors = ErrorLog(log)
 
     # the Broker interface ----------------------------------------------------------------
 
-    async def start(self, handler: EnvelopeHandler) -> None:
-        """Start keeping pub/sub connections; never fails for an unreachable Redis (not ready)."""
+    async def start(self, handler: EnvelopeHandler, supervisor: Supervisor | None = None) -> None:
+        """Start keeping pub/sub connections; never fails for an unreachable Redis (not ready).
+
+        The probe, each link's keeper and the cluster's topology watcher run under
+        `supervisor`: a bug that escapes one is logged and the task restarted with backoff (or,
+        failing repeatedly, the pod reports unhealthy), never a reader silently gone.
+        """
         self._handler = handler
+        self._supervisor = supervisor if supervisor is not None else Supervisor()
+        self._owns_supervisor = supervisor is None
         self._running = True
-        self._spawn(self._probe_forever(), "redis-probe")
+        self._supervise("redis-probe", self._probe_forever)
         await self._start_links()
 
     async def stop(self) -> None:
         self._running = False
-        tasks = [*self._tasks]
+        if self._owns_supervisor:
+            await self._supervisor.stop()
+        tasks = [*self._tasks, *self._kept]
         for link in self._links.values():
             link.close()
             if link.supervisor is not None:
@@ -216,9 +232,7 @@ class RedisBroker:
     def _add_link(self, node: str, probe_channel: bytes) -> Link:
         link = Link(node, probe_channel)
         self._links[node] = link
-        link.supervisor = asyncio.get_running_loop().create_task(
-            self._keep_link(link), name=f"redis-pubsub-{node}"
-        )
+        link.supervisor = self._supervise(f"redis-pubsub-{node}", lambda: self._keep_link(link))
         self._notify_links_changed()
         return link
 
@@ -439,8 +453,10 @@ class RedisBroker:
             return
         try:
             handler(envelope)
-        except Exception:  # a handler bug must never kill the reader
-            log.exception("envelope handler failed for game %s", envelope.game_id)
+        except Exception as exc:  # a handler bug must never kill the reader
+            self._errors.error(
+                "envelope-handler", f"envelope handler failed for game {envelope.game_id}", exc
+            )
 
     def _unwanted(self, link: Link, channel: bytes) -> None:
         """A subscription confirmed after the hub gave the game up (a timed-out join): drop it."""
@@ -595,6 +611,13 @@ class RedisBroker:
         finally:
             if link.probe is fut:
                 link.probe = None
+
+    def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run a long-lived task under the supervisor (restarted if it raises)."""
+        task = self._supervisor.spawn(name, factory)
+        self._kept = [t for t in self._kept if not t.done()]
+        self._kept.append(task)
+        return task
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)

@@ -1,0 +1,252 @@
+"""A connection before its request head is complete: bounded in time, bytes and number.
+
+Until the head (request line and headers) has arrived, no session exists, so none of the
+session's limits apply; uvicorn's HTTP protocol waits for the rest of a head for as long as
+the client likes, and buffers as much of it as the client sends. Here (issue 12, slowloris):
+- a head must be complete within `--handshake-timeout` (10 s): else 408 and close;
+- a head over `MAX_HEAD_BYTES` gets 431 and close (websockets' own parser refuses a line over
+  8 KiB or over 128 header fields with 414/431 after this; see `gamesync.transport`);
+- a head still incomplete after `STALLED_AFTER` counts as an unauthenticated connection (the
+  registry's `--max-pending-connections`) until it completes or ends; while stalled heads
+  alone fill that cap, new connections get 503 at once.
+A head that arrives at once (every real client, and a storm of them) is never counted: a
+storm's connections are accepted thousands at a time before any head is read, and counting
+those would refuse them with 5xx instead of the paced 1013s admission gives them.
+
+A storm is also paced here (issue 12, reconnect storm): the event loop hands every readable
+socket its data in one turn, so thousands of connections arriving at once meant thousands of
+handshakes (parse, upgrade, token check, welcome) run back to back while deliveries to the
+connected clients waited. `HeadTurns` lets `HEADS_PER_TURN` new connections start their
+handshake per turn of the loop; the others wait their turn in arrival order, unread (their
+clock stopped: they wait on us, not on the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gamesync.sse import GatewayHTTP
+
+__all__ = [
+    "HEADS_PER_TURN",
+    "HEAD_TIMEOUT",
+    "MAX_HEAD_BYTES",
+    "STALLED_AFTER",
+    "GuardedHTTP",
+    "HeadTurns",
+    "StalledHeads",
+]
+
+#: Seconds a request head may take (the default of `--handshake-timeout`).
+HEAD_TIMEOUT = 10.0
+#: Seconds after which an incomplete head counts as an unauthenticated connection: far above
+#: a real client's head (one write, milliseconds) even on a busy pod.
+STALLED_AFTER = 2.0
+#: New connections whose first request head is handled per turn of the event loop: a
+#: handshake costs ~0.3-0.5 ms of CPU, so a turn spends ~5-10 ms on them at most.
+HEADS_PER_TURN = 16
+#: Bytes a request head may have: the headers a browser and a proxy add, a token in the
+#: query or the `Authorization` header (8 KiB at most: websockets' line limit), with room.
+MAX_HEAD_BYTES = 32 * 1024
+
+
+class StalledHeads(Protocol):
+    """Where stalled heads are counted (`gamesync.registry.Registry`)."""
+
+    @property
+    def stalled_full(self) -> bool:
+        """Stalled heads alone fill the unauthenticated cap."""
+
+    def head_stalled(self) -> None:
+        """Count one more stalled head."""
+
+    def head_unstalled(self) -> None:
+        """A stalled head completed or its connection ended."""
+
+
+class HeadTurns:
+    """At most `per_turn` new connections start their handshake per turn of the event loop;
+    the others wait in arrival order, their reading paused."""
+
+    def __init__(self, per_turn: int = HEADS_PER_TURN) -> None:
+        self.per_turn = per_turn
+        self._used = 0
+        self._scheduled = False
+        self._waiting: deque[tuple[GuardedHTTP, bytes]] = deque()
+
+    def admit(self, protocol: GuardedHTTP, data: bytes) -> bool:
+        """True: handle `data` now; False: it waits its turn (reading paused meanwhile)."""
+        self._schedule(protocol.loop)
+        if self._waiting or self._used >= self.per_turn:
+            self._waiting.append((protocol, data))
+            protocol.transport.pause_reading()
+            return False
+        self._used += 1
+        return True
+
+    @property
+    def waiting(self) -> int:
+        """Connections waiting for their turn."""
+        return len(self._waiting)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._next_turn, loop)
+
+    def _next_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduled = False
+        self._used = 0
+        waiting = self._waiting
+        while waiting and self._used < self.per_turn:
+            protocol, data = waiting.popleft()
+            if protocol.transport.is_closing():
+                continue  # gone while it waited
+            self._used += 1
+            protocol.transport.resume_reading()
+            protocol.take_turn(data)
+        if waiting:
+            self._schedule(loop)
+
+
+def _response(status: int, phrase: str) -> bytes:
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+    ).encode()
+
+
+_REFUSALS = {
+    408: _response(408, "Request Timeout"),
+    431: _response(431, "Request Header Fields Too Large"),
+    503: _response(503, "Service Unavailable"),
+}
+
+
+class GuardedHTTP(GatewayHTTP):
+    """The public port's HTTP protocol, with the request head bounded (module docstring)."""
+
+    #: where stalled heads count; None: nowhere (`configured`)
+    heads: StalledHeads | None = None
+    #: seconds a head may take
+    head_timeout = HEAD_TIMEOUT
+    #: called with the status of a refusal sent here (408, 431, 503)
+    on_refused: Callable[[int], None] | None = None
+    #: paces the first heads of new connections (`guarded`); None: no pacing
+    turns: HeadTurns | None = None
+    #: this connection's first head has had its turn
+    _had_turn = False
+    # per connection, while a head is awaited
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = -1  # -1: no head awaited
+    _stalled = False
+
+    @classmethod
+    def guarded(
+        cls,
+        *,
+        close_timeout: float,
+        head_timeout: float,
+        heads: StalledHeads,
+        on_refused: Callable[[int], None],
+        turns: HeadTurns | None = None,
+    ) -> type[GuardedHTTP]:
+        """This class with its bounds set (uvicorn instantiates the class it is given)."""
+        attrs: dict[str, Any] = {
+            "close_bound": close_timeout,
+            "head_timeout": head_timeout,
+            "heads": heads,
+            "on_refused": staticmethod(on_refused),
+            "turns": turns,
+        }
+        return type(cls.__name__, (cls,), attrs)
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if self.heads is not None and self.heads.stalled_full:
+            self._refuse(503)
+        else:
+            self._await_head()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._had_turn and self.turns is not None:
+            self._had_turn = True
+            if not self.turns.admit(self, data):
+                self._head_done()  # its clock stops while it waits on us
+                self._head_bytes = 0
+                return
+        self.take_turn(data)
+
+    def take_turn(self, data: bytes) -> None:
+        """Handle `data` (the first chunk of this connection's head, once it is its turn)."""
+        if self._head_bytes >= 0 and self._head_timer is None and not self.transport.is_closing():
+            self._await_head(counted=self._head_bytes)  # its clock starts again
+        if self._head_bytes >= 0:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._head_done()
+                self._refuse(431)
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_bytes < 0 and not self.transport.is_closing():
+            self._await_head()  # the next request on a kept-alive connection
+
+    def on_headers_complete(self) -> None:
+        self._head_done()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_done()
+        super().connection_lost(exc)
+
+    # the head's clock ----------------------------------------------------------------------
+
+    def _await_head(self, counted: int = 0) -> None:
+        self._head_bytes = counted
+        self._head_timer = self.loop.call_later(
+            min(STALLED_AFTER, self.head_timeout), self._head_stalled
+        )
+
+    def _head_stalled(self) -> None:
+        if self.heads is not None and not self._stalled:
+            self._stalled = True
+            self.heads.head_stalled()
+        left = self.head_timeout - STALLED_AFTER
+        if left > 0:
+            self._head_timer = self.loop.call_later(left, self._head_timed_out)
+        else:
+            self._head_timed_out()
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        self._head_done()
+        self._refuse(408)
+
+    def _head_done(self) -> None:
+        self._head_bytes = -1
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if self._stalled:
+            self._stalled = False
+            if self.heads is not None:
+                self.heads.head_unstalled()
+
+    def _refuse(self, status: int) -> None:
+        """Answer `status` and close; drop the connection if the peer has not taken it soon."""
+        if self.on_refused is not None:
+            self.on_refused(status)
+        transport = self.transport
+        if transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:  # never in the middle of a response
+            transport.write(_REFUSALS[status])
+        transport.close()
+        if transport.get_write_buffer_size():
+            self.loop.call_later(self.close_bound, transport.abort)

@@ -1,0 +1,81 @@
+"""A sharded fleet seen whole, pure (DESIGN §5 `spec.gateway.shards`).
+
+With K game-affine shards there are K gateway Deployments; status, the readiness of the
+fleet, rebalancing and the scaler look at them as one (sums), and a change of K leaves the
+previous layout's objects to remove once the new one serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from gamesync_operator.names import SHARD_LABEL, shard_names
+
+__all__ = ["busiest_shard", "fleet_deployment", "retired_names", "serves"]
+
+_SUMMED = ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
+
+
+def fleet_deployment(deployments: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """The shard Deployments as one: `spec.replicas` and the status counts summed.
+
+    One Deployment (a fleet of one shard) is returned as it is; None if none exists yet.
+    """
+    present = [d for d in deployments if d is not None]
+    if not present:
+        return None
+    if len(deployments) == 1:
+        return dict(present[0])
+    spec = sum(int((d.get("spec") or {}).get("replicas") or 0) for d in present)
+    status = {
+        key: sum(int((d.get("status") or {}).get(key) or 0) for d in present) for key in _SUMMED
+    }
+    return {"spec": {"replicas": spec}, "status": status}
+
+
+def busiest_shard(
+    pods: Iterable[Mapping[str, Any]], connections: Mapping[str, int], shards: int
+) -> int:
+    """The most connections any one shard's pods hold (what each shard must be sized for)."""
+    per_shard = [0] * shards
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        raw = (meta.get("labels") or {}).get(SHARD_LABEL, "0")
+        shard = int(raw) if raw.isdigit() and int(raw) < shards else 0
+        per_shard[shard] += connections.get(meta.get("name", ""), 0)
+    return max(per_shard)
+
+
+def retired_names(name: str, previous: int, current: int) -> list[str]:
+    """The per-shard object names of the previous shard count that the current one lacks."""
+    if previous == current:
+        return []
+    kept = set(shard_names(name, current))
+    return [n for n in shard_names(name, previous) if n not in kept]
+
+
+def serves(deployment: Mapping[str, Any] | None, shards: int) -> bool:
+    """The Deployment's rollout to `shards` is done and a pod of it is ready.
+
+    Its pod template says `GAMESYNC_SHARDS=shards` (no variable: one shard), the Deployment
+    controller has seen its latest spec, every replica runs that template, and one is ready:
+    only then may the previous layout's pods go (a kept shard still rolling from the old count
+    would refuse the games that moved to it).
+    """
+    if deployment is None:
+        return False
+    meta, spec = deployment.get("metadata") or {}, deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    env = {e.get("name"): e.get("value") for e in containers[0].get("env") or []}
+    if env.get("GAMESYNC_SHARDS", "1") != str(shards):
+        return False
+    generation = int(meta.get("generation") or 0)
+    if int(status.get("observedGeneration") or generation) < generation:
+        return False
+    want = int(spec.get("replicas") or 1)
+    return (
+        int(status.get("updatedReplicas") or 0) >= want
+        and int(status.get("readyReplicas") or 0) >= 1
+    )
