@@ -54,9 +54,16 @@ class Socket(Protocol):
         ...
 
     @property
-    def can_write(self) -> bool: ...
+    def can_write(self) -> bool:
+        """Data frames may be written now: open, and the buffer below its high-water mark.
 
-    def write_frame(self, frame: bytes) -> None: ...
+        Read once per frame by the fan-out: keep it cheap (a plain attribute where it can be).
+        """
+        ...
+
+    def write_frame(self, frame: bytes) -> None:
+        """Write one complete frame. A connection keeps it bound: do not replace it later."""
+        ...
 
     def send_ping(self) -> None: ...
 
@@ -167,6 +174,7 @@ class Connection:
     __slots__ = (
         "_control",
         "_pending",
+        "_write",
         "closing",
         "delta",
         "frames_in",
@@ -183,6 +191,8 @@ class Connection:
 
     def __init__(self, socket: Socket, now: float, stats: DeliveryStats) -> None:
         self.socket = socket
+        #: the socket's `write_frame`, bound once (the fan-out's hot path)
+        self._write = socket.write_frame
         self.stats = stats
         self.state = ConnectionState.CONNECTING
         self.identity: Identity | None = None
@@ -298,8 +308,8 @@ class Connection:
         if sent is None or version <= sent:
             return 0
         self.subscriptions[game_id] = version
-        if self._control is None and self._pending is None and self.socket.can_write:
-            self.socket.write_frame(frame)
+        if self.socket.can_write and self._pending is None and self._control is None:
+            self._write(frame)
             self.frames_out += 1
             return 1
         if not self.socket.is_open:
@@ -327,9 +337,9 @@ class Connection:
         self.subscriptions[game_id] = version
         holds_base = sent == base and sent >= 0  # -1: subscribed, nothing sent yet
         pending = self._pending
-        if pending is None and self._control is None and self.socket.can_write:
+        if self.socket.can_write and pending is None and self._control is None:
             frame = delta_frame if holds_base else full_frame
-            self.socket.write_frame(frame)
+            self._write(frame)
             self.frames_out += 1
             return frame
         if not self.socket.is_open:

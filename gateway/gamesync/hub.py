@@ -343,41 +343,60 @@ class Hub:
         framing, and a delta for each delta subscriber holding the previous version.
 
         The frames of each (framing, user with a private part or nobody) are looked up once
-        per fan-out; the delta is made on first use by a delta subscriber.
+        per fan-out; the delta is made on first use by a delta subscriber. The common pair (a
+        websocket, no private part) is kept in locals: most subscribers of a big game watch.
         """
         game_id, version = envelope.game_id, envelope.version
         base = topic.delta_base
+        # (a delta is looked up only when there is a base: -1 is never used)
+        base_version = -1 if base is None else base
         private = topic.private_users()
+        sse = Framing.SSE
         # Keyed by (SSE?, user): an Enum hashes in Python, a bool in C.
         frames: dict[tuple[bool, str | None], list[Any]] = {}
+        public_full: bytes | None = None
+        public_delta: Any = _UNSET
         written = size = sse_written = sse_size = delta_written = delta_size = 0
         for conn in topic.subscribers:
             framing = conn.socket.framing
-            user_id = conn.user_id
-            key = (framing is Framing.SSE, user_id if user_id in private else None)
-            pair = frames.get(key)
-            if pair is None:
-                pair = frames[key] = [topic.frame_for(user_id, framing), _UNSET]
-            full = pair[0]
-            sent: bytes | None
-            if base is not None and conn.delta:
-                delta = pair[1]
-                if delta is _UNSET:
-                    delta = pair[1] = topic.delta_for(user_id, framing)
-                if delta is None:
-                    sent = full if conn.deliver(game_id, version, full) else None
+            identity = conn.identity
+            user_id = identity.user_id if identity is not None else None
+            if framing is not sse and user_id not in private:
+                # A websocket watcher (or a player with no private part this version or the last).
+                if public_full is None:
+                    public_full = topic.frame_for(None, framing)
+                full = public_full
+                if base is not None and conn.delta:
+                    delta = public_delta
+                    if delta is _UNSET:
+                        delta = public_delta = topic.delta_for(None, framing)
                 else:
-                    sent = conn.deliver_delta(game_id, base, version, delta, full)
-                    if sent is delta:
-                        delta_written += 1
-                        delta_size += len(sent)
+                    delta = None
             else:
+                key = (framing is sse, user_id if user_id in private else None)
+                pair = frames.get(key)
+                if pair is None:
+                    pair = frames[key] = [topic.frame_for(user_id, framing), _UNSET]
+                full = pair[0]
+                if base is not None and conn.delta:
+                    delta = pair[1]
+                    if delta is _UNSET:
+                        delta = pair[1] = topic.delta_for(user_id, framing)
+                else:
+                    delta = None
+            sent: bytes | None
+            if delta is None:
                 sent = full if conn.deliver(game_id, version, full) else None
+            else:
+                sent = conn.deliver_delta(game_id, base_version, version, delta, full)
+                if sent is delta:
+                    delta_written += 1
+                    delta_size += len(sent)
             if sent is None:
                 continue
             written += 1
             size += len(sent)
-            if framing is Framing.SSE:
+            if framing is sse:
                 sse_written += 1
                 sse_size += len(sent)
         stats = self.stats

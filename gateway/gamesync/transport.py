@@ -121,6 +121,10 @@ class GatewaySocket(WebSocketsSansIOProtocol):
     #: read but not parsed yet (reading is paused until it is), and the turn that parses on
     _unparsed: bytes | memoryview = b""
     _parse_later: asyncio.Handle | None = None
+    #: writes one complete, unmasked server frame: the transport's own `write` once connected
+    #: (no Python call between the fan-out and the transport; a connection keeps it bound)
+    write_frame: Callable[[bytes], None]
+    unwritable_since: float | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -142,6 +146,10 @@ class GatewaySocket(WebSocketsSansIOProtocol):
 
     # uvicorn callbacks -------------------------------------------------------------------
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.write_frame = self.transport.write
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
@@ -157,6 +165,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
             super().data_received(data)
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
                 self._refuse_handshake()
+            self._update_can_write()
             return
         self._unparsed = bytes(self._unparsed) + data if self._unparsed else data
         self._parse_some()
@@ -184,6 +193,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
             chunk = data[start : start + PARSE_SLICE]
             start += PARSE_SLICE
             super().data_received(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        self._update_can_write()  # a close frame parsed: websockets' state changed
         if start >= len(data) or self._over or transport.is_closing():
             self._unparsed = b""
             if not self._held() and not transport.is_closing():
@@ -220,12 +230,14 @@ class GatewaySocket(WebSocketsSansIOProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         self.unwritable_since = self.loop.time()
+        self.can_write = False
         # Backpressure both ways: a client that does not read gets nothing more read either.
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         super().resume_writing()
         self.unwritable_since = None
+        self._update_can_write()
         pong, self._owed_pong = self._owed_pong, None
         if pong is not None and not self.transport.is_closing():
             self.transport.write(pong)
@@ -236,7 +248,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.unwritable_since = None
+        self.unwritable_since = None  # (`disconnected` is set: `can_write` stays False)
         self._owed_pong = None
         self._unparsed = b""
         if self._parse_later is not None:
@@ -378,6 +390,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
+        self._update_can_write()  # an accept opens websockets' state after `handshake_complete`
         if message["type"] == "websocket.accept":
             # The handshake's headers are never read again; at ~4 KB a socket they are most of
             # an idle connection's memory. (websockets' parser still holds the Request object,
@@ -403,19 +416,56 @@ class GatewaySocket(WebSocketsSansIOProtocol):
             and self.conn.state is State.OPEN
         )
 
+    # The fan-out's fast path (issue 14): `can_write` is read once per frame, so it is a plain
+    # attribute, kept equal to `unwritable_since is None and is_open` by everything that changes
+    # one of those: uvicorn's three flags (through the setters below, wherever uvicorn sets
+    # them), websockets' state (it changes as the accept is sent, as a read is parsed, with a
+    # close sent, which sets `close_sent` too, and at shutdown) and the transport's pause and
+    # resume.
+    #: open and the transport's buffer below its high-water mark
+    can_write = False
+    _handshake_complete = False
+    _close_sent = False
+    _disconnected = False
+
+    def _update_can_write(self) -> None:
+        self.can_write = self.unwritable_since is None and self.is_open
+
     @property
-    def can_write(self) -> bool:
-        """Open and the transport's buffer is below its high-water mark."""
-        return self.unwritable_since is None and self.is_open
+    def handshake_complete(self) -> bool:
+        return self._handshake_complete
+
+    @handshake_complete.setter
+    def handshake_complete(self, value: bool) -> None:
+        self._handshake_complete = value
+        self._update_can_write()
+
+    @property
+    def close_sent(self) -> bool:
+        return self._close_sent
+
+    @close_sent.setter
+    def close_sent(self, value: bool) -> None:
+        self._close_sent = value
+        self._update_can_write()
+
+    @property
+    def disconnected(self) -> bool:
+        return self._disconnected
+
+    @disconnected.setter
+    def disconnected(self, value: bool) -> None:
+        self._disconnected = value
+        self._update_can_write()
+
+    def shutdown(self) -> None:
+        super().shutdown()  # sends a close (1012) without setting `close_sent`
+        self._update_can_write()
 
     @property
     def is_gone(self) -> bool:
         """The transport is closed and released (no buffer held any more)."""
         return self.disconnected
-
-    def write_frame(self, frame: bytes) -> None:
-        """Write one complete, unmasked server frame."""
-        self.transport.write(frame)
 
     def send_ping(self) -> None:
         """Send a ping control frame; the pong (or any frame) refreshes `last_seen`."""

@@ -252,10 +252,13 @@ def test_each_user_sees_only_their_own_hand(
             browser.close_page(page)
 
 
+@pytest.mark.parametrize("delta", ["off", "on"])
 def test_a_409_makes_the_app_refresh_through_the_rest_route(
-    browser: Browser, gateway: GatewayProcess, app: ExampleApp
+    browser: Browser, gateway: GatewayProcess, app: ExampleApp, delta: str
 ) -> None:
-    page = open_as(browser, app, "3")
+    """With deltas too: the state `refresh()` primes from REST is never taken for a delta's
+    base, so what the page holds afterwards is still each version's full snapshot."""
+    page = open_as(browser, app, "3", delta=delta)
     try:
         wait_live(browser, page)
         browser.wait_for(page, "() => document.querySelectorAll('#hand .card').length > 0")
@@ -278,15 +281,19 @@ def test_a_409_makes_the_app_refresh_through_the_rest_route(
         assert int(refreshed.rsplit("v", 1)[1]) <= browser.evaluate(
             page, "() => Number(document.getElementById('version').textContent)"
         )
-        browser.screenshot(page, "react-example-after-409")
+        assert_holds_the_full_snapshots(browser, page, "3")
+        assert (delta_deliveries(gateway) > 0) is (delta == "on")
+        browser.screenshot(page, f"react-example-after-409-delta-{delta}")
     finally:
         browser.close_page(page)
 
 
+@pytest.mark.parametrize("delta", ["off", "on"])
 def test_the_app_survives_a_gateway_restart_on_the_same_port(
-    browser: Browser, gateway: GatewayProcess, app: ExampleApp
+    browser: Browser, gateway: GatewayProcess, app: ExampleApp, delta: str
 ) -> None:
-    page = open_as(browser, app, "4")
+    """With deltas too: the new gateway starts the page with a full snapshot, then deltas."""
+    page = open_as(browser, app, "4", delta=delta)
     try:
         before = wait_live(browser, page)
         gateway.stop(signal.SIGTERM)
@@ -310,6 +317,9 @@ def test_the_app_survives_a_gateway_restart_on_the_same_port(
         assert shown["handSeat"] == "3"
         # The page holds exactly one socket again (the other is the stand-in's mirror).
         gateway.wait_for_stats(lambda s: s["connections"] == 2 and s["subscriptions"] == 2)
-        browser.screenshot(page, "react-example-after-restart")
+        # The restarted gateway's own counter: deltas after the reconnect, only when asked.
+        assert_holds_the_full_snapshots(browser, page, "4")
+        assert (delta_deliveries(gateway) > 0) is (delta == "on")
+        browser.screenshot(page, f"react-example-after-restart-delta-{delta}")
     finally:
         browser.close_page(page)

@@ -3,7 +3,10 @@
 Nobody ever receives another user's `viewer`; a user without a viewer entry gets no `viewer`
 key; within each subscription of a connection to a game the versions received strictly increase
 (a new subscription starts again from the latest); and every subscriber ends up holding the
-newest snapshot of each of its games.
+newest snapshot of each of its games. With deltas (protocol 2) as well: a delta goes only to a
+connection holding its base, applying it gives exactly the full snapshot of its version (the
+user's own private part included), and no delta carries another user's private part, through
+conflation (unwritable sockets), joins and leaves.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from websockets.uri import parse_uri
 
 from gamesync.broker.memory import MemoryBroker
 from gamesync.connection import Connection, ConnectionState
+from gamesync.delta import apply
 from gamesync.envelope import Envelope, parse_envelope
 from gamesync.framing import Framing
 from gamesync.hub import Hub
@@ -135,7 +139,15 @@ class World:
     latest: dict[int, int] = field(default_factory=dict)
 
 
-async def play(users: list[str], plan: list[Any]) -> tuple[World, list[Connection]]:
+def snapshot_for(version: int) -> dict[str, Any]:
+    """A snapshot big enough that a patch is shorter than it (else the full snapshot is sent)."""
+    return {"v": version, "table": "t" * 400, "log": list(range(version % 7))}
+
+
+async def play(
+    users: list[str], plan: list[Any], delta: frozenset[int] = frozenset()
+) -> tuple[World, list[Connection]]:
+    """Play `plan`; the connections whose index is in `delta` ask for deltas."""
     broker = MemoryBroker()
     hub = Hub(broker, linger_seconds=0)
     handled = 0
@@ -156,12 +168,17 @@ async def play(users: list[str], plan: list[Any]) -> tuple[World, list[Connectio
         conn = Connection(socket, 0.0, hub.stats)
         conn.identity = Identity(user_id=user, expires_at=2**40, games=None, kid=None)
         conn.transition(ConnectionState.OPEN)
+        conn.delta = len(conns) in delta
         conns.append(conn)
 
     world = World()
     for op in plan:
         if isinstance(op, Publish):
-            doc = {"gameId": op.game_id, "version": op.version, "snapshot": {"v": op.version}}
+            doc = {
+                "gameId": op.game_id,
+                "version": op.version,
+                "snapshot": snapshot_for(op.version),
+            }
             if op.viewers is not None:
                 doc["viewers"] = op.viewers
             envelope = parse_envelope(json.dumps(doc))
@@ -236,3 +253,81 @@ def test_nobody_receives_another_users_viewer_and_versions_only_increase(
         for game_id in conn.subscriptions:
             if game_id in world.latest:
                 assert last.get(game_id) == world.latest[game_id]  # converged on the newest
+
+
+def _rising(plan: list[Any]) -> list[Any]:
+    """`plan` with each game's versions mostly rising (by 1 or 2; a stale repeat for 0), so
+    that subscribers often hold the base of the next version."""
+    last: dict[int, int] = {}
+    out: list[Any] = []
+    for op in plan:
+        if isinstance(op, Publish):
+            before = last.get(op.game_id, 0)
+            version = before if op.version == 0 else before + 1 + op.version % 2
+            last[op.game_id] = version
+            op = Publish(op.game_id, version, op.viewers)
+        out.append(op)
+    return out
+
+
+#: Publishes where every user has a private part (so it neither comes nor goes: deltas carry it).
+seated = st.builds(
+    lambda game_id, version: Publish(
+        game_id, version, {u: {"owner": u, "game": game_id, "version": version} for u in USERS}
+    ),
+    st.sampled_from(GAMES),
+    st.integers(0, 20),
+)
+delta_operations = st.lists(
+    st.one_of(
+        publishes,
+        seated,
+        seated,
+        st.builds(Join, st.integers(0, 5), st.sampled_from(GAMES)),
+        st.builds(Leave, st.integers(0, 5), st.sampled_from(GAMES)),
+        st.builds(Writable, st.integers(0, 5), st.booleans()),
+    ),
+    min_size=10,
+    max_size=40,
+).map(_rising)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(owners, delta_operations, st.sets(st.integers(0, 5), min_size=2))
+def test_a_delta_rebuilds_the_full_snapshot_and_never_carries_another_users_view(
+    users: list[str], plan: list[Any], delta: set[int]
+) -> None:
+    world, conns = asyncio.run(play(users, plan, frozenset(delta)))
+    for index, conn in enumerate(conns):
+        user = conn.user_id
+        assert user is not None
+        assert isinstance(conn.socket, RecordingSocket)
+        others = [u for u in [*USERS, "99", "unknown"] if u != user]
+        held: dict[int, tuple[int, Any, Any]] = {}  # game -> (version, data, viewer or absent)
+        absent = object()
+        joins = conn.socket.joins
+        for position, message in enumerate(conn.socket.messages()):
+            for at, joined in joins:
+                if at == position:
+                    held.pop(joined, None)  # a new subscription starts with a full snapshot
+            game_id, version = message["gameId"], message["gameVersion"]
+            envelope = world.published[(game_id, version)]
+            if message["type"] == "delta":
+                assert index in delta, "a delta for a connection that did not ask"
+                encoded = json.dumps(message, separators=(",", ":"))
+                assert not any(f'"owner":"{other}"' in encoded for other in others), message
+                assert game_id in held, "a delta before any full snapshot"
+                base, data, viewer = held[game_id]
+                assert message["baseVersion"] == base, "a delta from a base the client lacks"
+                data = apply(data, message["patch"])
+                if "viewerPatch" in message:
+                    viewer = apply(viewer, message["viewerPatch"])
+                elif "viewer" in message:
+                    viewer = message["viewer"]
+            else:
+                assert message["type"] == "snapshot"
+                data, viewer = message["data"], message.get("viewer", absent)
+            held[game_id] = (version, data, viewer)
+            assert data == envelope.snapshot
+            viewers = envelope.viewers or {}
+            assert viewer == viewers.get(user, absent)

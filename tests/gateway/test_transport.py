@@ -138,6 +138,84 @@ async def test_a_ping_flood_that_never_reads_holds_no_growing_buffer(
         client.close()
 
 
+def _can_write_as_derived(socket: GatewaySocket) -> bool:
+    """What `can_write` stands for (it is kept as a plain attribute for the fan-out)."""
+    return socket.unwritable_since is None and socket.is_open
+
+
+async def test_can_write_follows_the_socket_through_backpressure_and_every_kind_of_close(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Issue 14: `can_write` is a flag kept by the socket's callbacks, not computed per frame.
+
+    It must change wherever what it stands for changes: a full buffer and its drain, the
+    client's close frame (websockets' state, before the session reads the disconnect), the
+    server's close, uvicorn's shutdown (a close without `close_sent`) and a lost connection.
+    """
+    server = await gateway_factory(**CLOSE_FAST)
+    gw = server.gateway
+    host, port = _address(server)
+    clients = [
+        # u0 and u1 have small receive buffers, so that their sockets' own buffers fill soon
+        await RawClient.connect(
+            host,
+            port,
+            "/ws/games/1",
+            keys.token(f"u{i}"),
+            limit=1024,
+            rcvbuf=4096 if i < 2 else None,
+        )
+        for i in range(5)
+    ]
+    try:
+        await wait_until(lambda: len(gw.registry) == 5, what="the sessions")
+        sockets = {}
+        for session in gw.registry.members():
+            assert isinstance(session.conn.socket, GatewaySocket)
+            sockets[session.conn.user_id] = session.conn.socket
+        for client in clients:
+            assert (await client.read_frame()).opcode == 1  # welcome
+        socket = sockets["u0"]
+        assert socket.can_write is True
+        assert all(_can_write_as_derived(s) for s in sockets.values())
+
+        # Backpressure: u0 does not read while big snapshots arrive, then reads them all. (u1
+        # reads nothing either, and is never paused: its socket holds them for the close below.)
+        socket.transport.set_write_buffer_limits(high=4096)
+        sockets["u1"].transport.set_write_buffer_limits(high=1 << 30)
+        version = 0
+        while socket.unwritable_since is None and version < 200:  # bounded
+            version += 1
+            await publish(server, envelope(1, version, snapshot={"pad": "x" * 64_000}))
+        assert socket.unwritable_since is not None
+        assert socket.can_write is False
+        assert socket.is_open  # unwritable, not closed
+        while socket.unwritable_since is not None:
+            await clients[0].read_frame()
+        assert socket.can_write is True
+
+        # The client's close frame: websockets' state leaves OPEN as the read is parsed, while
+        # the transport lingers (until the close bound) with what u1 has not read.
+        assert sockets["u1"].transport.get_write_buffer_size() > 0
+        clients[1].send_close(1000)
+        await wait_until(lambda: sockets["u1"].conn.state is not State.OPEN, what="the close")
+        assert sockets["u1"].can_write is False
+        assert not sockets["u1"].disconnected
+
+        # The server's close, uvicorn's shutdown, a lost connection.
+        assert sockets["u2"].close_now(1000)
+        sockets["u3"].shutdown()
+        clients[4].writer.transport.abort()
+        await wait_until(lambda: sockets["u4"].disconnected, what="the lost connection")
+        for user in ("u2", "u3", "u4"):
+            assert sockets[user].can_write is False, user
+        for user, s in sockets.items():
+            assert s.can_write is _can_write_as_derived(s), user
+    finally:
+        for client in clients:
+            client.close()
+
+
 def _fragment(opcode: int, payload: bytes) -> bytes:
     """A client frame without FIN: more of its message follows."""
     frame = bytearray(wire.client_frame(opcode, payload))

@@ -2,31 +2,18 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { GameSyncClient, Status, backoffDelay, parseSnapshotBody } from "../src/index.js";
-import { FakeClock, FakePage, fakeFetch, fakeWebSocketClass, randomSequence, settle } from "./fakes.js";
+import { fakeFetch, fakeWorld, randomSequence, settle } from "./fakes.js";
 
 // These tests are about the websocket and polling; the SSE fallback (test/sse.test.js) stays
 // out of their way unless a test asks for it.
 function setup(options = {}, envOverrides = {}) {
-  const clock = new FakeClock();
-  const page = new FakePage();
-  const { FakeWebSocket, sockets } = fakeWebSocketClass();
-  const http = fakeFetch();
+  const { clock, page, sockets, http, environment } = fakeWorld(fakeFetch());
   const client = new GameSyncClient({
     url: "ws://127.0.0.1:8000/ws",
     token: "tok-1",
     sseAfterAttempts: Infinity,
     ...options,
-    environment: {
-      WebSocket: FakeWebSocket,
-      fetch: http.fetch,
-      setTimeout: clock.setTimeout,
-      clearTimeout: clock.clearTimeout,
-      now: () => clock.now,
-      random: () => 0.5,
-      window: page,
-      document: page,
-      ...envOverrides,
-    },
+    environment: { ...environment, ...envOverrides },
   });
   const statuses = [];
   client.on("status", (e) => statuses.push(e.status));

@@ -6,29 +6,17 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { GameSyncClient, applyPatch } from "../src/index.js";
-import { FAR_FUTURE, FakeClock, FakePage, fakeStreamFetch, fakeWebSocketClass, settle } from "./fakes.js";
+import { FAR_FUTURE, fakeStreamFetch, fakeWorld, settle } from "./fakes.js";
 
 function setup(options = {}) {
-  const clock = new FakeClock();
-  const page = new FakePage();
-  const { FakeWebSocket, sockets } = fakeWebSocketClass();
-  const http = fakeStreamFetch();
+  const { clock, page, sockets, http, environment } = fakeWorld(fakeStreamFetch());
   const client = new GameSyncClient({
     url: "ws://127.0.0.1:8000/ws",
     token: "tok",
     delta: true,
     sseAfterAttempts: Infinity,
     ...options,
-    environment: {
-      WebSocket: FakeWebSocket,
-      fetch: http.fetch,
-      setTimeout: clock.setTimeout,
-      clearTimeout: clock.clearTimeout,
-      now: () => clock.now,
-      random: () => 0.5,
-      window: page,
-      document: page,
-    },
+    environment,
   });
   return { client, clock, sockets, streams: http.streams };
 }

@@ -244,3 +244,24 @@ export function fakeStreamFetch() {
   };
   return { fetch, streams, answers: json.answers, requests: json.requests };
 }
+
+/**
+ * A client's whole environment made of the fakes above: a virtual clock, a page, a scripted
+ * WebSocket class and the given fetch double (`fakeFetch()` or `fakeStreamFetch()`).
+ */
+export function fakeWorld(http) {
+  const clock = new FakeClock();
+  const page = new FakePage();
+  const { FakeWebSocket, sockets } = fakeWebSocketClass();
+  const environment = {
+    WebSocket: FakeWebSocket,
+    fetch: http.fetch,
+    setTimeout: clock.setTimeout,
+    clearTimeout: clock.clearTimeout,
+    now: () => clock.now,
+    random: () => 0.5,
+    window: page,
+    document: page,
+  };
+  return { clock, page, sockets, http, environment };
+}

@@ -7,7 +7,7 @@ import TestRenderer from "react-test-renderer";
 
 import { GameSyncClient, Status } from "../src/index.js";
 import { GameSyncProvider, useGameSync } from "../src/react.js";
-import { FakeClock, FakePage, fakeFetch, fakeWebSocketClass, settle } from "./fakes.js";
+import { fakeFetch, fakeWorld, settle } from "./fakes.js";
 
 globalThis.IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -25,24 +25,12 @@ afterEach(async () => {
 });
 
 function setup(options = {}) {
-  const clock = new FakeClock();
-  const page = new FakePage();
-  const { FakeWebSocket, sockets } = fakeWebSocketClass();
-  const http = fakeFetch();
+  const { clock, page, sockets, http, environment } = fakeWorld(fakeFetch());
   const client = new GameSyncClient({
     url: "ws://127.0.0.1:8000/ws",
     token: "tok",
     ...options,
-    environment: {
-      WebSocket: FakeWebSocket,
-      fetch: http.fetch,
-      setTimeout: clock.setTimeout,
-      clearTimeout: clock.clearTimeout,
-      now: () => clock.now,
-      random: () => 0.5,
-      window: page,
-      document: page,
-    },
+    environment,
   });
   return { client, sockets, http, clock };
 }

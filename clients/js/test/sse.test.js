@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { GameSyncClient, Status, sseUrlFor } from "../src/index.js";
-import { FAR_FUTURE, FakeClock, FakePage, fakeStreamFetch, fakeWebSocketClass, settle } from "./fakes.js";
+import { FAR_FUTURE, fakeStreamFetch, fakeWorld, settle } from "./fakes.js";
 
 /** Let stream reads (several promise turns each) and their handlers run. */
 async function flush() {
@@ -15,10 +15,7 @@ async function flush() {
 }
 
 function setup(options = {}) {
-  const clock = new FakeClock();
-  const page = new FakePage();
-  const { FakeWebSocket, sockets } = fakeWebSocketClass();
-  const http = fakeStreamFetch();
+  const { clock, page, sockets, http, environment } = fakeWorld(fakeStreamFetch());
   const tokens = [];
   const client = new GameSyncClient({
     url: "ws://127.0.0.1:8000/ws",
@@ -27,16 +24,7 @@ function setup(options = {}) {
       return `tok-${tokens.length}`;
     },
     ...options,
-    environment: {
-      WebSocket: FakeWebSocket,
-      fetch: http.fetch,
-      setTimeout: clock.setTimeout,
-      clearTimeout: clock.clearTimeout,
-      now: () => clock.now,
-      random: () => 0.5,
-      window: page,
-      document: page,
-    },
+    environment,
   });
   const statuses = [];
   client.on("status", (e) => statuses.push(e.status));

@@ -25,6 +25,10 @@ def plot_result(payload: dict[str, Any], series: dict[str, Any], path: Path) -> 
         panels.append("idle")
     if any("bytes_per_player_min" in r for r in runs):
         panels.append("polling")
+    if any("kib_per_player_minute" in r for r in runs):
+        panels.append("wire")
+    if any(r.get("part") == "cpu" for r in runs):
+        panels.append("delta_cpu")
     if any(k.startswith("cdf:") and v for k, v in series.items()):
         panels.append("cdf")
     if any(k.startswith("rss:") and v for k, v in series.items()):
@@ -45,6 +49,10 @@ def plot_result(payload: dict[str, Any], series: dict[str, Any], path: Path) -> 
             ax.legend(fontsize=8)
         elif panel == "polling":
             _bars(ax, runs, "bytes_per_player_min", "players", "bytes per player-minute (median)")
+        elif panel == "wire":
+            _wire(ax, runs)
+        elif panel == "delta_cpu":
+            _delta_cpu(ax, runs)
         elif panel == "cdf":
             for key, points in sorted(series.items()):
                 if key.startswith("cdf:") and points:
@@ -132,3 +140,43 @@ def _cost(ax: Any, runs: list[dict[str, Any]]) -> None:
     ax.set_title("server cost per publish (passing windows)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+
+
+def _wire(ax: Any, runs: list[dict[str, Any]]) -> None:
+    """``bandwidth``: KiB on the wire per player-minute, by stream and mode (log scale)."""
+    rows = [r for r in runs if r.get("part") == "wire"]
+    streams = sorted({r["stream"] for r in rows})
+    modes = ["full", "delta", "poll"]
+    width = 0.8 / len(modes)
+    for i, mode in enumerate(modes):
+        values = [
+            next(
+                (r["kib_per_player_minute"] for r in rows if r["stream"] == s and r["mode"] == m), 0
+            )
+            for s in streams
+            for m in (mode,)
+        ]
+        bars = ax.bar([j + i * width for j in range(len(streams))], values, width, label=mode)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks([j + width for j in range(len(streams))])
+    ax.set_xticklabels(streams)
+    ax.set_yscale("log")
+    ax.set_ylabel("KiB per player-minute (log)")
+    ax.set_title("bytes on the wire: full, delta, 3-s ETag polling")
+    ax.legend(fontsize=8)
+
+
+def _delta_cpu(ax: Any, runs: list[dict[str, Any]]) -> None:
+    """``bandwidth``: the gateway's CPU per delivered update in each run, full and delta."""
+    rows = [r for r in runs if r.get("part") == "cpu"]
+    for i, mode in enumerate(("full", "delta")):
+        mine = sorted((r["run"], r["cpu_us_per_delivery"]) for r in rows if r["mode"] == mode)
+        ax.plot([m[0] for m in mine], [m[1] for m in mine], marker="o", color=f"C{i}", label=mode)
+    clients = sorted({r["clients"] for r in rows})
+    ax.set_xticks(sorted({r["run"] for r in rows}))
+    ax.set_xlabel("run")
+    ax.set_ylabel("gateway CPU per delivery (µs)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"CPU per delivered update, {', '.join(map(str, clients))} subscribers")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
