@@ -54,7 +54,7 @@ HOT_GAME = 1_000_000
 #: and one read's parsing spread over loop turns, the pod keeps its pulse (pings on time, slow
 #: clients closed, every handshake answered), but the normal clients' p99 during the attack is
 #: still over 2x in most runs on the shared 2-core machine (20-110 ms against 4-11 ms before at
-#: CI size, 24-169 ms at large). Not strict: a run can meet it.
+#: CI size, 19-169 ms at large). Not strict: a run can meet it.
 SATURATION_GAP: str | None = "hostile clients still cost the normal clients' p99 (over 2x)"
 
 
