@@ -46,8 +46,10 @@ HEAD_TIMEOUT = 10.0
 #: a real client's head (one write, milliseconds) even on a busy pod.
 STALLED_AFTER = 2.0
 #: New connections whose first request head is handled per turn of the event loop: a
-#: handshake costs ~0.3-0.5 ms of CPU, so a turn spends ~5-10 ms on them at most.
-HEADS_PER_TURN = 16
+#: handshake costs ~0.3-0.5 ms of CPU, so a turn spends ~1-2 ms on them at most. 4 rather
+#: than 16: connected clients' p99 under the hostile-clients attack 18-25 -> 13-16 ms at large
+#: size, with the same admissions per CPU-second in `gamesync bench storm` (docs/RELIABILITY.md).
+HEADS_PER_TURN = 4
 #: Bytes a request head may have: the headers a browser and a proxy add, a token in the
 #: query or the `Authorization` header (8 KiB at most: websockets' line limit), with room.
 MAX_HEAD_BYTES = 32 * 1024
