@@ -7,10 +7,22 @@ strictly: a frame the RFC forbids a server to send is a `WireViolation`, not som
 
 from __future__ import annotations
 
-import base64
-import os
 import struct
 from dataclasses import dataclass
+
+# The client side's bytes are the project's one copy of client framing; this module adds the
+# strict reading of what a server sends.
+from gamesync.bench.wire import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    client_frame,
+    close_code,
+    handshake_request,
+)
 
 __all__ = [
     "OP_BINARY",
@@ -29,7 +41,6 @@ __all__ = [
     "parse_http_head",
 ]
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _CONTROL = frozenset({OP_CLOSE, OP_PING, OP_PONG})
 _DATA = frozenset({OP_TEXT, OP_BINARY})
 
@@ -51,43 +62,7 @@ class Frame:
     @property
     def close_code(self) -> int | None:
         """The close code of a close frame (1005 when it carries none)."""
-        if self.opcode != OP_CLOSE:
-            return None
-        return int(struct.unpack("!H", self.payload[:2])[0]) if len(self.payload) >= 2 else 1005
-
-
-def handshake_request(
-    host: str, port: int, path: str, headers: dict[str, str] | None = None
-) -> bytes:
-    """An HTTP/1.1 upgrade request offering no extension (§4.1)."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        f"GET {path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name}: {value}" for name, value in (headers or {}).items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def client_frame(
-    opcode: int, payload: bytes, *, fin: bool = True, mask: bytes = b"\x00\x00\x00\x00"
-) -> bytes:
-    """One masked client frame (§5.2); a zero mask is legal and skips the XOR on loopback."""
-    n = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    if n < 126:
-        head = struct.pack("!BB", first, 0x80 | n)
-    elif n < 1 << 16:
-        head = struct.pack("!BBH", first, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", first, 0x80 | 127, n)
-    if mask != b"\x00\x00\x00\x00":
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + payload
+        return close_code(self.payload) if self.opcode == OP_CLOSE else None
 
 
 def close_payload(code: int, reason: bytes = b"") -> bytes:

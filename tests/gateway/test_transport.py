@@ -216,13 +216,6 @@ async def test_can_write_follows_the_socket_through_backpressure_and_every_kind_
             client.close()
 
 
-def _fragment(opcode: int, payload: bytes) -> bytes:
-    """A client frame without FIN: more of its message follows."""
-    frame = bytearray(wire.client_frame(opcode, payload))
-    frame[0] &= 0x7F
-    return bytes(frame)
-
-
 async def test_a_ping_flood_is_closed_1008_after_its_control_frame_budget(
     gateway_factory: GatewayFactory, keys: Keys
 ) -> None:
@@ -266,8 +259,8 @@ async def test_a_message_in_endless_fragments_is_closed_1008_after_the_fragment_
     server = await gateway_factory()
     client = await RawClient.connect(*_address(server), "/ws", keys.token())
     try:
-        client.writer.write(_fragment(wire.OP_TEXT, b"{"))
-        client.writer.write(_fragment(wire.OP_CONT, b" ") * (2 * MAX_FRAGMENTS))
+        client.writer.write(wire.client_frame(wire.OP_TEXT, b"{", fin=False))
+        client.writer.write(wire.client_frame(wire.OP_CONT, b" ", fin=False) * (2 * MAX_FRAGMENTS))
         close = await client.read_until_close()
         assert close.close_code == 1008
         assert b"too many fragments" in close.payload
@@ -283,8 +276,8 @@ async def test_a_message_in_a_few_fragments_is_received_whole(
     try:
         assert json.loads((await client.read_frame()).payload)["type"] == "welcome"
         parts = [b'{"type"', b':"pi', b'ng"}']
-        client.writer.write(_fragment(wire.OP_TEXT, parts[0]))
-        client.writer.write(_fragment(wire.OP_CONT, parts[1]))
+        client.writer.write(wire.client_frame(wire.OP_TEXT, parts[0], fin=False))
+        client.writer.write(wire.client_frame(wire.OP_CONT, parts[1], fin=False))
         client.writer.write(wire.client_frame(wire.OP_CONT, parts[2]))
         assert json.loads((await client.read_frame()).payload)["type"] == "pong"
     finally:

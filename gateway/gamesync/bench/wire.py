@@ -63,17 +63,21 @@ def upgrade_accepted(status_line: bytes) -> bool:
     return b" 101 " in status_line
 
 
-def client_frame(opcode: int, payload: bytes, mask: bytes = ZERO_MASK) -> bytes:
-    """One final client frame (RFC 6455 §5.2), masked with the 4-byte ``mask`` (§5.3)."""
+def client_frame(
+    opcode: int, payload: bytes, mask: bytes = ZERO_MASK, *, fin: bool = True
+) -> bytes:
+    """One client frame (RFC 6455 §5.2), masked with the 4-byte ``mask`` (§5.3); ``fin=False``
+    for a fragment that more of its message follows."""
     if len(mask) != 4:
         raise ValueError(f"a masking key is 4 bytes, not {len(mask)}")
     n = len(payload)
+    first = (0x80 if fin else 0) | opcode
     if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        head = struct.pack("!BB", first, 0x80 | n)
     elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        head = struct.pack("!BBH", first, 0x80 | 126, n)
     else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        head = struct.pack("!BBQ", first, 0x80 | 127, n)
     if mask != ZERO_MASK:
         key = (mask * (n // 4 + 1))[:n]
         payload = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
