@@ -15,21 +15,12 @@ from pods import Keys, Player, PlayerFactory, PodFactory
 from gamesync.server import GatewayServer
 from gamesync_testing import GatewayFactory
 from redis_servers import RedisCluster3, RedisServer, TcpProxy, redis_available
+from suite_marks import mark_folder
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip this folder's Redis tests without redis-server, and its soak tests unless `-m slow`."""
-    here = Path(__file__).parent
-    no_redis = pytest.mark.skip(reason="redis-server is not installed (scripts/test installs it)")
-    opt_in = pytest.mark.skip(reason="soak test: run with -m slow")
-    wants_slow = "slow" in (config.option.markexpr or "")
-    for item in items:
-        if here not in item.path.parents:
-            continue
-        if "redis" in item.keywords and not redis_available():
-            item.add_marker(no_redis)
-        if "slow" in item.keywords and not wants_slow:
-            item.add_marker(opt_in)
+    mark_folder(config, items, Path(__file__).parent, slow_reason="soak test: run with -m slow")
 
 
 @pytest.fixture

@@ -14,22 +14,18 @@ import pytest
 
 from chaos.processes import GatewayLauncher, GatewayProcess
 from gamesync_testing import PUBLISH_TOKEN, Keys
-from redis_servers import RedisServer, redis_available
+from redis_servers import RedisServer
+from suite_marks import mark_folder
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    no_redis = pytest.mark.skip(reason="redis-server is not installed (scripts/test installs it)")
-    opt_in = pytest.mark.skip(reason="large size: run with -m slow")
-    wants_slow = "slow" in (config.option.markexpr or "")
-    for item in items:
-        if here not in item.path.parents:
-            continue
-        item.add_marker(pytest.mark.chaos)
-        if "redis" in item.keywords and not redis_available():
-            item.add_marker(no_redis)
-        if "slow" in item.keywords and not wants_slow:
-            item.add_marker(opt_in)
+    mark_folder(
+        config,
+        items,
+        Path(__file__).parent,
+        slow_reason="large size: run with -m slow",
+        marker=pytest.mark.chaos,
+    )
 
 
 @pytest.fixture

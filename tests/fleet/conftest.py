@@ -11,20 +11,15 @@ import pytest
 
 from fleet import Pod, Service
 from gamesync_testing import Keys
-from redis_servers import RedisServer, redis_available
+from redis_servers import RedisServer
+from suite_marks import mark_folder
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip without redis-server; the full-size runs only with `-m slow`."""
-    here = Path(__file__).parent
-    wants_slow = "slow" in (config.option.markexpr or "")
-    for item in items:
-        if here not in item.path.parents:
-            continue
-        if not redis_available():
-            item.add_marker(pytest.mark.skip(reason="redis-server is not installed"))
-        if "slow" in item.keywords and not wants_slow:
-            item.add_marker(pytest.mark.skip(reason="full size: run with -m slow"))
+    mark_folder(
+        config, items, Path(__file__).parent, slow_reason="full size: run with -m slow", redis="all"
+    )
 
 
 @pytest.fixture

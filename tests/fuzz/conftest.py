@@ -13,18 +13,18 @@ import pytest
 
 from chaos.processes import GatewayProcess
 from gamesync_testing import Keys
+from suite_marks import mark_folder
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    opt_in = pytest.mark.skip(reason="large size: run with -m slow")
-    wants_slow = "slow" in (config.option.markexpr or "")
-    for item in items:
-        if here not in item.path.parents:
-            continue
-        item.add_marker(pytest.mark.fuzz)
-        if "slow" in item.keywords and not wants_slow:
-            item.add_marker(opt_in)
+    mark_folder(
+        config,
+        items,
+        Path(__file__).parent,
+        slow_reason="large size: run with -m slow",
+        redis="none",
+        marker=pytest.mark.fuzz,
+    )
 
 
 @pytest.fixture(scope="module")
