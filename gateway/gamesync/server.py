@@ -71,6 +71,8 @@ def _head_refusal(gw: Gateway) -> Callable[[int], None]:
             gw.metrics.handshake_refused("timeout", "websocket")
         elif status == 503:
             gw.metrics.handshake_refused("pending_full", "websocket")
+        elif status == 429:
+            gw.metrics.handshake_refused("penalised", "websocket")
         else:
             gw.metrics.handshake_refused("malformed", "websocket")
 
@@ -94,12 +96,15 @@ def _config(app: Any, host: str, port: int, gw: Gateway, *, public: bool) -> uvi
                 heads=gw.registry,
                 on_refused=_head_refusal(gw),
                 turns=HeadTurns(),
+                penalty=gw.penalty,
             )
             if public
             else "auto"
         ),
         ws=(
-            GatewaySocket.configured(close_timeout=close_timeout, on_refused=_head_refusal(gw))
+            GatewaySocket.configured(
+                close_timeout=close_timeout, on_refused=_head_refusal(gw), penalty=gw.penalty
+            )
             if public
             else "none"
         ),

@@ -350,7 +350,11 @@ async def test_a_socket_closed_over_its_budget_reads_nothing_more(
     close bound. Reading stops with the close: the peer can push only what the kernel's
     buffers take."""
     server = await gateway_factory(close_timeout=10)
-    client = await RawClient.connect(*_address(server), "/ws", keys.token(), )
+    client = await RawClient.connect(
+        *_address(server),
+        "/ws",
+        keys.token(),
+    )
     try:
         chunk = wire.client_frame(wire.OP_CONT, b" ", fin=False) * 4096  # 28 KiB of fragments
         client.writer.write(wire.client_frame(wire.OP_TEXT, b"{", fin=False) + chunk)
