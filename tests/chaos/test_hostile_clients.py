@@ -38,6 +38,7 @@ from chaos.rfc6455 import (
 )
 from chaos.scale import sizes
 from chaos.swarm import loopback_sources
+from gamesync.abuse import ABUSE_BURST
 from gamesync_testing import Keys
 from redis_servers import RedisServer
 
@@ -114,6 +115,8 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
         "--ping-timeout", str(2 * PING_INTERVAL),
         "--idle-timeout", str(IDLE_TIMEOUT),
         "--slow-client-seconds", str(SLOW_CLIENT_SECONDS),
+        # exposed directly (peer addresses are the clients'): the abuse penalty on
+        "--abuse-burst", str(ABUSE_BURST),
     )  # fmt: skip
     games = list(range(1, size.games + 1))
     members = {g: [f"u{i}" for i in range(size.normal) if i % size.games == g - 1] for g in games}
@@ -191,6 +194,9 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
         "normal_closes": seen["closes_since"],
         "normal_max_ping_gap_s": round(seen["max_ping_gap"] or 0, 2),
         "slow_closes": metrics.get("gamesync_slow_closes_total", 0),
+        "abuse_offences": metrics.get("gamesync_abuse_offences_total", 0),
+        "attacker_429s": sum(t.statuses[429] for t in tallies.values()),
+        "normal_refusals": seen["refusals"],
         "idle_close": idle_close,
         "idle_closed_after_s": round(idle_after, 2),
         "attacks": {
@@ -214,7 +220,7 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
     assert idle_close == 4408, figures
     assert idle_after <= IDLE_TIMEOUT + 2, figures
     # every handshake answered with an upgrade or a plain refusal (0: connection refused)
-    answers = (0, 101, 400, 403, 404, 408, 426, 503)
+    answers = (0, 101, 400, 403, 404, 408, 426, 429, 503)
     assert all(s in answers for t in tallies.values() for s in t.statuses), figures
     assert growth_mib <= bound_mib, figures
     # The sweeper's pulse: pings on time, never-reading sockets closed as slow; and every
@@ -223,6 +229,9 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
     assert seen["max_ping_gap"] is not None, figures
     assert seen["max_ping_gap"] <= 3 * PING_INTERVAL, figures
     assert figures["slow_closes"] >= 1, figures
+    # The abuse penalty: the attackers' addresses were refused 429, the normal clients' never.
+    assert figures["attacker_429s"] > 0, figures
+    assert seen["refusals"].get("429", 0) == 0, figures
     check_gap(
         p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS),
         SATURATION_GAP,
