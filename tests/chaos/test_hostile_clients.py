@@ -5,6 +5,10 @@ sockets, subscribe floods over random game ids and garbage tokens, all at once, 
 serving 1,000 normal clients (large size): gateway RSS bounded, the normal clients' p99 ≤ 2 x
 its value before, 0 crashes, the sweeper alive throughout.
 
+The gateway runs as a pod that clients reach directly would (peer addresses are the clients'),
+with the abuse penalty on (`gamesync.abuse`): the attackers' addresses, thrown out for abuse
+again and again, are refused 429 for a while; the normal clients' addresses never are.
+
 The RSS bound: the peak during the attack stays within `RSS_FIXED_MIB` plus `RSS_PER_SOCKET_KIB`
 for each hostile socket the attack held open at once (a per-connection budget: buffers bounded
 in both directions), over the RSS with the normal clients alone.
