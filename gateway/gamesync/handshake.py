@@ -14,10 +14,11 @@ storm's connections are accepted thousands at a time before any head is read, an
 those would refuse them with 5xx instead of the paced 1013s admission gives them.
 
 An address penalised for abuse (`gamesync.abuse`) is refused here with 429 and `Retry-After`,
-before the pod does any work for it: when the peer is the client, as the connection is made
-(nothing read, nothing parsed); behind a proxy that names the client in a header, once the
-upgrade request's head has parsed (before the upgrade, the token and the session). A refused
-head (408, 431 here; 414, 431 from websockets' parser) counts as an offence of its peer.
+before the pod does any work for it: when the peer is the client, by `Doorman` as the
+connection is made, before uvicorn's HTTP protocol is even built for it (an attacker refused
+retries thousands of times a second); behind a proxy that names the client in a header, once
+the upgrade request's head has parsed (before the upgrade, the token and the session). A
+refused head (408, 431 here; 414, 431 from websockets' parser) counts as an offence of its peer.
 
 A storm is also paced here (issue 12, reconnect storm): the event loop hands every readable
 socket its data in one turn, so thousands of connections arriving at once meant thousands of
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from gamesync.abuse import client_address
 from gamesync.sse import GatewayHTTP
@@ -42,6 +43,7 @@ __all__ = [
     "HEAD_TIMEOUT",
     "MAX_HEAD_BYTES",
     "STALLED_AFTER",
+    "Doorman",
     "GuardedHTTP",
     "HeadTurns",
     "StalledHeads",
@@ -192,12 +194,6 @@ class GuardedHTTP(GatewayHTTP):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        penalty = self.penalty
-        if penalty is not None and penalty.header is None and self.client:
-            retry_after = penalty.refusal(self.client[0])
-            if retry_after is not None:
-                self._refuse(429, retry_after)
-                return
         if self.heads is not None and self.heads.stalled_full:
             self._refuse(503)
         else:
@@ -298,3 +294,59 @@ class GuardedHTTP(GatewayHTTP):
         transport.close()
         if transport.get_write_buffer_size():
             self.loop.call_later(self.close_bound, transport.abort)
+
+
+class Doorman(asyncio.Protocol):
+    """A public connection's first protocol, where the peer is the client: a penalised address
+    gets 429 and `Retry-After` at once; any other connection is handed to the HTTP protocol.
+
+    uvicorn builds its protocol for every connection (a parser, a flow control, two loggers
+    looked up, the addresses read: tens of microseconds); an attacker refused at once comes
+    back at once, and at thousands a second that cost was the pod's main work.
+    """
+
+    __slots__ = ("_kwargs",)
+
+    #: the protocol a connection let in gets (`before`)
+    protocol: Callable[..., asyncio.Protocol]
+    penalty: Penalty
+    on_refused: Callable[[int], None] | None = None
+    close_bound = 5.0
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs  # uvicorn's (config, server_state, app_state), for `protocol`
+
+    @classmethod
+    def before(
+        cls,
+        protocol: type[GuardedHTTP],
+        *,
+        penalty: Penalty,
+        on_refused: Callable[[int], None] | None = None,
+    ) -> type[Doorman]:
+        """This class in front of `protocol` (uvicorn instantiates the class it is given)."""
+        attrs: dict[str, Any] = {
+            "protocol": protocol,
+            "penalty": penalty,
+            "close_bound": protocol.close_bound,
+            "on_refused": None if on_refused is None else staticmethod(on_refused),
+            "__slots__": (),
+        }
+        return type(cls.__name__, (cls,), attrs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio's classes: a cast, not an isinstance check)
+        transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        retry_after = self.penalty.refusal(peer[0]) if peer else None
+        if retry_after is None:
+            protocol = self.protocol(**self._kwargs)
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            return
+        if self.on_refused is not None:
+            self.on_refused(429)
+        transport.write(_response(429, "Too Many Requests", retry_after=retry_after))
+        transport.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(self.close_bound, transport.abort)

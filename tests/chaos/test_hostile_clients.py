@@ -21,6 +21,7 @@ socket opened after the attack is closed 4408 on time.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +160,8 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
         await asyncio.sleep(3.0)  # the steady phase before the attack
 
         attack_at = loop.time()
+        cpu_before = gateway.cpu_seconds()
+        attackers_cpu = time.process_time()  # this process: the attackers' loop
         rss.start()
         until = attack_at + size.attack_seconds
         await asyncio.gather(
@@ -168,6 +171,8 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
             )
         )
         attack_end = loop.time()
+        cpu_during = gateway.cpu_seconds() - cpu_before
+        attackers_cpu = time.process_time() - attackers_cpu
         rss_peak = await rss.stop()
         idle_close, idle_after = await _idle_socket_closed(gateway, keys.token("idler"))
         async with httpx.AsyncClient() as client:
@@ -193,6 +198,8 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
         "rss_growth_mib": round(growth_mib, 1),
         "rss_bound_mib": round(bound_mib, 1),
         "normal_p99_before_ms": round(p99_before * 1000, 2),
+        "gateway_cpu_share_during": round(cpu_during / (attack_end - attack_at), 2),
+        "attackers_cpu_share": round(attackers_cpu / (attack_end - attack_at), 2),
         "normal_p99_during_ms": round(p99_during * 1000, 2),
         "normal_p50_during_ms": round(latency["p50"][1] * 1000, 2),
         "normal_closes": seen["closes_since"],
