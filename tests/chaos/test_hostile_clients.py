@@ -56,12 +56,11 @@ RSS_FIXED_MIB = 48
 RSS_PER_SOCKET_KIB = 160
 P99_FLOOR_SECONDS = 0.010
 HOT_GAME = 1_000_000
-#: Known (docs/RELIABILITY.md): with inbound frames budgeted, handshakes paced, heads bounded
-#: and one read's parsing spread over loop turns, the pod keeps its pulse (pings on time, slow
-#: clients closed, every handshake answered), but the normal clients' p99 during the attack is
-#: still over 2x in most runs on the shared 2-core machine (20-110 ms against 4-11 ms before at
-#: CI size, 19-169 ms at large). Not strict: a run can meet it.
-SATURATION_GAP: str | None = "hostile clients still cost the normal clients' p99 (over 2x)"
+#: No known gap (docs/RELIABILITY.md): with the abuse penalty the attackers' addresses are
+#: refused 429 before any handshake work, and the normal clients' p99 during the attack held
+#: in every run measured: 4.9-9.9 ms at large size (3 runs; 14.6-21.4 ms without it,
+#: alternating), 4.2-4.3 ms at CI size (3 runs), against the 10 ms floor.
+SATURATION_GAP: str | None = None
 
 
 @dataclass(frozen=True)
