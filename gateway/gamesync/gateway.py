@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from gamesync import __version__
+from gamesync.abuse import AbusePenalty
 from gamesync.authz import Authorizer
 from gamesync.broker import Broker, create_broker
 from gamesync.connection import ConnectionEnd, ConnectionState
@@ -63,7 +64,20 @@ class Gateway:
                 "max_pending_per_address": settings.effective_max_pending_per_address,
                 "admission_rate": settings.admission_rate,
                 "admission_burst": settings.admission_burst,
+                "abuse_burst": settings.effective_abuse_burst,
+                "abuse_rate": settings.abuse_rate,
             },
+        )
+        #: refuses addresses whose connections keep being ended for abuse (None: off)
+        self.penalty = (
+            AbusePenalty(
+                settings.abuse_rate,
+                settings.effective_abuse_burst,
+                time.monotonic,
+                header=settings.client_address_header,
+            )
+            if settings.effective_abuse_burst > 0
+            else None
         )
         self.metrics.watch_broker(broker.stats)
         self.tracing = Tracing(pod=self.pod)
@@ -114,6 +128,7 @@ class Gateway:
             authorizer=self.authorizer,
             metrics=self.metrics,
             tracing=self.tracing,
+            penalty=self.penalty,
         )
         self.started = False
         self.supervisor = Supervisor()
@@ -319,6 +334,8 @@ class Gateway:
             sse_bytes_out=stats.sse_bytes_out,
             delta_deliveries=stats.delta_deliveries,
             delta_bytes_out=stats.delta_bytes_out,
+            abuse_offences=0 if self.penalty is None else self.penalty.offences,
+            penalised_addresses=0 if self.penalty is None else self.penalty.penalised,
         )
 
     def stats(self) -> dict[str, Any]:

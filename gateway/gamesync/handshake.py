@@ -13,6 +13,13 @@ A head that arrives at once (every real client, and a storm of them) is never co
 storm's connections are accepted thousands at a time before any head is read, and counting
 those would refuse them with 5xx instead of the paced 1013s admission gives them.
 
+An address penalised for abuse (`gamesync.abuse`) is refused here with 429 and `Retry-After`,
+before the pod does any work for it: when the peer is the client, by `Doorman` as the
+connection is made, before uvicorn's HTTP protocol is even built for it (an attacker refused
+retries thousands of times a second); behind a proxy that names the client in a header, once
+the upgrade request's head has parsed (before the upgrade, the token and the session). A
+refused head (408, 431 here; 414, 431 from websockets' parser) counts as an offence of its peer.
+
 A storm is also paced here (issue 12, reconnect storm): the event loop hands every readable
 socket its data in one turn, so thousands of connections arriving at once meant thousands of
 handshakes (parse, upgrade, token check, welcome) run back to back while deliveries to the
@@ -26,8 +33,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from gamesync.abuse import client_address
 from gamesync.sse import GatewayHTTP
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "HEAD_TIMEOUT",
     "MAX_HEAD_BYTES",
     "STALLED_AFTER",
+    "Doorman",
     "GuardedHTTP",
     "HeadTurns",
     "StalledHeads",
@@ -114,10 +123,24 @@ class HeadTurns:
             self._schedule(loop)
 
 
-def _response(status: int, phrase: str) -> bytes:
+def _response(status: int, phrase: str, *, retry_after: int | None = None) -> bytes:
+    retry = "" if retry_after is None else f"retry-after: {retry_after}\r\n"
     return (
-        f"HTTP/1.1 {status} {phrase}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+        f"HTTP/1.1 {status} {phrase}\r\n{retry}connection: close\r\ncontent-length: 0\r\n\r\n"
     ).encode()
+
+
+class Penalty(Protocol):
+    """Where offences count and penalised addresses are refused (`gamesync.abuse.AbusePenalty`)."""
+
+    #: the trusted proxy header naming the client; None: the peer is the client
+    header: str | None
+
+    def refusal(self, address: str) -> int | None:
+        """None to let `address` in; else the seconds until it may try again."""
+
+    def head_refused(self, status: int, peer: str) -> None:
+        """A head from `peer` was refused with `status`."""
 
 
 _REFUSALS = {
@@ -138,6 +161,8 @@ class GuardedHTTP(GatewayHTTP):
     on_refused: Callable[[int], None] | None = None
     #: paces the first heads of new connections (`guarded`); None: no pacing
     turns: HeadTurns | None = None
+    #: refuses penalised addresses, counts refused heads (`guarded`); None: off
+    penalty: Penalty | None = None
     #: this connection's first head has had its turn
     _had_turn = False
     # per connection, while a head is awaited
@@ -154,6 +179,7 @@ class GuardedHTTP(GatewayHTTP):
         heads: StalledHeads,
         on_refused: Callable[[int], None],
         turns: HeadTurns | None = None,
+        penalty: Penalty | None = None,
     ) -> type[GuardedHTTP]:
         """This class with its bounds set (uvicorn instantiates the class it is given)."""
         attrs: dict[str, Any] = {
@@ -162,6 +188,7 @@ class GuardedHTTP(GatewayHTTP):
             "heads": heads,
             "on_refused": staticmethod(on_refused),
             "turns": turns,
+            "penalty": penalty,
         }
         return type(cls.__name__, (cls,), attrs)
 
@@ -200,7 +227,17 @@ class GuardedHTTP(GatewayHTTP):
 
     def on_headers_complete(self) -> None:
         self._head_done()
+        penalty = self.penalty
+        if penalty is not None and penalty.header is not None and self.parser.should_upgrade():
+            retry_after = penalty.refusal(client_address(self.scope, penalty.header))
+            if retry_after is not None:
+                self._refuse(429, retry_after)  # and the upgrade is not made
+                return
         super().on_headers_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        if not self.transport.is_closing():  # refused (429) as its head completed
+            super().handle_websocket_upgrade()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_done()
@@ -239,16 +276,77 @@ class GuardedHTTP(GatewayHTTP):
             if self.heads is not None:
                 self.heads.head_unstalled()
 
-    def _refuse(self, status: int) -> None:
+    def _refuse(self, status: int, retry_after: int | None = None) -> None:
         """Answer `status` and close; drop the connection if the peer has not taken it soon."""
         if self.on_refused is not None:
             self.on_refused(status)
+        if self.penalty is not None and self.client:
+            self.penalty.head_refused(status, self.client[0])
         transport = self.transport
         if transport.is_closing():
             return
         cycle = self.cycle
         if cycle is None or cycle.response_complete:  # never in the middle of a response
-            transport.write(_REFUSALS[status])
+            if retry_after is None:
+                transport.write(_REFUSALS[status])
+            else:
+                transport.write(_response(status, "Too Many Requests", retry_after=retry_after))
         transport.close()
         if transport.get_write_buffer_size():
             self.loop.call_later(self.close_bound, transport.abort)
+
+
+class Doorman(asyncio.Protocol):
+    """A public connection's first protocol, where the peer is the client: a penalised address
+    gets 429 and `Retry-After` at once; any other connection is handed to the HTTP protocol.
+
+    uvicorn builds its protocol for every connection (a parser, a flow control, two loggers
+    looked up, the addresses read: tens of microseconds); an attacker refused at once comes
+    back at once, and at thousands a second that cost was the pod's main work.
+    """
+
+    __slots__ = ("_kwargs",)
+
+    #: the protocol a connection let in gets (`before`)
+    protocol: Callable[..., asyncio.Protocol]
+    penalty: Penalty
+    on_refused: Callable[[int], None] | None = None
+    close_bound = 5.0
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs  # uvicorn's (config, server_state, app_state), for `protocol`
+
+    @classmethod
+    def before(
+        cls,
+        protocol: type[GuardedHTTP],
+        *,
+        penalty: Penalty,
+        on_refused: Callable[[int], None] | None = None,
+    ) -> type[Doorman]:
+        """This class in front of `protocol` (uvicorn instantiates the class it is given)."""
+        attrs: dict[str, Any] = {
+            "protocol": protocol,
+            "penalty": penalty,
+            "close_bound": protocol.close_bound,
+            "on_refused": None if on_refused is None else staticmethod(on_refused),
+            "__slots__": (),
+        }
+        return type(cls.__name__, (cls,), attrs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio's classes: a cast, not an isinstance check)
+        transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        retry_after = self.penalty.refusal(peer[0]) if peer else None
+        if retry_after is None:
+            protocol = self.protocol(**self._kwargs)
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            return
+        if self.on_refused is not None:
+            self.on_refused(429)
+        transport.write(_response(429, "Too Many Requests", retry_after=retry_after))
+        transport.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(self.close_bound, transport.abort)

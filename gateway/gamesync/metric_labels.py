@@ -126,7 +126,8 @@ SERVER_CLOSES: tuple[tuple[Close, str], ...] = (
 #: `gamesync_handshakes_refused_total{reason, transport}`: upgrades (websocket) and streams
 #: (SSE) refused before a session exists; before the request head is complete (the transport
 #: is not known yet, counted as websocket): `too_large` (414, 431), `timeout` (408),
-#: `pending_full` (503: stalled heads fill the unauthenticated cap), `malformed`; `wrong_shard`
+#: `pending_full` (503: stalled heads fill the unauthenticated cap), `penalised` (429: the
+#: address is penalised for abuse, `gamesync.abuse`), `malformed`; `wrong_shard`
 #: (a game-affine path naming another shard: 4421, or 421 for SSE).
 HANDSHAKE_REFUSALS = (
     "origin",
@@ -135,6 +136,7 @@ HANDSHAKE_REFUSALS = (
     "too_large",
     "timeout",
     "pending_full",
+    "penalised",
     "malformed",
 )
 

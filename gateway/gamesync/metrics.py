@@ -79,6 +79,10 @@ class GatewaySample:
     token_cache_hits: int = 0
     token_cache_misses: int = 0
     token_cache_entries: int = 0
+    #: the abuse penalty (gamesync.abuse): offences counted, addresses refused now (the
+    #: refusals are `gamesync_handshakes_refused_total{reason="penalised"}`)
+    abuse_offences: int = 0
+    penalised_addresses: int = 0
 
 
 class _StateCollector(Collector):
@@ -192,6 +196,16 @@ class _StateCollector(Collector):
             "gamesync_pending_connections_top_address",
             "The most unauthenticated connections from any one client address (capped)",
             value=s.pending_top_address,
+        )
+        yield CounterMetricFamily(
+            "gamesync_abuse_offences",
+            "Connections ended for abuse (over a budget or the protocol, a refused token)",
+            value=s.abuse_offences,
+        )
+        yield GaugeMetricFamily(
+            "gamesync_abuse_penalised_addresses",
+            "Client addresses refused for abuse at this moment",
+            value=s.penalised_addresses,
         )
         yield GaugeMetricFamily(
             "gamesync_lingering_sockets",

@@ -91,6 +91,10 @@ class KeyedBuckets:
         bucket = self._buckets.get(key)
         return 0.0 if bucket is None else bucket.wait()
 
+    def count_limited(self) -> int:
+        """Keys that may not try again now (a walk over the map: for a scrape, not a hot path)."""
+        return sum(1 for bucket in self._buckets.values() if bucket.wait() > 0)
+
     def spend(self, key: str) -> None:
         """Count one event for `key`."""
         bucket = self._buckets.get(key)

@@ -19,7 +19,7 @@ from gamesync.app import internal_app, public_app
 from gamesync.demo_feed import DemoFeed
 from gamesync.errors import GameSyncError
 from gamesync.gateway import Gateway
-from gamesync.handshake import GuardedHTTP, HeadTurns
+from gamesync.handshake import Doorman, GuardedHTTP, HeadTurns
 from gamesync.keys import sign_token
 from gamesync.settings import GatewaySettings
 from gamesync.transport import GatewaySocket
@@ -71,10 +71,27 @@ def _head_refusal(gw: Gateway) -> Callable[[int], None]:
             gw.metrics.handshake_refused("timeout", "websocket")
         elif status == 503:
             gw.metrics.handshake_refused("pending_full", "websocket")
+        elif status == 429:
+            gw.metrics.handshake_refused("penalised", "websocket")
         else:
             gw.metrics.handshake_refused("malformed", "websocket")
 
     return refused
+
+
+def _public_http(gw: Gateway) -> type[asyncio.Protocol]:
+    """The public port's HTTP protocol: heads bounded and paced, penalised addresses refused."""
+    guarded = GuardedHTTP.guarded(
+        close_timeout=gw.settings.close_timeout,
+        head_timeout=gw.settings.handshake_timeout,
+        heads=gw.registry,
+        on_refused=_head_refusal(gw),
+        turns=HeadTurns(),
+        penalty=gw.penalty,
+    )
+    if gw.penalty is None or gw.penalty.header is not None:
+        return guarded  # off, or the client is known only once a head parsed
+    return Doorman.before(guarded, penalty=gw.penalty, on_refused=_head_refusal(gw))
 
 
 def _config(app: Any, host: str, port: int, gw: Gateway, *, public: bool) -> uvicorn.Config:
@@ -87,19 +104,11 @@ def _config(app: Any, host: str, port: int, gw: Gateway, *, public: bool) -> uvi
         lifespan="off",
         # The public port's HTTP protocol bounds request heads (gamesync.handshake) and
         # serves SSE streams (gamesync.sse).
-        http=(
-            GuardedHTTP.guarded(
-                close_timeout=close_timeout,
-                head_timeout=settings.handshake_timeout,
-                heads=gw.registry,
-                on_refused=_head_refusal(gw),
-                turns=HeadTurns(),
-            )
-            if public
-            else "auto"
-        ),
+        http=_public_http(gw) if public else "auto",
         ws=(
-            GatewaySocket.configured(close_timeout=close_timeout, on_refused=_head_refusal(gw))
+            GatewaySocket.configured(
+                close_timeout=close_timeout, on_refused=_head_refusal(gw), penalty=gw.penalty
+            )
             if public
             else "none"
         ),

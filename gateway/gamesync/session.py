@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
+from gamesync.abuse import AbusePenalty, client_address, is_offence
 from gamesync.authz import Access, Authorizer
 from gamesync.connection import SLOW_ABORT_SECONDS, Connection, Socket
 from gamesync.errors import AuthError, BrokerUnavailable, ProtocolError
@@ -49,6 +50,9 @@ class SessionSocket(Socket, Protocol):
     """A connection's socket, with the loop it runs on."""
 
     loop: asyncio.AbstractEventLoop
+    #: the close code with which the socket itself ended the connection for what the client
+    #: sent, if it did (`gamesync.transport.GatewaySocket`; an SSE client sends nothing)
+    ended_for: int | None
 
 
 def _bearer(headers: Headers) -> str | None:
@@ -77,25 +81,6 @@ def _query_flag(query_string: bytes, name: str) -> bool:
     return values[-1].lower() in ("1", "true", "on")
 
 
-def _client_address(scope: Scope, header: str | None) -> str:
-    """The client's address: the last entry of a trusted proxy's header, else the peer's.
-
-    The last entry is the one the proxy in front of us appended; earlier ones came from the
-    client and prove nothing. Without a configured header the peer is the client (or the proxy).
-    """
-    if header is not None:
-        wanted = header.encode("latin-1")
-        value = b""
-        for name, raw in scope.get("headers", ()):
-            if name.lower() == wanted:
-                value = raw  # the last such header, should the proxy have added its own
-        entry = value.rpartition(b",")[2].strip()
-        if entry:
-            return entry.decode("latin-1")[:64]
-    client = scope.get("client")
-    return str(client[0]) if client else ""
-
-
 @dataclass(frozen=True, slots=True)
 class SessionServices:
     """What a session uses of its gateway; one instance, built by the Gateway, shared by all."""
@@ -107,6 +92,8 @@ class SessionServices:
     authorizer: Authorizer
     metrics: GatewayMetrics
     tracing: Tracing
+    #: refuses addresses whose connections keep being ended for abuse (None: off)
+    penalty: AbusePenalty | None = None
 
 
 class Session:
@@ -122,6 +109,7 @@ class Session:
         "bucket",
         "conn",
         "joining",
+        "offence",
         "scope",
         "services",
         "socket",
@@ -142,6 +130,8 @@ class Session:
         self.bad = WindowCounter(settings.bad_message_window, socket.loop.time)
         #: the game being joined (in the hub, not yet acknowledged), if any
         self.joining: int | None = None
+        #: the connection was ended for abuse (`gamesync.abuse`): its address pays for it
+        self.offence = False
 
     # closing -----------------------------------------------------------------------------
 
@@ -156,7 +146,9 @@ class Session:
     ) -> None:
         """Send an optional error frame, then the close; the message loop then ends."""
         last_words = None if error is None else _error_message(error, reason, game_id)
-        self.conn.close(code, reason, last_words=last_words, abort_after=abort_after)
+        authenticated = self.conn.identity is not None
+        if self.conn.close(code, reason, last_words=last_words, abort_after=abort_after):
+            self.offence = is_offence(code, authenticated=authenticated, error=error)
 
     def send(self, payload: bytes) -> None:
         if not self.conn.send_message(payload):
@@ -177,7 +169,7 @@ class Session:
         registry = services.registry
         conn = self.conn
         conn.socket.on_writable = self._on_writable
-        address = _client_address(self.scope, services.settings.client_address_header)
+        address = client_address(self.scope, services.settings.client_address_header)
         refusal = registry.attach(self, address)
         try:
             if refusal is not None:
@@ -219,6 +211,11 @@ class Session:
                 hub.leave(conn, self.joining)
             conn.subscriptions.clear()
             registry.detach(self, end)
+            ended_for = self.socket.ended_for  # the socket itself ended it for what came
+            if ended_for is not None and is_offence(ended_for, authenticated=True):
+                self.offence = True
+            if self.offence and services.penalty is not None:
+                services.penalty.offended(address)
 
     def _on_writable(self) -> None:
         self.conn.flush()

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gamesync.abuse import ABUSE_BURST, ABUSE_RATE
 from gamesync.broker.schemes import scheme_of
 from gamesync.errors import ConfigError
 from gamesync.shards import ShardIdentity
@@ -158,6 +159,14 @@ class GatewaySettings(BaseSettings):
         None,
         description="proxy header naming the client, e.g. x-forwarded-for (default: none)",
     )
+    abuse_burst: int | None = Field(
+        None,
+        ge=0,
+        description="abusive closes per client, then 429 (default: 10 if --client-address-header)",
+    )
+    abuse_rate: float = Field(
+        ABUSE_RATE, gt=0, le=100, description="abusive closes forgiven per second"
+    )
     admission_rate: float = Field(
         ADMISSION_RATE, gt=0, description="new connections admitted per second, paced"
     )
@@ -258,6 +267,19 @@ class GatewaySettings(BaseSettings):
         if self.max_pending_per_address is not None:
             return self.max_pending_per_address
         return DEFAULT_PENDING_PER_ADDRESS if self.client_address_header else 0
+
+    @property
+    def effective_abuse_burst(self) -> int:
+        """The abuse penalty's burst in force (0: off; `gamesync.abuse`).
+
+        Off by default without a client-address header for the reason the per-address cap is
+        (`effective_max_pending_per_address`): behind a proxy the peer is the proxy, and a
+        penalty on it would refuse everyone behind it. A pod exposed directly (a load balancer
+        that keeps the client's address) turns it on with `--abuse-burst`.
+        """
+        if self.abuse_burst is not None:
+            return self.abuse_burst
+        return ABUSE_BURST if self.client_address_header else 0
 
     @property
     def shard_identity(self) -> ShardIdentity:

@@ -95,6 +95,8 @@ class SseStream:
     """One SSE response as a `connection.Socket`: pre-framed writes, heartbeats, a bounded close."""
 
     framing = Framing.SSE
+    #: an SSE client sends nothing, so nothing it sends ends the stream (`SessionSocket`)
+    ended_for: int | None = None
 
     __slots__ = (
         "_close_timer",

@@ -33,14 +33,14 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
 from gamesync.framing import Framing
 
-__all__ = ["CLOSE_TIMEOUT", "SCOPE_KEY", "GatewaySocket"]
+__all__ = ["CLOSE_TIMEOUT", "SCOPE_KEY", "GatewaySocket", "HeadPenalty"]
 
 SCOPE_KEY = "gamesync.socket"
 
@@ -65,6 +65,13 @@ PARSE_SLICE = 512
 #: Slices one socket may parse in one turn of the event loop, messages or not (4 KiB of
 #: control frames or fragments, each kind budgeted anyway).
 PARSE_SLICES_PER_TURN = 8
+
+
+class HeadPenalty(Protocol):
+    """Where a request head refused before any session counts (`gamesync.abuse.AbusePenalty`)."""
+
+    def head_refused(self, status: int, peer: str) -> None:
+        """A head from `peer` was refused with `status`."""
 
 
 class _Inbox:
@@ -118,6 +125,11 @@ class GatewaySocket(WebSocketsSansIOProtocol):
     _control_at = 0.0
     #: closed over a budget: read nothing more
     _over = False
+    #: the close code with which this socket itself ended the connection for what the client
+    #: sent (1008 over a budget; 1002, 1007, 1009 from the parser), if it did
+    ended_for: int | None = None
+    #: counts a handshake refused for its size against the peer (`gamesync.abuse`; `configured`)
+    penalty: HeadPenalty | None = None
     #: read but not parsed yet (reading is paused until it is), and the turn that parses on
     _unparsed: bytes | memoryview = b""
     _parse_later: asyncio.Handle | None = None
@@ -135,11 +147,15 @@ class GatewaySocket(WebSocketsSansIOProtocol):
 
     @classmethod
     def configured(
-        cls, *, close_timeout: float, on_refused: Callable[[int], None] | None = None
+        cls,
+        *,
+        close_timeout: float,
+        on_refused: Callable[[int], None] | None = None,
+        penalty: HeadPenalty | None = None,
     ) -> type[GatewaySocket]:
-        """This class with its close bound and refusal counter set (uvicorn instantiates the
-        class it is given)."""
-        attrs: dict[str, Any] = {"close_bound": close_timeout}
+        """This class with its close bound, refusal counter and abuse penalty set (uvicorn
+        instantiates the class it is given)."""
+        attrs: dict[str, Any] = {"close_bound": close_timeout, "penalty": penalty}
         if on_refused is not None:
             attrs["on_refused"] = staticmethod(on_refused)
         return type(cls.__name__, (cls,), attrs)
@@ -222,10 +238,13 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         if data and not self.transport.is_closing():
             self.transport.write(data)
         self._let_go()
+        # "HTTP/1.1 431 ...": nothing but a close (0) when the request did not parse at all
+        digits = data[9:12]
+        status = int(digits) if data.startswith(b"HTTP/") and digits.isdigit() else 0
         if self.on_refused is not None:
-            # "HTTP/1.1 431 ...": nothing but a close (0) when the request did not parse at all
-            status = data[9:12]
-            self.on_refused(int(status) if data.startswith(b"HTTP/") and status.isdigit() else 0)
+            self.on_refused(status)
+        if self.penalty is not None and self.client:
+            self.penalty.head_refused(status, self.client[0])
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -284,6 +303,7 @@ class GatewaySocket(WebSocketsSansIOProtocol):
         client would never see why it was closed.
         """
         self._over = True
+        self.ended_for = 1008
         self.conn.send_close(1008, reason)  # protocol.Close.POLICY (this layer is below it)
         self.queue.put_nowait({"type": "websocket.disconnect", "code": 1008, "reason": reason})
         self.transport.write(b"".join(self.conn.data_to_send()))
@@ -381,6 +401,8 @@ class GatewaySocket(WebSocketsSansIOProtocol):
 
     def handle_parser_exception(self) -> None:
         # A frame too large, bad UTF-8 or a protocol violation: websockets queued the close.
+        sent = self.conn.close_sent
+        self.ended_for = None if sent is None else sent.code
         super().handle_parser_exception()
         self._let_go()
 

@@ -116,6 +116,15 @@ class GatewayProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used (0 once it is gone)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return 0.0
+
     def rss(self) -> int:
         """Resident set size in bytes (0 once the process is gone)."""
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections import deque
 from dataclasses import dataclass
 
@@ -23,6 +24,54 @@ class Frame:
     @property
     def close_code(self) -> int | None:
         return wire.close_code(self.payload) if self.opcode == wire.OP_CLOSE else None
+
+
+class Refused(ConnectionError):
+    """The server answered the upgrade with something else than 101 (`head`, maybe empty)."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__(head.decode(errors="replace"))
+        self.head = head
+
+    @property
+    def status(self) -> int | None:
+        """The response's status code, if a status line came."""
+        parts = self.head.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+    def header(self, name: str) -> str | None:
+        """A response header's value, if present."""
+        for line in self.head.split(b"\r\n")[1:]:
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == name.lower().encode():
+                return value.strip().decode()
+        return None
+
+
+async def open_socket(
+    host: str,
+    port: int,
+    *,
+    rcvbuf: int | None = None,
+    sndbuf: int | None = None,
+    source: str | None = None,
+    limit: int = 1 << 20,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection from `source` (a loopback address), its buffers set before connecting."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if sndbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        if source is not None:
+            sock.bind((source, 0))
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except OSError:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock, limit=limit)
 
 
 class RawClient:
@@ -43,25 +92,28 @@ class RawClient:
         rcvbuf: int | None = None,
         limit: int = 1 << 20,
         headers: dict[str, str] | None = None,
+        source: str | None = None,
+        sndbuf: int | None = None,
     ) -> RawClient:
-        """Upgrade to a websocket; the client buffers at most about 2 x `limit` bytes unread."""
-        sock = None
-        if rcvbuf is not None:
-            import socket
+        """Upgrade to a websocket; the client buffers at most about 2 x `limit` bytes unread.
 
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            sock.setblocking(False)
-            await asyncio.get_running_loop().sock_connect(sock, (host, port))
-            reader, writer = await asyncio.open_connection(sock=sock, limit=limit)
-        else:
-            reader, writer = await asyncio.open_connection(host, port, limit=limit)
+        `source`: the loopback address to connect from; `rcvbuf`, `sndbuf`: the socket's
+        buffers (set before connecting). A refused upgrade raises `Refused`.
+        """
+        reader, writer = await open_socket(
+            host, port, rcvbuf=rcvbuf, sndbuf=sndbuf, source=source, limit=limit
+        )
         sent = {"Authorization": f"Bearer {token}"} if token else {}
         writer.write(wire.handshake_request(host, port, path, {**sent, **(headers or {})}))
         await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        except asyncio.IncompleteReadError as exc:
+            writer.transport.abort()
+            raise Refused(exc.partial) from exc
         if not wire.upgrade_accepted(head.split(b"\r\n", 1)[0]):
-            raise ConnectionError(head.decode(errors="replace"))
+            writer.transport.abort()
+            raise Refused(head)
         return cls(reader, writer)
 
     async def read_frame(self, timeout: float = 5.0) -> Frame:

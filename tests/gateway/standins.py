@@ -21,6 +21,7 @@ class StandInSocket:
     """Frames go to a list, like bytes into the transport buffer; the test sets the clocks."""
 
     framing = Framing.WEBSOCKET
+    ended_for: int | None = None
 
     def __init__(self) -> None:
         self.last_seen = 0.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import websockets
 from feeds import SseFeed, address
@@ -65,10 +65,8 @@ async def test_websocket_connections_leave_no_cycles(gateway: GatewayServer, key
                 await recv_until(ws, lambda m: m["type"] == "subscribed")
             async with await connect(gateway, token="not-a-token") as ws:  # refused: 4401
                 await recv_json(ws)
-                try:
+                with suppress(websockets.ConnectionClosed):
                     await ws.recv()
-                except websockets.ConnectionClosed:
-                    pass
         await _closed(gateway)
     assert sorted(set(garbage) & SERVER_TYPES) == []
 

@@ -243,3 +243,12 @@ def test_the_per_address_cap_is_on_by_default_only_when_addresses_name_clients()
     assert load_settings(max_pending_per_address=8).effective_max_pending_per_address == 8
     off = load_settings(client_address_header="x-real-ip", max_pending_per_address=0)
     assert off.effective_max_pending_per_address == 0
+
+
+def test_the_abuse_penalty_is_on_by_default_only_when_addresses_name_clients() -> None:
+    """The same rule as the per-address cap: a penalty on a proxy's address refuses everyone."""
+    assert load_settings().effective_abuse_burst == 0
+    assert load_settings(client_address_header="x-forwarded-for").effective_abuse_burst == 10
+    assert load_settings(abuse_burst=4).effective_abuse_burst == 4  # exposed directly
+    off = load_settings(client_address_header="x-real-ip", abuse_burst=0)
+    assert off.effective_abuse_burst == 0

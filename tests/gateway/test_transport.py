@@ -340,3 +340,39 @@ async def test_one_read_of_many_messages_is_handled_over_many_loop_turns(
     finally:
         flooder.close()
         other.close()
+
+
+async def test_a_socket_closed_over_its_budget_reads_nothing_more(
+    gateway_factory: GatewayFactory, keys: Keys
+) -> None:
+    """Hostile clients: after the 1008 the rest was not parsed, but the transport kept reading
+    it, so a peer went on pushing at loopback speed (1.4 GB in 30 s from 60 sockets) until the
+    close bound. Reading stops with the close: the peer can push only what the kernel's
+    buffers take."""
+    server = await gateway_factory(close_timeout=10)
+    client = await RawClient.connect(
+        *_address(server),
+        "/ws",
+        keys.token(),
+    )
+    try:
+        chunk = wire.client_frame(wire.OP_CONT, b" ", fin=False) * 4096  # 28 KiB of fragments
+        client.writer.write(wire.client_frame(wire.OP_TEXT, b"{", fin=False) + chunk)
+        close = await client.read_until_close()
+        assert close.close_code == 1008
+        loop = asyncio.get_running_loop()
+        pushed = 0
+        deadline = loop.time() + 3
+        while pushed < 256 << 20 and loop.time() < deadline:  # bounded in bytes and time
+            client.writer.write(chunk)
+            try:
+                await asyncio.wait_for(client.writer.drain(), max(0.01, deadline - loop.time()))
+            except TimeoutError:
+                break  # the gateway reads no more: the buffers are full
+            except ConnectionError:
+                break
+            pushed += len(chunk)
+        # What the kernel's buffers take on both sides; reading on, it would be 256 MiB.
+        assert pushed < 4 << 20, pushed
+    finally:
+        client.close()
