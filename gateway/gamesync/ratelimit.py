@@ -71,8 +71,11 @@ class Pacer:
 class KeyedBuckets:
     """A token bucket per key (a source address), for rare events such as failed credentials.
 
-    Only keys with a recent event are kept: at most `max_keys`, the map is emptied beyond it (a
-    flood of distinct keys then costs the limiter its memory, never the pod its memory).
+    At most `max_keys` are kept, in the order of their latest event: a new key beyond that
+    forgets the key whose latest event is the oldest (most likely refilled by now). A flood of
+    distinct keys then costs the limiter its oldest entries one by one, never the pod its
+    memory, and never lifts every limit at once (emptying the map did: 10,000 fresh addresses,
+    easy with IPv6, freed every penalised one).
     """
 
     __slots__ = ("_buckets", "_burst", "_clock", "_max_keys", "_rate")
@@ -97,11 +100,13 @@ class KeyedBuckets:
 
     def spend(self, key: str) -> None:
         """Count one event for `key`."""
-        bucket = self._buckets.get(key)
+        buckets = self._buckets
+        bucket = buckets.pop(key, None)  # re-inserted below: the newest event goes last
         if bucket is None:
-            if len(self._buckets) >= self._max_keys:
-                self._buckets.clear()
-            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._clock)
+            if len(buckets) >= self._max_keys:
+                del buckets[next(iter(buckets))]
+            bucket = TokenBucket(self._rate, self._burst, self._clock)
+        buckets[key] = bucket
         bucket.take()
 
 

@@ -1,8 +1,8 @@
-"""gamesync.ratelimit: token bucket and sliding window, on an injected clock."""
+"""gamesync.ratelimit: token bucket, keyed buckets and sliding window, on an injected clock."""
 
 from __future__ import annotations
 
-from gamesync.ratelimit import TokenBucket, WindowCounter
+from gamesync.ratelimit import KeyedBuckets, TokenBucket, WindowCounter
 
 
 class Clock:
@@ -62,3 +62,35 @@ def test_window_counts_events_inside_the_window_only() -> None:
 def test_window_counts_a_burst_at_one_instant() -> None:
     window = WindowCounter(1.0, Clock())
     assert max(window.add() for _ in range(25)) == 25
+
+
+def _exhaust(buckets: KeyedBuckets, key: str, burst: int) -> None:
+    for _ in range(burst):
+        buckets.spend(key)
+
+
+def test_keyed_buckets_limit_a_key_that_spent_its_burst_until_it_refills() -> None:
+    clock = Clock()
+    buckets = KeyedBuckets(rate=0.5, burst=2, clock=clock)
+    _exhaust(buckets, "a", 2)
+    assert buckets.limited("a") == 2.0
+    assert buckets.limited("b") == 0.0
+    assert buckets.count_limited() == 1
+    clock.now += 2.0
+    assert buckets.limited("a") == 0.0
+
+
+def test_a_flood_of_new_keys_forgets_the_stalest_key_never_every_limit() -> None:
+    """A full map used to be emptied: as many fresh addresses as it holds freed every penalty."""
+    clock = Clock()
+    buckets = KeyedBuckets(rate=0.01, burst=1, clock=clock, max_keys=3)
+    for key in ("old", "penalised", "recent"):
+        buckets.spend(key)
+        clock.now += 1.0
+    buckets.spend("old")  # its newest event: now the most recent key
+    buckets.spend("newcomer")  # the map is full: "penalised" (stalest event) goes
+    assert buckets.limited("penalised") == 0.0
+    assert [buckets.limited(k) > 0 for k in ("old", "recent", "newcomer")] == [True] * 3
+    for i in range(100):  # a flood of distinct keys costs the map one entry each
+        buckets.spend(f"flood-{i}")
+    assert buckets.count_limited() == 3
