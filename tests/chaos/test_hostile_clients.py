@@ -31,7 +31,7 @@ import pytest
 from chaos.child import Child
 from chaos.figures import record
 from chaos.hostile import ATTACKS, Tally, Target
-from chaos.known import check_gap
+from chaos.known import check_gap, loaded_machine
 from chaos.processes import GatewayLauncher, GatewayProcess
 from chaos.rfc6455 import (
     OP_PING,
@@ -59,7 +59,8 @@ HOT_GAME = 1_000_000
 #: No known gap (docs/RELIABILITY.md): with the abuse penalty the attackers' addresses are
 #: refused 429 before any handshake work, and the normal clients' p99 during the attack held
 #: in every run measured: 4.9-9.9 ms at large size (3 runs; 14.6-21.4 ms without it,
-#: alternating), 4.2-4.3 ms at CI size (3 runs), against the 10 ms floor.
+#: alternating), 3.8-5.4 ms at CI size (6 runs), against the 10 ms floor. Asserted plainly
+#: unless the machine was loaded when the scenario started (`loaded_machine`).
 SATURATION_GAP: str | None = None
 
 
@@ -111,6 +112,7 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
     keys: Keys,
     signer_path: Path,
 ) -> None:
+    p99_gap = SATURATION_GAP or loaded_machine("the normal clients' p99 during the attack")
     (gateway,) = launch_gateways(
         1,
         "--broker", redis_server.url,
@@ -244,7 +246,7 @@ async def test_hostile_clients_cost_the_pod_bounded_memory_and_its_normal_client
     assert seen["refusals"].get("429", 0) == 0, figures
     check_gap(
         p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS),
-        SATURATION_GAP,
+        p99_gap,
         figures,
         strict=False,
     )

@@ -21,7 +21,7 @@ import pytest
 
 from chaos.child import Child
 from chaos.figures import record
-from chaos.known import check_gap
+from chaos.known import check_gap, loaded_machine
 from chaos.processes import GatewayLauncher
 from chaos.scale import sizes
 from chaos.swarm import loopback_sources
@@ -33,11 +33,13 @@ pytestmark = pytest.mark.redis
 SLACK_SECONDS = 5.0
 #: p99 floor: below this, twice a tiny baseline is timer noise on a shared 2-core machine
 P99_FLOOR_SECONDS = 0.010
-#: Known (docs/RELIABILITY.md): handshakes are now paced per loop turn and full GC passes kept
-#: out of the storm (p99 1.3 s -> 21-220 ms at CI size on the shared machine), but the storm's
-#: handshakes share two busy cores with the measuring clients (accepting the backlog is under
-#: 1 % of the pod's samples): the connected p99 stays at several times its value before.
-P99_GAP: str | None = "a storm still costs the connected clients' p99 tens of ms (over 2x)"
+#: No known gap (docs/RELIABILITY.md): with handshakes paced per loop turn, full GC passes
+#: kept out of the storm and closed connections freed without the cyclic collector, the
+#: connected clients' p99 held in every run on a quiet machine: 4.6-9.6 ms at large size
+#: (7 runs), 3.1-6.8 ms at CI size (3 runs), against the 10 ms floor. On a loaded machine the
+#: storm's handshakes share the cores with the measuring clients (84 ms at load 4.8): asserted
+#: plainly unless the machine was loaded when the scenario started (`loaded_machine`).
+P99_GAP: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ LARGE = Size(steady=1000, storm=5000, games=100, rate=200)
 async def test_a_reconnect_storm_is_admitted_paced_and_cleanly_without_hurting_the_connected(
     size: Size, redis_server: RedisServer, launch_gateways: GatewayLauncher, signer_path: Path
 ) -> None:
+    p99_gap = P99_GAP or loaded_machine("the connected clients' p99 during the storm")
     (gateway,) = launch_gateways(1, "--broker", redis_server.url, "--authz", "open")
     target = [(gateway.host, gateway.port)]
     games = list(range(1, size.games + 1))
@@ -150,5 +153,5 @@ async def test_a_reconnect_storm_is_admitted_paced_and_cleanly_without_hurting_t
     assert seen["out_of_order"] == 0, figures
     assert gateway.alive
     assert gateway.tracebacks() == []
-    # Not strict: on a quiet machine a run can meet it.
-    check_gap(p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS), P99_GAP, figures, strict=False)
+    # Not strict: on a loaded machine a run can still meet it.
+    check_gap(p99_during <= max(2 * p99_before, P99_FLOOR_SECONDS), p99_gap, figures, strict=False)
