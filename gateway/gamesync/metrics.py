@@ -230,6 +230,12 @@ class _BrokerCollector(Collector):
             ("received", "Envelopes received from the broker", s.received),
             ("malformed", "Channel messages that were not valid envelopes", s.malformed),
             ("resyncs", "Latest keys re-read after (re)subscribing", s.resyncs),
+            (
+                "receive_seconds",
+                "Time in the pub/sub read callback (parsing, routing, envelopes) less the "
+                "fan-outs' writes; a synchronous callback on the one-thread loop: about its CPU",
+                s.receive_seconds,
+            ),
         ):
             yield CounterMetricFamily(f"gamesync_broker_{name}", help_text, value=value)
         yield HistogramMetricFamily(
