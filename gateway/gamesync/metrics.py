@@ -170,7 +170,7 @@ class _StateCollector(Collector):
         yield lookups
         yield GaugeMetricFamily(
             "gamesync_token_cache_entries",
-            "Verified tokens remembered (bounded by --token-cache-size)",
+            "Verified tokens of ended connections remembered (bounded by --token-cache-size)",
             value=s.token_cache_entries,
         )
         yield GaugeMetricFamily(
