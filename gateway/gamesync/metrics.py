@@ -230,6 +230,7 @@ class _BrokerCollector(Collector):
             ("received", "Envelopes received from the broker", s.received),
             ("malformed", "Channel messages that were not valid envelopes", s.malformed),
             ("resyncs", "Latest keys re-read after (re)subscribing", s.resyncs),
+            ("reads", "Socket reads of the pub/sub connections (one callback each)", s.reads),
             (
                 "receive_seconds",
                 "Time in the pub/sub read callback (parsing, routing, envelopes) less the "

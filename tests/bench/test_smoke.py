@@ -384,3 +384,4 @@ def test_affinity_puts_each_games_watchers_on_its_shard_and_loses_nothing(tmp_pa
     assert all(pct > 0 for pct in rows["spread"]["broker_cpu_pct_each"])
     assert rows["spread"]["broker_cpu_pct_mean"] > rows["affine"]["broker_cpu_pct_mean"] > 0
     assert "ratio_broker_cpu_per_gateway" in result["summary"]
+    assert rows["spread"]["envelopes_per_read"] > 0.5  # probes and confirmations are reads too

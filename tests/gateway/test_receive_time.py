@@ -64,6 +64,7 @@ async def test_the_receive_time_counts_the_read_path_but_not_the_fan_outs_writes
     stream = PubSubStream(offering(hub), stats)
     stream.data_received(b"".join(message(7, version) for version in range(1, 6)))
     assert hub.stats.deliveries == 10
+    assert stats.reads == 1  # five envelopes, one read
     # ten writes of 2 ms each went to the fan-outs' time ...
     assert stats.fanout_seconds >= 10 * WRITE_SECONDS
     # ... and not to the receive path's, which is what parsing five envelopes costs

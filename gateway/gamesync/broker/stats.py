@@ -36,6 +36,9 @@ class BrokerStats:
     malformed: int = 0
     #: latest envelopes re-read after (re)subscribing
     resyncs: int = 0
+    #: socket reads of the pub/sub connections (each one callback: envelopes per read is how
+    #: many each wake-up carries)
+    reads: int = 0
     #: seconds in the pub/sub socket's read callback (reply parsing, routing, envelope parsing,
     #: the hub's bookkeeping), less the fan-outs' writes inside it: the receive path's own cost
     receive_seconds: float = 0.0

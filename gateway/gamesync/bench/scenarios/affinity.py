@@ -50,19 +50,22 @@ BROKER_SLACK = 1.2
 #: After the clients of a placement left, the gateways drop their games within the unsubscribe
 #: linger (2 s by default); the next placement starts once every one of them holds none.
 DRAINED_DEADLINE = 20.0
-_RECEIVED = re.compile(r"^gamesync_broker_received_total ([0-9.e+-]+)$", re.M)
-_RECEIVE_SECONDS = re.compile(r"^gamesync_broker_receive_seconds_total ([0-9.e+-]+)$", re.M)
+#: The broker's counters a window reads from each gateway: envelopes received, the receive
+#: path's seconds, and the pub/sub socket reads that carried them.
+_COUNTERS = [
+    re.compile(rf"^gamesync_broker_{name}_total ([0-9.e+-]+)$", re.M)
+    for name in ("received", "receive_seconds", "reads")
+]
 
 
-async def _received(servers: list[Server]) -> list[tuple[float, float]]:
-    """(envelopes received, seconds on the receive path) of each gateway so far (/metrics)."""
+async def _received(servers: list[Server]) -> list[list[float]]:
+    """[envelopes received, seconds on the receive path, reads] of each gateway so far."""
     out = []
     async with httpx.AsyncClient(timeout=5) as http:
         for server in servers:
             text = (await http.get(f"http://127.0.0.1:{server.internal_port}/metrics")).text
-            counts = [_RECEIVED.search(text), _RECEIVE_SECONDS.search(text)]
-            envelopes, seconds = (float(m.group(1)) if m else 0.0 for m in counts)
-            out.append((envelopes, seconds))
+            found = [pattern.search(text) for pattern in _COUNTERS]
+            out.append([float(m.group(1)) if m else 0.0 for m in found])
     return out
 
 
@@ -115,10 +118,10 @@ async def _window(
         ctx, setup, rate=opts.rate, seconds=opts.seconds, versions=versions
     )
     deltas = [
-        (b[0] - a[0], b[1] - a[1]) for a, b in zip(received0, await _received(servers), strict=True)
+        [after - before for before, after in zip(a, b, strict=True)]
+        for a, b in zip(received0, await _received(servers), strict=True)
     ]
-    received = [envelopes for envelopes, _ in deltas]
-    broker_s = [seconds for _, seconds in deltas]
+    received, broker_s, reads = ([d[i] for d in deltas] for i in range(3))
     last: dict[int, int] = row.pop("last")
     for proc in group.procs:
         await rig.stop(proc)
@@ -138,6 +141,7 @@ async def _window(
         broker_cpu_pct_each=[round(100 * b / secs, 2) for b in broker_s],
         broker_cpu_pct_mean=round(100 * sum(broker_s) / len(broker_s) / secs, 3),
         broker_us_per_received=round(1e6 * sum(broker_s) / max(1.0, sum(received)), 1),
+        envelopes_per_read=round(sum(received) / max(1.0, sum(reads)), 2),
         idle_cpu_pct_each=idle,
         gateway_cpu_pct_mean=round(sum(each) / len(each), 2),
         gateway_cpu_pct_max=max(each),
@@ -186,6 +190,7 @@ async def run(ctx: Context) -> Measurement:
             "received_per_s_per_gateway": median([r["received_per_s_mean"] for r in mine]),
             "broker_cpu_pct_mean": median([r["broker_cpu_pct_mean"] for r in mine]),
             "broker_us_per_received": median([r["broker_us_per_received"] for r in mine]),
+            "envelopes_per_read": median([r["envelopes_per_read"] for r in mine]),
             "idle_cpu_pct_mean": median(
                 [sum(r["idle_cpu_pct_each"]) / len(r["idle_cpu_pct_each"]) for r in mine]
             ),
@@ -297,6 +302,7 @@ SCENARIO = Scenario(
         "received_per_s_mean",
         "broker_cpu_pct_mean",
         "broker_us_per_received",
+        "envelopes_per_read",
         "publish_rate",
         "delivered",
         "lost",

@@ -96,6 +96,7 @@ class PubSubStream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         started = perf_counter()
         stats = self._stats
+        stats.reads += 1
         fanned_out = stats.fanout_seconds
         self._read(data)
         stats.receive_seconds += perf_counter() - started - (stats.fanout_seconds - fanned_out)
