@@ -228,10 +228,10 @@ async def run(ctx: Context) -> Measurement:
         Target(
             f"affinity: broker receive-path CPU per gateway, affine / spread ({n} gateways)",
             f"≈ 1/{n} (≤ {BROKER_SLACK / n:.2f}x)",
-            f"{broker:.3f}x ({affine['broker_cpu_pct_mean']} vs "
-            f"{spread['broker_cpu_pct_mean']} % of a core; "
-            f"{affine['broker_us_per_received']} vs {spread['broker_us_per_received']} µs "
-            "per envelope)",
+            f"{broker:.3f}x ({affine['broker_cpu_pct_mean']:.2f} vs "
+            f"{spread['broker_cpu_pct_mean']:.2f} % of a core; "
+            f"{affine['broker_us_per_received']:.1f} vs {spread['broker_us_per_received']:.1f} "
+            "µs per envelope)",
             broker <= BROKER_SLACK / n,
         ),
         Target(

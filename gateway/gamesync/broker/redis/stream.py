@@ -98,11 +98,6 @@ class PubSubStream(asyncio.Protocol):
         stats = self._stats
         stats.reads += 1
         fanned_out = stats.fanout_seconds
-        self._read(data)
-        stats.receive_seconds += perf_counter() - started - (stats.fanout_seconds - fanned_out)
-
-    def _read(self, data: bytes) -> None:
-        """Parse what arrived and hand on every complete reply of it, in one call."""
         reader = self._reader
         reader.feed(data)
         replies = []
@@ -111,12 +106,13 @@ class PubSubStream(asyncio.Protocol):
                 replies.append(reply)
         except hiredis.ProtocolError as exc:
             self._fail(f"invalid reply from redis: {exc}")
-            return
-        try:
-            self._on_replies(replies)
-        except Exception:  # a bug, never an outage: say so, and start over with a new connection
-            log.exception("pub/sub reply handler failed; reconnecting")
-            self._fail("pub/sub reply handler failed")
+        else:
+            try:
+                self._on_replies(replies)
+            except Exception:  # a bug, never an outage: say so, and start over afresh
+                log.exception("pub/sub reply handler failed; reconnecting")
+                self._fail("pub/sub reply handler failed")
+        stats.receive_seconds += perf_counter() - started - (stats.fanout_seconds - fanned_out)
 
     def eof_received(self) -> bool:
         return False  # close the transport: connection_lost follows
