@@ -77,6 +77,18 @@ class GatewayHTTP(HttpToolsProtocol):
         stream, self.stream = self.stream, None
         if stream is not None:
             stream.lost()
+        # The scope's extension holds this protocol, which holds the scope: break the cycle
+        # (see `GatewaySocket.connection_lost`) now that nothing will look it up.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope.get("extensions", {}).pop(SCOPE_KEY, None)
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The transport belongs to the websocket protocol now, and this one is never called
+        # again; its HTTP parser holds its bound callbacks (a cycle uvicorn breaks only in
+        # `connection_lost`, which an upgraded connection never calls here).
+        self.parser = None  # type: ignore[assignment]
 
 
 class SseStream:
