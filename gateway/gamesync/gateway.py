@@ -25,7 +25,7 @@ from gamesync.metric_labels import TRANSPORTS
 from gamesync.metrics import GatewayMetrics, GatewaySample
 from gamesync.protocol import Close, close_class, encode
 from gamesync.ratelimit import Pacer
-from gamesync.registry import Registry
+from gamesync.registry import Member, Registry
 from gamesync.runtime_config import RuntimeConfig, RuntimeConfigStore
 from gamesync.session import SessionServices
 from gamesync.settings import AuthzPolicy, GatewaySettings
@@ -104,6 +104,7 @@ class Gateway:
             max_pending_per_address=settings.effective_max_pending_per_address,
             pacer=Pacer(settings.admission_rate, settings.admission_burst, time.monotonic),
             on_end=self._connection_ended,
+            on_leave=self._session_left,
         )
         self.sweeper = Sweeper(
             self.registry,
@@ -267,6 +268,13 @@ class Gateway:
                 await asyncio.sleep(pause)
 
     # reporting ---------------------------------------------------------------------------
+
+    def _session_left(self, member: Member) -> None:
+        """A verified token goes to the token cache when its session ends, not before: only a
+        client that left can come back with it (and a connected one costs no entry)."""
+        identity, token = member.conn.identity, member.token
+        if identity is not None and token is not None:
+            self.keys.remember(token, identity)
 
     def _connection_ended(self, end: ConnectionEnd) -> None:
         """The close counter, the `connection_end` log line and the close trace event."""

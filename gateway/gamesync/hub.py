@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from time import perf_counter
 from typing import Any
 
 from gamesync import jsoncodec
@@ -278,6 +279,9 @@ class Hub:
         self._on_members = on_members
         self.topics: dict[int, Topic] = {}
         self.stats = DeliveryStats()
+        #: the broker's counters: the fan-outs' time goes to `fanout_seconds`, which the broker
+        #: subtracts from its receive time (`BrokerStats.receive_seconds`)
+        self._broker_stats = broker.stats
         self._linger = linger_seconds
         self._on_fanout = on_fanout
         self._tasks: set[asyncio.Task[None]] = set()
@@ -305,12 +309,16 @@ class Hub:
         if tracing is not None and tracing.enabled:
             conflated_before = self.stats.conflated
             with tracing.fanout(envelope, len(topic.subscribers)) as span:
+                started = perf_counter()
                 written, size = self._fan_out(topic, envelope)
+                self._broker_stats.fanout_seconds += perf_counter() - started
                 span.set_attribute("gamesync.recipients", written)
                 span.set_attribute("gamesync.bytes", size)
                 span.set_attribute("gamesync.conflated", self.stats.conflated - conflated_before)
         else:
+            started = perf_counter()
             written, size = self._fan_out(topic, envelope)
+            self._broker_stats.fanout_seconds += perf_counter() - started
         self.stats.deliveries += written
         self.stats.bytes_out += size
         self.stats.fanouts += 1

@@ -7,7 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class Identity:
     expires_at: int
     games: frozenset[int] | None
     kid: str | None
+    #: the key set it was verified under, as the token cache counts them (0: none counted);
+    #: not part of who it is
+    generation: int = field(default=0, compare=False, repr=False)
 
 
 def _new_kid(alg: str) -> str:

@@ -27,9 +27,10 @@ class KeyStore:
     Only verification keys are accepted: a file with private key material is refused, and so
     is a shared HS256 secret unless `allow_hs256` (both at start-up and on every reload). A
     reload that drops a kid tells `on_kids` (the gateway closes that key's sessions).
-    Verified tokens are remembered (`tokens`, `cache_size` entries) until their `exp` or until
-    the key set is replaced, whichever comes first; audience, issuer, leeway and lifetime are
-    fixed for the store's life, so a remembered answer is the one a fresh check would give.
+    Verified tokens are remembered (`tokens`, `cache_size` entries) once their connection ends
+    (`remember`), until their `exp` or until the key set is replaced, whichever comes first;
+    audience, issuer, leeway and lifetime are fixed for the store's life, so a remembered answer
+    is the one a fresh check would give.
     """
 
     def __init__(
@@ -122,6 +123,10 @@ class KeyStore:
         if keyset is None:
             raise AuthError("unauthorized", "no keys loaded")
         return self.tokens.verify(token, lambda t: self._verify(keyset, t))
+
+    def remember(self, token: str, identity: Identity) -> None:
+        """A connection admitted with `token` ended: its client may come back with it."""
+        self.tokens.remember(token, identity)
 
     def _verify(self, keyset: KeySet, token: str) -> Identity:
         return keyset.verify(

@@ -174,7 +174,7 @@ class _StateCollector(Collector):
         yield lookups
         yield GaugeMetricFamily(
             "gamesync_token_cache_entries",
-            "Verified tokens remembered (bounded by --token-cache-size)",
+            "Verified tokens of ended connections remembered (bounded by --token-cache-size)",
             value=s.token_cache_entries,
         )
         yield GaugeMetricFamily(
@@ -244,6 +244,13 @@ class _BrokerCollector(Collector):
             ("received", "Envelopes received from the broker", s.received),
             ("malformed", "Channel messages that were not valid envelopes", s.malformed),
             ("resyncs", "Latest keys re-read after (re)subscribing", s.resyncs),
+            ("reads", "Socket reads of the pub/sub connections (one callback each)", s.reads),
+            (
+                "receive_seconds",
+                "Time in the pub/sub read callback (parsing, routing, envelopes) less the "
+                "fan-outs' writes; a synchronous callback on the one-thread loop: about its CPU",
+                s.receive_seconds,
+            ),
         ):
             yield CounterMetricFamily(f"gamesync_broker_{name}", help_text, value=value)
         yield HistogramMetricFamily(

@@ -46,6 +46,10 @@ class Member(Protocol):
     @property
     def conn(self) -> Connection: ...
 
+    @property
+    def token(self) -> str | None:
+        """The token the session was admitted with (None until it authenticated)."""
+
     def send(self, payload: bytes) -> None:
         """Send an encoded control message in order (closing the session if it is too slow)."""
 
@@ -92,6 +96,7 @@ class Registry:
         max_pending: int | None = None,
         max_pending_per_address: int = 0,
         pacer: Pacer | None = None,
+        on_leave: Callable[[Member], None] | None = None,
     ) -> None:
         self._max_connections = max_connections
         self._max_per_user = max_connections_per_user
@@ -99,6 +104,8 @@ class Registry:
         self._max_per_address = max_pending_per_address
         self._pacer = pacer
         self._on_end = on_end
+        #: told each session that detaches, before `on_end` (the gateway keeps its token)
+        self._on_leave = on_leave
         self._members: set[Member] = set()
         self._users: Counter[str] = Counter()
         self._admitted: set[Member] = set()
@@ -187,6 +194,8 @@ class Registry:
             self._users[user] -= 1
             if self._users[user] <= 0:
                 del self._users[user]
+        if self._on_leave is not None:
+            self._on_leave(member)
         self._on_end(end)
 
     def _released(self) -> None:

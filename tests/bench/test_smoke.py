@@ -377,3 +377,11 @@ def test_affinity_puts_each_games_watchers_on_its_shard_and_loses_nothing(tmp_pa
     assert set(result["summary"]["unit_costs"]) == {"us_per_received", "us_per_delivery"}
     assert result["params"]["loadavg_at_start"]
     assert "ratio_cpu_per_gateway" in result["summary"]
+    # each gateway's broker receive time, read from its metrics: some for every gateway that
+    # received envelopes, and spread (every publish on every gateway) spends more than affine
+    for row in rows.values():
+        assert len(row["broker_cpu_pct_each"]) == 4
+    assert all(pct > 0 for pct in rows["spread"]["broker_cpu_pct_each"])
+    assert rows["spread"]["broker_cpu_pct_mean"] > rows["affine"]["broker_cpu_pct_mean"] > 0
+    assert "ratio_broker_cpu_per_gateway" in result["summary"]
+    assert rows["spread"]["envelopes_per_read"] > 0.5  # probes and confirmations are reads too

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 
 import httpx
 import pytest
@@ -79,6 +80,8 @@ async def test_publish_on_one_pod_reaches_players_on_every_pod(
     assert "gamesync_broker_received_total 2.0" in text
     assert 'gamesync_broker_pubsub_lag_seconds_bucket{le="+Inf"} 2.0' in text
     assert "gamesync_broker_probe_failures_total 0.0" in text
+    [receive_seconds] = re.findall(r"^gamesync_broker_receive_seconds_total (\S+)$", text, re.M)
+    assert 0 < float(receive_seconds) < 1  # two envelopes read: some time, far under a second
 
 
 async def test_players_only_get_the_games_they_watch(

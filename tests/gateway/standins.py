@@ -77,6 +77,8 @@ class StandInMember:
     def __init__(self, user: str | None = None, *, expires_at: int = 2**40) -> None:
         self.socket = StandInSocket()
         self.conn = Connection(self.socket, 0.0, DeliveryStats())
+        #: the token it authenticated with (the real session keeps it for its whole life)
+        self.token: str | None = None if user is None else f"token-of-{user}"
         if user is not None:
             self.conn.identity = Identity(user_id=user, expires_at=expires_at, games=None, kid=None)
 

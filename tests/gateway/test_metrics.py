@@ -114,9 +114,12 @@ async def test_a_client_coming_back_with_its_token_is_a_cache_hit(
     gateway: GatewayServer, keys: Keys
 ) -> None:
     token = keys.token()
+    tokens = gateway.gateway.keys.tokens
     for _ in range(2):
         async with await connect(gateway, token=token) as ws:
             await recv_until(ws, lambda m: m["type"] == "welcome")
+            assert len(tokens) == 0  # a connected client holds no entry
+        await wait_until(lambda: len(tokens) == 1, what="the token remembered once it left")
     async with await connect(gateway, token="not-a-token") as ws:
         await recv_until(ws, lambda m: m["type"] == "error")
     samples = await _samples(gateway)

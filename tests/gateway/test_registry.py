@@ -175,6 +175,23 @@ async def test_detach_reports_how_the_connection_ended() -> None:
     assert len(reg) == 0
 
 
+async def test_every_session_that_detaches_is_told_to_on_leave_before_on_end() -> None:
+    """The gateway's hook for the token cache: each session, authenticated or not, once."""
+    told: list[object] = []
+    reg = Registry(
+        max_connections=10,
+        max_connections_per_user=2,
+        on_end=lambda record: told.append(record),
+        on_leave=told.append,
+    )
+    admitted, pending = StandInMember("u"), StandInMember()
+    for member in (admitted, pending):
+        reg.attach(member)
+    reg.admit(admitted)
+    first, second = end(admitted, reg), end(pending, reg)
+    assert told == [admitted, first, pending, second]
+
+
 async def test_draining_moves_every_live_connection_to_draining_and_refuses_upgrades() -> None:
     reg, _ = registry()
     opened, connecting, closing = StandInMember("a"), StandInMember(), StandInMember("c")

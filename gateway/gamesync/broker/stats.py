@@ -36,6 +36,15 @@ class BrokerStats:
     malformed: int = 0
     #: latest envelopes re-read after (re)subscribing
     resyncs: int = 0
+    #: socket reads of the pub/sub connections (each one callback: envelopes per read is how
+    #: many each wake-up carries)
+    reads: int = 0
+    #: seconds in the pub/sub socket's read callback (reply parsing, routing, envelope parsing,
+    #: the hub's bookkeeping), less the fan-outs' writes inside it: the receive path's own cost
+    receive_seconds: float = 0.0
+    #: seconds the hub spent writing frames to subscribers (`Hub.offer`'s fan-outs), wherever
+    #: the envelope came from; the read callback subtracts the share spent inside it
+    fanout_seconds: float = 0.0
     #: publish→receive lag from `publishedAt`, per LAG_BUCKETS bound (+Inf last)
     lag: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(LAG_BUCKETS))
 

@@ -313,7 +313,9 @@ class RedisBroker:
         async with asyncio.timeout(self.options.command_timeout):
             conn = await self._connect(link.node)
         link.conn = conn
-        stream = PubSubStream.take_over(conn, lambda replies: self._on_replies(link, replies))
+        stream = PubSubStream.take_over(
+            conn, lambda replies: self._on_replies(link, replies), self.stats
+        )
         link.stream = stream
         link.channels.clear()
         link.leaving.clear()
