@@ -90,6 +90,9 @@ def _gateway() -> dict[str, Any]:
             "evacuationRate": _int(1000, minimum=1, maximum=100_000),
             "pingIntervalSeconds": _int(20, minimum=1, maximum=600),
             "idleTimeoutSeconds": _int(60, minimum=1, maximum=86400),
+            # The header the proxy in front of the gateways (ingress, Gateway API route) appends
+            # the client's address to: the per-address limits and the abuse penalty key on it.
+            "clientAddressHeader": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
             "serviceAccountName": {**_NAME, "maxLength": 253},
             "podAnnotations": {"type": "object", "additionalProperties": {"type": "string"}},
             "publishTokenSecretRef": _secret_key_ref("token"),

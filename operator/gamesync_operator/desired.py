@@ -152,6 +152,9 @@ def _env(spec: ClusterSpec, shard: int | None = None) -> list[dict[str, Any]]:
         "GAMESYNC_AUDIENCE": auth.audience,
         "GAMESYNC_ISSUER": auth.issuer,
         "GAMESYNC_ALLOWED_ORIGINS": ",".join(auth.allowed_origins) or None,
+        # Behind the route the peer is the proxy: with its header the gateways key their
+        # per-address limits (unauthenticated connections, the abuse penalty) on the client.
+        "GAMESYNC_CLIENT_ADDRESS_HEADER": gw.client_address_header,
     }
     env.extend({"name": k, "value": v} for k, v in optional.items() if v)
     if gw.publish_token is not None:

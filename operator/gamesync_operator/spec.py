@@ -65,6 +65,9 @@ class GatewaySpec:
     publish_token: SecretKeyRef | None
     #: game-affine shards (DESIGN §2): one Deployment + Service each; 1: one fleet, as before
     shards: int = 1
+    #: the proxy header naming the client (`--client-address-header`); None: the peer is
+    #: taken for the client, and the per-address limits stay off
+    client_address_header: str | None = None
 
     @property
     def shard_indexes(self) -> list[int | None]:
@@ -248,6 +251,7 @@ def _parse(name: str, namespace: str, spec: dict[str, Any]) -> ClusterSpec:
         service_account_name=gw.get("serviceAccountName"),
         pod_annotations=dict(gw.get("podAnnotations") or {}),
         publish_token=_ref(gw.get("publishTokenSecretRef")),
+        client_address_header=gw.get("clientAddressHeader"),
     )
     margin = gateway.pre_stop_seconds + gateway.drain_seconds + 5
     if gateway.termination_grace_period_seconds < margin:

@@ -162,6 +162,10 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     "unknown-exposure": ({"exposure": {"mode": "LoadBalancer"}}, "schema:"),
     "no-image": ({"gateway": {"replicas": 2}}, "schema:"),
     "negative-replicas": ({"gateway": {"image": "x", "replicas": -1}}, "schema:"),
+    "header-with-a-colon": (
+        {"gateway": {"image": "x", "clientAddressHeader": "X-Forwarded-For: 1.2.3.4"}},
+        "schema:",
+    ),
     "empty-backend-selector": (
         {"networkPolicy": {"backendSelector": {}}},
         "backendSelector must select something",

@@ -64,6 +64,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
         "gateway": {
             "publishTokenSecretRef": {"name": "publish", "key": "token"},
+            "clientAddressHeader": "X-Forwarded-For",
             "serviceAccountName": "gamesync",
             "podAnnotations": {"team": "games"},
             "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": 1, "memory": "1Gi"}},
@@ -495,6 +496,14 @@ def test_the_gateway_gets_the_token_lifetime_and_evacuation_rate_of_the_spec() -
         "1000",
     )
     assert all(re.fullmatch(r"GAMESYNC_[A-Z_]+", name) for name in defaults)
+
+
+def test_the_gateway_keys_its_per_address_limits_on_the_header_the_spec_names() -> None:
+    """Behind the route every peer is the proxy: without the header the per-address limits and
+    the abuse penalty stay off (DESIGN §2), with it they key on the client."""
+    env = _env(desired.deployment(_spec("auth-and-secrets"), 2))
+    assert env["GAMESYNC_CLIENT_ADDRESS_HEADER"] == "X-Forwarded-For"
+    assert "GAMESYNC_CLIENT_ADDRESS_HEADER" not in _env(desired.deployment(_spec("defaults"), 2))
 
 
 def test_the_gateway_accepts_every_variable_the_deployment_sets(
