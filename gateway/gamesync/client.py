@@ -33,7 +33,7 @@ from typing import Any, TypeGuard
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from gamesync.delta import PatchError, apply
 from gamesync.errors import GameSyncError
@@ -48,6 +48,7 @@ __all__ = [
     "Snapshot",
     "TokenProvider",
     "backoff_delay",
+    "retry_after",
 ]
 
 log = logging.getLogger("gamesync.client")
@@ -95,6 +96,26 @@ class ClientError(GameSyncError):
         self.message = message
         self.game_id = game_id
         self.close_code = close_code
+
+
+#: The longest a refused handshake's `Retry-After` is obeyed (a misconfigured proxy asking for
+#: hours must not park a game client that long).
+MAX_RETRY_AFTER = 300.0
+
+
+def retry_after(status: int, value: str | None) -> float | None:
+    """Seconds a refused handshake asks the client to wait: a 429 or 503 with `Retry-After` in
+    seconds, at most `MAX_RETRY_AFTER`; None otherwise (the date form is not used by the
+    gateway, and then the client's own backoff applies)."""
+    if status not in (429, 503) or value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def backoff_delay(
@@ -324,6 +345,16 @@ class GameSyncClient:
                 )
             except ClientError as exc:
                 error = exc
+            except InvalidStatus as exc:  # refused before the upgrade (429, 503, a proxy's 5xx)
+                error = ClientError("connect_failed", str(exc))
+                asked = retry_after(
+                    exc.response.status_code, exc.response.headers.get("Retry-After")
+                )
+                if asked is not None:
+                    # At least what the gateway asked (its abuse penalty, its stalled heads),
+                    # plus this client's own jittered backoff so that refused clients spread.
+                    backoff = backoff_delay(self._attempt, *self._backoff, self._rng)
+                    self._retry_after = min(asked + backoff, max(asked, self._backoff[1]))
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 error = ClientError("connect_failed", str(exc) or type(exc).__name__)
             else:

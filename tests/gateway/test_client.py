@@ -21,6 +21,7 @@ from gamesync.client import (
     GameSyncClient,
     Snapshot,
     backoff_delay,
+    retry_after,
 )
 from gamesync.envelope import parse_envelope
 from gamesync.keys import Identity, generate_key, sign_token
@@ -190,6 +191,71 @@ async def test_client_backs_off_on_the_injected_schedule_while_the_gateway_is_do
     with pytest.raises(ClientError, match="closed"):
         await waiter
     assert recorder.statuses[-1][0] is ClientStatus.DISCONNECTED
+
+
+def test_retry_after_is_read_from_refusals_only_and_bounded() -> None:
+    assert retry_after(429, "7") == 7.0
+    assert retry_after(503, " 2.5 ") == 2.5
+    assert retry_after(429, "86400") == 300.0  # a proxy asking for hours is capped
+    assert retry_after(429, "-3") == 0.0
+    assert retry_after(429, "Wed, 21 Oct 2026 07:28:00 GMT") is None  # the date form: backoff
+    assert retry_after(429, "nan") is None
+    assert retry_after(429, None) is None
+    assert retry_after(400, "7") is None
+
+
+async def test_a_refused_handshake_waits_at_least_the_retry_after_it_was_given() -> None:
+    """The gateway's abuse penalty answers 429 + Retry-After (DESIGN §2); the client came back
+    on its own short backoff, to be refused again."""
+    refusals = 0
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal refusals
+        await reader.readuntil(b"\r\n\r\n")
+        refusals += 1
+        writer.write(
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    delays: list[float] = []
+    enough = asyncio.Event()
+
+    async def fake_sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 2:
+            enough.set()
+            await asyncio.Event().wait()  # park here until close() cancels the loop
+
+    client = GameSyncClient(
+        f"ws://127.0.0.1:{port}/ws",
+        lambda: "token",
+        backoff_base=0.1,
+        backoff_cap=10.0,
+        rng=lambda: 0.5,
+        sleep=fake_sleep,
+    )
+    waiter = asyncio.create_task(client.connect())
+    try:
+        async with asyncio.timeout(5):
+            await enough.wait()
+        # 7 s asked, plus the client's own jittered backoff (0.05, then 0.1; the sum at most
+        # the backoff cap, or what was asked if that is more): never less than asked.
+        assert delays == [7.05, 7.1]
+        assert refusals == 2
+        assert client.error is not None
+        assert client.error.code == "connect_failed"
+        assert "429" in client.error.message
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(ClientError, match="closed"):
+        await waiter
 
 
 async def test_server_dropping_sockets_right_after_welcome_gets_a_growing_backoff(
