@@ -13,23 +13,23 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gamesync.bench.accounting import counts
+from gamesync.bench.accounting import INVARIANTS, counts
 from gamesync.bench.metrics import histogram_delta, scrape_histogram
 from gamesync.bench.procs import BenchError, Proc
 from gamesync.bench.profile import record, summarize
-from gamesync.bench.results import cdf_points, latency_summary
+from gamesync.bench.results import Target, cdf_points, latency_summary
 from gamesync.bench.rig import ClientGroup, Rig, Server
 from gamesync.bench.scenarios.contract import Context, Options
 from gamesync.bench.scenarios.steps import MIB, RssSampler, connect, pct
 
-__all__ = ["COLUMNS", "PushSetup", "params", "run_system", "window"]
+__all__ = ["COLUMNS", "PushSetup", "lossless", "params", "run_system", "window"]
 
 # The digest's per-run columns of a push run (``slow`` adds its own).
 COLUMNS = (
@@ -315,6 +315,16 @@ async def run_system(
         merged = np.concatenate(all_samples) if all_samples else np.zeros(0)
         series[f"cdf:{label}"] = cdf_points(merged)
     return rows, series
+
+
+def lossless(label: str, rows: Sequence[Mapping[str, Any]]) -> Target:
+    """The target every push window is held to: nothing lost, skipped, duplicated, reordered."""
+    return Target(
+        label,
+        "0 lost, skipped, duplicated, reordered",
+        f"{sum(r['delivered'] for r in rows):,} deliveries in {len(rows)} windows",
+        all(not any(r[k] for k in (*INVARIANTS, "skipped")) for r in rows),
+    )
 
 
 def params(opts: Options) -> dict[str, Any]:
