@@ -150,3 +150,9 @@ class RawClient:
 
     def close(self) -> None:
         self.writer.transport.abort()
+
+    async def __aenter__(self) -> RawClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

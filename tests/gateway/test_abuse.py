@@ -124,12 +124,9 @@ async def _refused(connecting: Awaitable[RawClient]) -> Refused:
 
 async def _send_oversized(server: GatewayServer, token: str, source: str) -> int | None:
     """Connect from `source`, send a frame over the size limit; the close code it got."""
-    client = await RawClient.connect(*_address(server), "/ws", token, source=source)
-    try:
+    async with await RawClient.connect(*_address(server), "/ws", token, source=source) as client:
         client.send_text("x" * 8192)  # over --max-frame-bytes (4 KiB)
         return (await client.read_until_close()).close_code
-    finally:
-        client.close()
 
 
 async def test_an_address_that_keeps_sending_oversized_frames_gets_429_until_retry_after(
@@ -212,11 +209,10 @@ async def test_a_token_expired_at_connect_costs_its_address_nothing(
     server = await gateway_factory(abuse_burst=1)
     expired = keys.token("7", ttl=-60)
     for _ in range(3):
-        client = await RawClient.connect(*_address(server), "/ws", expired, source=BYSTANDER)
-        try:
+        async with await RawClient.connect(
+            *_address(server), "/ws", expired, source=BYSTANDER
+        ) as client:
             assert (await client.read_until_close()).close_code == 4401
-        finally:
-            client.close()
     welcome = await RawClient.connect(*_address(server), "/ws", keys.token(), source=BYSTANDER)
     welcome.close()
     assert server.gateway.penalty is not None

@@ -40,8 +40,7 @@ async def test_ping_frames_are_sent_and_a_missing_pong_closes_4408(
     gateway_factory: GatewayFactory, keys: Keys
 ) -> None:
     server = await gateway_factory(ping_interval=0.2, ping_timeout=0.3)
-    client = await RawClient.connect(*_address(server), "/ws/games/1", keys.token())
-    try:
+    async with await RawClient.connect(*_address(server), "/ws/games/1", keys.token()) as client:
         seen_ping = False
         close = None
         async with asyncio.timeout(5):
@@ -52,8 +51,6 @@ async def test_ping_frames_are_sent_and_a_missing_pong_closes_4408(
                     close = frame
         assert seen_ping
         assert close.close_code == 4408
-    finally:
-        client.close()
 
 
 async def test_a_client_answering_pings_stays_connected(

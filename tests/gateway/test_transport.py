@@ -83,8 +83,7 @@ async def test_a_close_after_the_clients_close_frame_keeps_the_sweeper_alive(
         )
         gw = server.gateway
         token = keys.token(ttl=4)  # its expiry is what makes the sweeper close the session
-        client = await RawClient.connect(*_address(server), "/ws", token, limit=1024)
-        try:
+        async with await RawClient.connect(*_address(server), "/ws", token, limit=1024) as client:
             await wait_until(lambda: len(gw.registry) == 1, what="the session")
             session = gw.registry.members()[0]
             assert isinstance(session, Session)
@@ -108,8 +107,6 @@ async def test_a_close_after_the_clients_close_frame_keeps_the_sweeper_alive(
             await wait_until(lambda: socket.disconnected, timeout=10, what="transport gone")
             assert gw.ready, gw.not_ready_reasons()
             assert all(not task.done() for task in gw.tasks), "a background task ended"
-        finally:
-            client.close()
 
 
 async def test_a_ping_flood_that_never_reads_holds_no_growing_buffer(
@@ -122,8 +119,9 @@ async def test_a_ping_flood_that_never_reads_holds_no_growing_buffer(
     """
     server = await gateway_factory(auth_timeout=30)
     gw = server.gateway
-    client = await RawClient.connect(*_address(server), "/ws", None, limit=1024, rcvbuf=4096)
-    try:
+    async with await RawClient.connect(
+        *_address(server), "/ws", None, limit=1024, rcvbuf=4096
+    ) as client:
         await wait_until(lambda: len(gw.registry) == 1, what="the session")
         socket = gw.registry.members()[0].conn.socket
         assert isinstance(socket, GatewaySocket)
@@ -146,8 +144,6 @@ async def test_a_ping_flood_that_never_reads_holds_no_growing_buffer(
         # Not one pong per ping: a few KB at most, however much was sent.
         assert largest < 64 * 1024, largest
         assert socket.transport.get_write_buffer_size() < 64 * 1024
-    finally:
-        client.close()
 
 
 def _can_write_as_derived(socket: GatewaySocket) -> bool:
@@ -234,23 +230,19 @@ async def test_a_ping_flood_is_closed_1008_after_its_control_frame_budget(
     """Hostile clients: every ping is parsed and answered, so a flood costs the pod's core
     whatever rate the client chooses; beyond its budget the socket is closed."""
     server = await gateway_factory()
-    client = await RawClient.connect(*_address(server), "/ws", keys.token())
-    try:
+    async with await RawClient.connect(*_address(server), "/ws", keys.token()) as client:
         for _ in range(4 * CONTROL_FRAMES_BURST):
             client.send_ping(b"p" * 125)
         close = await client.read_until_close()
         assert close.close_code == 1008
         assert b"too many control frames" in close.payload
-    finally:
-        client.close()
 
 
 async def test_pings_within_the_budget_are_all_answered(
     gateway_factory: GatewayFactory, keys: Keys
 ) -> None:
     server = await gateway_factory()
-    client = await RawClient.connect(*_address(server), "/ws", keys.token())
-    try:
+    async with await RawClient.connect(*_address(server), "/ws", keys.token()) as client:
         assert json.loads((await client.read_frame()).payload)["type"] == "welcome"
         pongs = 0
         for i in range(CONTROL_FRAMES_BURST - 5):
@@ -261,39 +253,31 @@ async def test_pings_within_the_budget_are_all_answered(
         client.send_text('{"type":"ping"}')
         assert json.loads((await client.read_frame()).payload)["type"] == "pong"
         assert pongs == CONTROL_FRAMES_BURST - 5
-    finally:
-        client.close()
 
 
 async def test_a_message_in_endless_fragments_is_closed_1008_after_the_fragment_budget(
     gateway_factory: GatewayFactory, keys: Keys
 ) -> None:
     server = await gateway_factory()
-    client = await RawClient.connect(*_address(server), "/ws", keys.token())
-    try:
+    async with await RawClient.connect(*_address(server), "/ws", keys.token()) as client:
         client.writer.write(wire.client_frame(wire.OP_TEXT, b"{", fin=False))
         client.writer.write(wire.client_frame(wire.OP_CONT, b" ", fin=False) * (2 * MAX_FRAGMENTS))
         close = await client.read_until_close()
         assert close.close_code == 1008
         assert b"too many fragments" in close.payload
-    finally:
-        client.close()
 
 
 async def test_a_message_in_a_few_fragments_is_received_whole(
     gateway_factory: GatewayFactory, keys: Keys
 ) -> None:
     server = await gateway_factory()
-    client = await RawClient.connect(*_address(server), "/ws", keys.token())
-    try:
+    async with await RawClient.connect(*_address(server), "/ws", keys.token()) as client:
         assert json.loads((await client.read_frame()).payload)["type"] == "welcome"
         parts = [b'{"type"', b':"pi', b'ng"}']
         client.writer.write(wire.client_frame(wire.OP_TEXT, parts[0], fin=False))
         client.writer.write(wire.client_frame(wire.OP_CONT, parts[1], fin=False))
         client.writer.write(wire.client_frame(wire.OP_CONT, parts[2]))
         assert json.loads((await client.read_frame()).payload)["type"] == "pong"
-    finally:
-        client.close()
 
 
 async def test_one_read_of_many_messages_is_handled_over_many_loop_turns(
