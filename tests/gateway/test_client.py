@@ -141,6 +141,22 @@ def free_port() -> int:
 # backoff ---------------------------------------------------------------------------------------
 
 
+class ParkedSleep:
+    """The client's `sleep`: records each delay, and after `after` of them parks (until
+    close() cancels the loop), so that a test reads the schedule without waiting it out."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.delays: list[float] = []
+        self.parked = asyncio.Event()
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        if len(self.delays) == self.after:
+            self.parked.set()
+            await asyncio.Event().wait()
+
+
 def test_backoff_ceiling_doubles_per_attempt_until_the_cap() -> None:
     schedule = [backoff_delay(n, 0.5, 10.0, rng=lambda: 1.0) for n in range(8)]
     assert schedule == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
@@ -161,14 +177,7 @@ def test_backoff_survives_huge_and_negative_attempts() -> None:
 
 
 async def test_client_backs_off_on_the_injected_schedule_while_the_gateway_is_down() -> None:
-    delays: list[float] = []
-    enough = asyncio.Event()
-
-    async def fake_sleep(delay: float) -> None:
-        delays.append(delay)
-        if len(delays) == 5:
-            enough.set()
-            await asyncio.Event().wait()  # park here until close() cancels the loop
+    sleeps = ParkedSleep(after=5)
 
     recorder = Recorder()
     client = GameSyncClient(
@@ -177,13 +186,13 @@ async def test_client_backs_off_on_the_injected_schedule_while_the_gateway_is_do
         backoff_base=0.1,
         backoff_cap=0.5,
         rng=lambda: 0.5,
-        sleep=fake_sleep,
+        sleep=sleeps,
         on_status=recorder.on_status,
     )
     waiter = asyncio.create_task(client.connect())
     async with asyncio.timeout(5):
-        await enough.wait()
-    assert delays == [0.05, 0.1, 0.2, 0.25, 0.25]
+        await sleeps.parked.wait()
+    assert sleeps.delays == [0.05, 0.1, 0.2, 0.25, 0.25]
     assert client.status is ClientStatus.RECONNECTING
     assert client.error is not None
     assert client.error.code == "connect_failed"
@@ -222,14 +231,7 @@ async def test_a_refused_handshake_waits_at_least_the_retry_after_it_was_given()
 
     server = await asyncio.start_server(refuse, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    delays: list[float] = []
-    enough = asyncio.Event()
-
-    async def fake_sleep(delay: float) -> None:
-        delays.append(delay)
-        if len(delays) == 2:
-            enough.set()
-            await asyncio.Event().wait()  # park here until close() cancels the loop
+    sleeps = ParkedSleep(after=2)
 
     client = GameSyncClient(
         f"ws://127.0.0.1:{port}/ws",
@@ -237,15 +239,15 @@ async def test_a_refused_handshake_waits_at_least_the_retry_after_it_was_given()
         backoff_base=0.1,
         backoff_cap=10.0,
         rng=lambda: 0.5,
-        sleep=fake_sleep,
+        sleep=sleeps,
     )
     waiter = asyncio.create_task(client.connect())
     try:
         async with asyncio.timeout(5):
-            await enough.wait()
+            await sleeps.parked.wait()
         # 7 s asked, plus the client's own jittered backoff (0.05, then 0.1; the sum at most
         # the backoff cap, or what was asked if that is more): never less than asked.
-        assert delays == [7.05, 7.1]
+        assert sleeps.delays == [7.05, 7.1]
         assert refusals == 2
         assert client.error is not None
         assert client.error.code == "connect_failed"
@@ -262,14 +264,7 @@ async def test_server_dropping_sockets_right_after_welcome_gets_a_growing_backof
     start_gateway: StartGateway, signer: Signer
 ) -> None:
     srv = await start_gateway()
-    delays: list[float] = []
-    enough = asyncio.Event()
-
-    async def fake_sleep(delay: float) -> None:
-        delays.append(delay)
-        if len(delays) == 4:
-            enough.set()
-            await asyncio.Event().wait()  # park here until close() cancels the loop
+    sleeps = ParkedSleep(after=4)
 
     def drop_everyone(status: ClientStatus, error: ClientError | None) -> None:
         if status is ClientStatus.CONNECTED:
@@ -282,13 +277,13 @@ async def test_server_dropping_sockets_right_after_welcome_gets_a_growing_backof
         backoff_base=0.1,
         backoff_cap=10.0,
         rng=lambda: 1.0,
-        sleep=fake_sleep,
+        sleep=sleeps,
         on_status=drop_everyone,
     )
     await client.connect()
     async with asyncio.timeout(5):
-        await enough.wait()
-    assert delays == [0.1, 0.2, 0.4, 0.8]  # not reset by each short-lived welcome
+        await sleeps.parked.wait()
+    assert sleeps.delays == [0.1, 0.2, 0.4, 0.8]  # not reset by each short-lived welcome
     await client.close()
 
 
