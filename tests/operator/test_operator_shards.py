@@ -204,6 +204,72 @@ async def test_every_shard_is_scaled_for_the_busiest_one(kmock: Any) -> None:
         )
 
 
+def _shard_loads(busy: int, first: int) -> Any:
+    """Load by pod: shard 0's pods hold `busy` each; shard 1's first pod `first`, the rest 0."""
+    seen: list[str] = []
+
+    def load(pod: str) -> int:
+        if pod.startswith("arena-s0-"):
+            return busy
+        if pod not in seen:
+            seen.append(pod)
+        return first if pod == seen[0] else 0
+
+    return load
+
+
+async def test_each_shard_is_rebalanced_toward_its_own_mean(kmock: Any) -> None:
+    spec = raw_spec(
+        gateway={"image": "ghcr.io/nommie/gamesync:0.1.0", "shards": 2},
+        autoscaling={"mode": "None"},
+    )
+    async with running_operator(kmock) as world:
+        # Fleet mean 550: shard 0's pods are above it, but a client they shed comes back to
+        # shard 0; shard 1's first pod is below it, but twice its own shard's mean of 150.
+        world.load = _shard_loads(busy=900, first=300)
+        await world.apply(spec)
+        shed = await world.eventually(
+            lambda: [(n, g.sheds) for n, g in world.gateways.items() if g.sheds], "a shed request"
+        )
+        [(pod, [request])] = shed
+        assert pod.startswith("arena-s1-")
+        assert request["connections"] == 150
+        await world.eventually(
+            lambda: world.cluster()["status"].get("rebalance", {}).get("reason") == "Rebalancing",
+            "status",
+        )
+        message = world.cluster()["status"]["rebalance"]["message"]
+        assert f"shard 1 toward its mean of 150 ({pod} 150)" in message, message
+        assert not any(g.sheds for n, g in world.gateways.items() if n.startswith("arena-s0-"))
+
+
+async def test_a_shard_with_an_unready_pod_does_not_hold_back_the_others(kmock: Any) -> None:
+    spec = raw_spec(
+        gateway={"image": "ghcr.io/nommie/gamesync:0.1.0", "shards": 2},
+        autoscaling={"mode": "None"},
+    )
+    async with running_operator(kmock) as world:
+        world.load = _shard_loads(busy=500, first=300)
+        world.pods_ready = False  # every pod starts unready: nothing is judged yet
+        await world.apply(spec)
+        await world.eventually(lambda: len(world.gateways) == 4, "four pods")
+        unready = min(n for n in world.gateways if n.startswith("arena-s0-"))
+        for name, gateway in world.gateways.items():
+            gateway.ready = name != unready  # shard 0 keeps one pod starting (a rollout)
+        await world.eventually(
+            lambda: any(g.sheds for n, g in world.gateways.items() if n.startswith("arena-s1-")),
+            "shard 1 rebalanced while shard 0 waits",
+        )
+        await world.eventually(
+            lambda: (
+                "shard 0 waits: "
+                in world.cluster()["status"].get("rebalance", {}).get("message", "")
+            ),
+            "status says shard 0 waits",
+        )
+        assert not any(g.sheds for n, g in world.gateways.items() if n.startswith("arena-s0-"))
+
+
 async def test_changing_the_shard_count_keeps_the_old_pods_until_the_new_shards_serve(
     kmock: Any,
 ) -> None:
