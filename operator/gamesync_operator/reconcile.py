@@ -298,9 +298,10 @@ class Reconciler:
                 await self.kube.get(DEPLOYMENTS, namespace, n)
                 for n in shard_names(name, _shards_serving(status))
             ]
-            deployment = shards.fleet_deployment(_ours(running, uid))
+            serving = _ours(running, uid)
+            deployment = shards.fleet_deployment(serving)
             stats = await self._stats(namespace, name) if deployment else _Stats([], {}, [], ())
-            observed = self._observed(name, deployment, stats, status)
+            observed = self._observed(name, serving, stats, status)
             await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
             return report
 
@@ -328,7 +329,7 @@ class Reconciler:
         )
         deployment = shards.fleet_deployment(shard_deployments)
         stats = await self._stats(namespace, name)
-        observed = self._observed(name, deployment, stats, status)
+        observed = self._observed(name, shard_deployments, stats, status)
         if report.problems:
             await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
             return report
@@ -462,16 +463,23 @@ class Reconciler:
     @staticmethod
     def _observed(
         name: str,
-        deployment: Mapping[str, Any] | None,
+        deployments: list[dict[str, Any] | None],
         stats: _Stats,
         status: Mapping[str, Any],
     ) -> dict[str, Any]:
-        dstatus = (deployment or {}).get("status") or {}
+        """The status figures of what runs; `deployments` are the shards', in shard order."""
+        dstatus = (shards.fleet_deployment(deployments) or {}).get("status") or {}
         total = stats.total if stats.complete else None
+        connections = {n: s.connections for n, s in stats.answered.items()}
+        shard = shards.scale_shard(deployments, stats.running, connections)
+        scaled = deployments[0] if shard is None else deployments[shard]
         return {
             "labelSelector": label_selector(name),
             "replicas": int(dstatus.get("replicas") or 0),
             "readyReplicas": int(dstatus.get("readyReplicas") or 0),
+            # The scale subresource's pair, in the unit of spec.gateway.replicas: one shard.
+            "shardReplicas": int(((scaled or {}).get("status") or {}).get("replicas") or 0),
+            "shardSelector": label_selector(name, shard),
             # A partial sum would understate the load: keep the last complete one.
             "connections": total if total is not None else status.get("connections"),
         }

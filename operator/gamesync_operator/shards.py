@@ -13,7 +13,15 @@ from typing import Any
 
 from gamesync_operator.names import SHARD_LABEL, shard_names
 
-__all__ = ["busiest_shard", "by_shard", "fleet_deployment", "retired_names", "serves", "shard_of"]
+__all__ = [
+    "busiest_shard",
+    "by_shard",
+    "fleet_deployment",
+    "retired_names",
+    "scale_shard",
+    "serves",
+    "shard_of",
+]
 
 _SUMMED = ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
 
@@ -75,6 +83,30 @@ def busiest_shard(
         shard = shard_of(pod, shards)
         per_shard[shard or 0] += connections.get((pod.get("metadata") or {}).get("name", ""), 0)
     return max(per_shard)
+
+
+def scale_shard(
+    deployments: Sequence[Mapping[str, Any] | None],
+    pods: Iterable[Mapping[str, Any]],
+    connections: Mapping[str, int],
+) -> int | None:
+    """The shard the scale subresource reports (`deployments` in shard order); None: one shard.
+
+    The busiest by its pods' connections, then the largest, the lowest index on a tie. An HPA
+    on the cluster sets `spec.gateway.replicas` (every shard's size) to its metric's ratio
+    times the pods the selector finds: with this shard's pods that sizes every shard for the
+    busiest one, as the operator's own scaler does; with every pod it would multiply by K.
+    """
+    count = len(deployments)
+    if count == 1:
+        return None
+    load = [0] * count
+    for pod in pods:
+        shard = shard_of(pod, count)
+        if shard is not None:
+            load[shard] += connections.get((pod.get("metadata") or {}).get("name", ""), 0)
+    size = [int(((d or {}).get("status") or {}).get("replicas") or 0) for d in deployments]
+    return max(range(count), key=lambda i: (load[i], size[i], -i))
 
 
 def retired_names(name: str, previous: int, current: int) -> list[str]:

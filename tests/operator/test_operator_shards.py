@@ -9,7 +9,7 @@ from gsc_builders import make_spec, raw_spec
 from kmock_world import DEPLOYMENTS, SERVICES, World, get, running_operator
 
 from gamesync.settings import load_settings
-from gamesync_operator import desired, shards
+from gamesync_operator import crd, desired, shards
 from gamesync_operator.errors import SpecError
 from gamesync_operator.names import SHARD_LABEL
 from gamesync_operator.spec import parse_spec
@@ -188,6 +188,53 @@ async def test_a_sharded_cluster_serves_and_reports_the_fleet_whole(kmock: Any) 
         status = world.cluster()["status"]
         assert (status["replicas"], status["readyReplicas"], status["desiredReplicas"]) == (6, 6, 6)
         assert status["shards"] == 3
+        # The scale subresource's pair is one shard's (all alike: the lowest index on a tie).
+        assert status["shardReplicas"] == 2
+        assert status["shardSelector"] == status["labelSelector"] + f",{SHARD_LABEL}=0"
+
+
+def _at(obj: dict[str, Any], path: str) -> Any:
+    """The value at a scale subresource path (`.spec.gateway.replicas`)."""
+    for key in path.lstrip(".").split("."):
+        obj = obj.get(key) or {}
+    return obj
+
+
+def _selected(kmock: Any, selector: str) -> list[str]:
+    """The pods a `k=v,k=v` selector string selects, as an HPA lists them."""
+    from kmock_world import PODS, items
+
+    wanted = dict(term.split("=", 1) for term in selector.split(","))
+    return [
+        p["metadata"]["name"]
+        for p in items(kmock, PODS)
+        if wanted.items() <= p["metadata"]["labels"].items()
+    ]
+
+
+async def test_the_scale_subresource_reads_and_writes_one_unit_per_shard(kmock: Any) -> None:
+    # An HPA on the cluster writes ceil(its metric's ratio x the pods its selector finds) to
+    # the spec path; `kubectl get --subresource=scale` shows the status path next to it: all
+    # three must count the same thing, one shard's pods.
+    scale = crd.crd()["spec"]["versions"][0]["subresources"]["scale"]
+    async with running_operator(kmock) as world:
+        world.load = lambda pod: 50 if pod.startswith("arena-s2-") else 7
+        await world.apply(
+            raw_spec(
+                gateway={"image": "ghcr.io/nommie/gamesync:0.1.0", "shards": 3, "replicas": 2},
+                autoscaling={"mode": "None"},  # the scale subresource sets the size
+            )
+        )
+        await world.eventually(
+            lambda: world.cluster().get("status", {}).get("connections") == 128, "every pod's load"
+        )
+        cluster = world.cluster()
+        spec_replicas = _at(cluster, scale["specReplicasPath"])
+        status_replicas = _at(cluster, scale["statusReplicasPath"])
+        selected = _selected(kmock, _at(cluster, scale["labelSelectorPath"]))
+        assert (spec_replicas, status_replicas, len(selected)) == (2, 2, 2)
+        assert all(n.startswith("arena-s2-") for n in selected)  # the busiest shard's pods
+        assert cluster["status"]["replicas"] == 6  # the fleet total keeps its name
 
 
 async def test_every_shard_is_scaled_for_the_busiest_one(kmock: Any) -> None:
