@@ -153,6 +153,32 @@ def test_the_busiest_shard_sets_the_size_of_every_shard() -> None:
     assert shards.busiest_shard(pods, {"p0": 500, "p1": 300, "p2": 250}, 2) == 550
 
 
+def _pod(name: str, shard: str | None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {} if shard is None else {SHARD_LABEL: shard}}}
+
+
+def test_pods_are_grouped_by_shard_and_another_layouts_pods_join_none() -> None:
+    pods = [_pod("a", "0"), _pod("b", "1"), _pod("old", None), _pod("gone", "4"), _pod("x", "+1")]
+    groups, strays = shards.by_shard(pods, 2)
+    assert [[p["metadata"]["name"] for p in g] for g in groups] == [["a"], ["b"]]
+    assert [p["metadata"]["name"] for p in strays] == ["old", "gone", "x"]
+    # One shard: every pod is the fleet's, whatever its label says.
+    (only,), none = shards.by_shard(pods, 1)
+    assert (len(only), none) == (5, [])
+
+
+def test_the_scale_subresource_reports_the_busiest_then_the_largest_shard() -> None:
+    def sized(replicas: int) -> dict[str, Any]:
+        return {"status": {"replicas": replicas}}
+
+    pods = [_pod("a", "0"), _pod("b", "1"), _pod("c", "2"), _pod("old", None)]
+    three = [sized(2), sized(2), sized(3)]
+    assert shards.scale_shard(three, pods, {"a": 5, "b": 9, "c": 1, "old": 99}) == 1
+    assert shards.scale_shard(three, pods, {}) == 2  # no figures: the largest
+    assert shards.scale_shard([sized(2), None], pods, {}) == 0  # a tie: the lowest index
+    assert shards.scale_shard([sized(2)], pods, {"a": 5}) is None  # one shard: the fleet
+
+
 def test_a_change_of_count_retires_the_names_the_new_count_lacks() -> None:
     assert shards.retired_names("arena", 1, 3) == ["arena"]
     assert shards.retired_names("arena", 3, 1) == ["arena-s0", "arena-s1", "arena-s2"]
