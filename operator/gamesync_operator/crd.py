@@ -469,11 +469,15 @@ def _status_schema() -> dict[str, Any]:
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
+            # Every gateway pod of every shard (the fleet's sums):
             "replicas": {"type": "integer"},
             "shards": {"type": "integer"},
             "readyReplicas": {"type": "integer"},
             "desiredReplicas": {"type": "integer"},
             "labelSelector": {"type": "string"},
+            # One shard's pods, the unit of spec.gateway.replicas (the scale subresource's):
+            "shardReplicas": {"type": "integer"},
+            "shardSelector": {"type": "string"},
             "connections": {"type": "integer"},
             "endpoint": {"type": "string"},
             "runtimeConfigHash": {"type": "string"},
@@ -545,10 +549,12 @@ def crd() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {
                         "status": {},
+                        # Per shard, as spec.gateway.replicas is: an HPA multiplies its
+                        # metric's ratio by the pods the selector finds (DESIGN §5).
                         "scale": {
                             "specReplicasPath": ".spec.gateway.replicas",
-                            "statusReplicasPath": ".status.replicas",
-                            "labelSelectorPath": ".status.labelSelector",
+                            "statusReplicasPath": ".status.shardReplicas",
+                            "labelSelectorPath": ".status.shardSelector",
                         },
                     },
                     "additionalPrinterColumns": [

@@ -30,9 +30,10 @@ def selector_labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "gamesync-gateway", "app.kubernetes.io/instance": name}
 
 
-def label_selector(name: str) -> str:
-    """selector_labels as a selector string (status.labelSelector, for the scale subresource)."""
-    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(name).items()))
+def label_selector(name: str, shard: int | None = None) -> str:
+    """shard_labels as a selector string: every gateway pod (`status.labelSelector`), or one
+    shard's (`status.shardSelector`, the scale subresource's)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(shard_labels(name, shard).items()))
 
 
 def labels(name: str) -> dict[str, str]:

@@ -298,9 +298,10 @@ class Reconciler:
                 await self.kube.get(DEPLOYMENTS, namespace, n)
                 for n in shard_names(name, _shards_serving(status))
             ]
-            deployment = shards.fleet_deployment(_ours(running, uid))
+            serving = _ours(running, uid)
+            deployment = shards.fleet_deployment(serving)
             stats = await self._stats(namespace, name) if deployment else _Stats([], {}, [], ())
-            observed = self._observed(name, deployment, stats, status)
+            observed = self._observed(name, serving, stats, status)
             await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
             return report
 
@@ -328,7 +329,7 @@ class Reconciler:
         )
         deployment = shards.fleet_deployment(shard_deployments)
         stats = await self._stats(namespace, name)
-        observed = self._observed(name, deployment, stats, status)
+        observed = self._observed(name, shard_deployments, stats, status)
         if report.problems:
             await self._refuse(body, report.problems, observed, self._fleet(deployment, stats), now)
             return report
@@ -373,9 +374,10 @@ class Reconciler:
         if spec.autoscaling.mode == "Operator" and stats.answered:
             await self._set_deletion_costs(namespace, stats, report)
 
-        # Rebalancing: move connections from pods well above the mean (after a scale-up).
+        # Rebalancing: move connections from pods well above their shard's mean (after a
+        # scale-up); a client a pod sheds comes back to the same shard.
         rebalancing, rebalance_status = await self._rebalance(
-            spec, deployment, status, stats, now, emit
+            spec, shard_deployments, status, stats, now, emit
         )
 
         # Status.
@@ -461,16 +463,23 @@ class Reconciler:
     @staticmethod
     def _observed(
         name: str,
-        deployment: Mapping[str, Any] | None,
+        deployments: list[dict[str, Any] | None],
         stats: _Stats,
         status: Mapping[str, Any],
     ) -> dict[str, Any]:
-        dstatus = (deployment or {}).get("status") or {}
+        """The status figures of what runs; `deployments` are the shards', in shard order."""
+        dstatus = (shards.fleet_deployment(deployments) or {}).get("status") or {}
         total = stats.total if stats.complete else None
+        connections = {n: s.connections for n, s in stats.answered.items()}
+        shard = shards.scale_shard(deployments, stats.running, connections)
+        scaled = deployments[0] if shard is None else deployments[shard]
         return {
             "labelSelector": label_selector(name),
             "replicas": int(dstatus.get("replicas") or 0),
             "readyReplicas": int(dstatus.get("readyReplicas") or 0),
+            # The scale subresource's pair, in the unit of spec.gateway.replicas: one shard.
+            "shardReplicas": int(((scaled or {}).get("status") or {}).get("replicas") or 0),
+            "shardSelector": label_selector(name, shard),
             # A partial sum would understate the load: keep the last complete one.
             "connections": total if total is not None else status.get("connections"),
         }
@@ -792,40 +801,29 @@ class Reconciler:
     async def _rebalance(
         self,
         spec: ClusterSpec,
-        deployment: Mapping[str, Any] | None,
+        deployments: list[dict[str, Any] | None],
         status: Mapping[str, Any],
         stats: _Stats,
         now: dt.datetime,
         emit: EventSink,
     ) -> tuple[str | None, dict[str, Any]]:
-        """Ask pods well above the mean to shed toward it; (Progressing message, status)."""
-        dspec = (deployment or {}).get("spec") or {}
-        dstatus = (deployment or {}).get("status") or {}
-        want = int(dspec.get("replicas") or 0)
-        settled = (
-            deployment is not None
-            and int(dstatus.get("updatedReplicas") or 0) == want
-            and int(dstatus.get("readyReplicas") or 0) == want
-            and int(dstatus.get("replicas") or 0) == want
-        )
-        answered = stats.answered.values()
-        load = rebalance.FleetLoad(
-            connections={n: s.connections for n, s in stats.answered.items()},
-            running=len(stats.running),
-            ready=len(stats.ready),
-            draining=sum(1 for s in answered if s.draining),
-            shedding=sum(1 for s in answered if s.shedding),
-            settled=settled,
-        )
+        """Ask pods well above their shard's mean to shed toward it (`deployments` in shard
+        order); (Progressing message, status)."""
+        groups, strays = shards.by_shard(stats.running, spec.gateway.shards)
+        loads = [
+            _shard_load(pods, deployment, stats)
+            for pods, deployment in zip(groups, deployments, strict=True)
+        ]
         raw = status.get("rebalance") or {}
-        decision = rebalance.decide(
-            load,
+        decision = rebalance.decide_shards(
+            loads,
             spec.rebalance,
             spec.gateway.evacuation_rate,
             # Before the first move, the endpoints must drop the (now unready) pod.
             float(desired_mod.READINESS_PERIOD + 1),
             now,
             signing_secrets.parse_time(raw.get("nextAfter")),
+            strays=len(strays),
         )
         refused = []
         for req in decision.requests:
@@ -848,7 +846,8 @@ class Reconciler:
         if decision.requests:
             message = decision.message
         elif shedding:
-            message = f"{', '.join(shedding)} moving connections toward the fleet mean"
+            mean = "the fleet mean" if spec.gateway.shards == 1 else "their shard's mean"
+            message = f"{', '.join(shedding)} moving connections toward {mean}"
         next_after = decision.next_after if decision.requests else raw.get("nextAfter")
         return message, {
             "reason": decision.reason,
@@ -929,6 +928,31 @@ class Reconciler:
 def _ours(objs: list[dict[str, Any] | None], uid: str) -> list[dict[str, Any] | None]:
     """The objects this cluster controls; None in place of absent or someone else's."""
     return [o if o is not None and ownership.controlled_by(o, uid) else None for o in objs]
+
+
+def _shard_load(
+    pods: list[Mapping[str, Any]], deployment: Mapping[str, Any] | None, stats: _Stats
+) -> rebalance.FleetLoad:
+    """One shard's pods (the fleet's, with one shard) as the rebalancer judges them."""
+    names = {p["metadata"]["name"] for p in pods}
+    answered = {n: s for n, s in stats.answered.items() if n in names}
+    dspec = (deployment or {}).get("spec") or {}
+    dstatus = (deployment or {}).get("status") or {}
+    want = int(dspec.get("replicas") or 0)
+    settled = (
+        deployment is not None
+        and int(dstatus.get("updatedReplicas") or 0) == want
+        and int(dstatus.get("readyReplicas") or 0) == want
+        and int(dstatus.get("replicas") or 0) == want
+    )
+    return rebalance.FleetLoad(
+        connections={n: s.connections for n, s in answered.items()},
+        running=len(pods),
+        ready=sum(1 for n in stats.ready if n in names),
+        draining=sum(1 for s in answered.values() if s.draining),
+        shedding=sum(1 for s in answered.values() if s.shedding),
+        settled=settled,
+    )
 
 
 def _shards_serving(status: Mapping[str, Any]) -> int:

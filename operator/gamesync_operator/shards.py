@@ -1,8 +1,9 @@
 """A sharded fleet seen whole, pure (DESIGN §5 `spec.gateway.shards`).
 
 With K game-affine shards there are K gateway Deployments; status, the readiness of the
-fleet, rebalancing and the scaler look at them as one (sums), and a change of K leaves the
-previous layout's objects to remove once the new one serves.
+fleet and the scaler look at them as one (sums), rebalancing looks at each shard's pods on
+their own, and a change of K leaves the previous layout's objects to remove once the new one
+serves.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from typing import Any
 
 from gamesync_operator.names import SHARD_LABEL, shard_names
 
-__all__ = ["busiest_shard", "fleet_deployment", "retired_names", "serves"]
+__all__ = [
+    "busiest_shard",
+    "by_shard",
+    "fleet_deployment",
+    "retired_names",
+    "scale_shard",
+    "serves",
+    "shard_of",
+]
 
 _SUMMED = ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
 
@@ -34,17 +43,70 @@ def fleet_deployment(deployments: Sequence[Mapping[str, Any] | None]) -> dict[st
     return {"spec": {"replicas": spec}, "status": status}
 
 
+def shard_of(pod: Mapping[str, Any], shards: int) -> int | None:
+    """The pod's shard by its label; None without one of `0 … shards - 1` (another layout's)."""
+    raw = ((pod.get("metadata") or {}).get("labels") or {}).get(SHARD_LABEL)
+    if not isinstance(raw, str) or not (raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw) if int(raw) < shards else None
+
+
+def by_shard(
+    pods: Iterable[Mapping[str, Any]], shards: int
+) -> tuple[list[list[Mapping[str, Any]]], list[Mapping[str, Any]]]:
+    """The pods of each shard, in shard order, and the strays that belong to no shard.
+
+    With one shard every pod is its pod, labelled or not (the fleet of before). With K > 1 a
+    pod without a current shard's label is a leftover of the previous layout while the count
+    changes: its clients are not routed to any one shard, so it joins none.
+    """
+    groups: list[list[Mapping[str, Any]]] = [[] for _ in range(shards)]
+    strays: list[Mapping[str, Any]] = []
+    for pod in pods:
+        shard = 0 if shards == 1 else shard_of(pod, shards)
+        if shard is None:
+            strays.append(pod)
+        else:
+            groups[shard].append(pod)
+    return groups, strays
+
+
 def busiest_shard(
     pods: Iterable[Mapping[str, Any]], connections: Mapping[str, int], shards: int
 ) -> int:
-    """The most connections any one shard's pods hold (what each shard must be sized for)."""
+    """The most connections any one shard's pods hold (what each shard must be sized for).
+
+    A pod of no current shard counts as shard 0's: a lone stray still sizes the fleet up.
+    """
     per_shard = [0] * shards
     for pod in pods:
-        meta = pod.get("metadata") or {}
-        raw = (meta.get("labels") or {}).get(SHARD_LABEL, "0")
-        shard = int(raw) if raw.isdigit() and int(raw) < shards else 0
-        per_shard[shard] += connections.get(meta.get("name", ""), 0)
+        shard = shard_of(pod, shards)
+        per_shard[shard or 0] += connections.get((pod.get("metadata") or {}).get("name", ""), 0)
     return max(per_shard)
+
+
+def scale_shard(
+    deployments: Sequence[Mapping[str, Any] | None],
+    pods: Iterable[Mapping[str, Any]],
+    connections: Mapping[str, int],
+) -> int | None:
+    """The shard the scale subresource reports (`deployments` in shard order); None: one shard.
+
+    The busiest by its pods' connections, then the largest, the lowest index on a tie. An HPA
+    on the cluster sets `spec.gateway.replicas` (every shard's size) to its metric's ratio
+    times the pods the selector finds: with this shard's pods that sizes every shard for the
+    busiest one, as the operator's own scaler does; with every pod it would multiply by K.
+    """
+    count = len(deployments)
+    if count == 1:
+        return None
+    load = [0] * count
+    for pod in pods:
+        shard = shard_of(pod, count)
+        if shard is not None:
+            load[shard] += connections.get((pod.get("metadata") or {}).get("name", ""), 0)
+    size = [int(((d or {}).get("status") or {}).get("replicas") or 0) for d in deployments]
+    return max(range(count), key=lambda i: (load[i], size[i], -i))
 
 
 def retired_names(name: str, previous: int, current: int) -> list[str]:

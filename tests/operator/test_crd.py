@@ -105,8 +105,8 @@ def test_crd_declares_scale_status_printer_columns_and_short_name() -> None:
     assert version["subresources"]["status"] == {}
     assert version["subresources"]["scale"] == {
         "specReplicasPath": ".spec.gateway.replicas",
-        "statusReplicasPath": ".status.replicas",
-        "labelSelectorPath": ".status.labelSelector",
+        "statusReplicasPath": ".status.shardReplicas",
+        "labelSelectorPath": ".status.shardSelector",
     }
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     for wanted in ("Ready", "Desired", "Ready replicas", "Connections", "Active kid", "Age"):

@@ -83,6 +83,8 @@ async def test_create_makes_owned_children_and_a_truthful_status(kmock: Any) -> 
             status["labelSelector"]
             == "app.kubernetes.io/instance=arena,app.kubernetes.io/name=gamesync-gateway"
         )
+        # One shard: the scale subresource's pair is the fleet's.
+        assert (status["shardReplicas"], status["shardSelector"]) == (2, status["labelSelector"])
         signer = secret_json(get(kmock, SECRETS, "arena-signer"), "signer.json")
         assert status["signingKeys"]["activeKid"] == signer["active"]
         assert status["signingKeys"]["nextKid"] == signer["next"]

@@ -9,7 +9,7 @@ from gsc_builders import make_spec, raw_spec
 from kmock_world import DEPLOYMENTS, SERVICES, World, get, running_operator
 
 from gamesync.settings import load_settings
-from gamesync_operator import desired, shards
+from gamesync_operator import crd, desired, shards
 from gamesync_operator.errors import SpecError
 from gamesync_operator.names import SHARD_LABEL
 from gamesync_operator.spec import parse_spec
@@ -153,6 +153,32 @@ def test_the_busiest_shard_sets_the_size_of_every_shard() -> None:
     assert shards.busiest_shard(pods, {"p0": 500, "p1": 300, "p2": 250}, 2) == 550
 
 
+def _pod(name: str, shard: str | None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {} if shard is None else {SHARD_LABEL: shard}}}
+
+
+def test_pods_are_grouped_by_shard_and_another_layouts_pods_join_none() -> None:
+    pods = [_pod("a", "0"), _pod("b", "1"), _pod("old", None), _pod("gone", "4"), _pod("x", "+1")]
+    groups, strays = shards.by_shard(pods, 2)
+    assert [[p["metadata"]["name"] for p in g] for g in groups] == [["a"], ["b"]]
+    assert [p["metadata"]["name"] for p in strays] == ["old", "gone", "x"]
+    # One shard: every pod is the fleet's, whatever its label says.
+    (only,), none = shards.by_shard(pods, 1)
+    assert (len(only), none) == (5, [])
+
+
+def test_the_scale_subresource_reports_the_busiest_then_the_largest_shard() -> None:
+    def sized(replicas: int) -> dict[str, Any]:
+        return {"status": {"replicas": replicas}}
+
+    pods = [_pod("a", "0"), _pod("b", "1"), _pod("c", "2"), _pod("old", None)]
+    three = [sized(2), sized(2), sized(3)]
+    assert shards.scale_shard(three, pods, {"a": 5, "b": 9, "c": 1, "old": 99}) == 1
+    assert shards.scale_shard(three, pods, {}) == 2  # no figures: the largest
+    assert shards.scale_shard([sized(2), None], pods, {}) == 0  # a tie: the lowest index
+    assert shards.scale_shard([sized(2)], pods, {"a": 5}) is None  # one shard: the fleet
+
+
 def test_a_change_of_count_retires_the_names_the_new_count_lacks() -> None:
     assert shards.retired_names("arena", 1, 3) == ["arena"]
     assert shards.retired_names("arena", 3, 1) == ["arena-s0", "arena-s1", "arena-s2"]
@@ -188,6 +214,53 @@ async def test_a_sharded_cluster_serves_and_reports_the_fleet_whole(kmock: Any) 
         status = world.cluster()["status"]
         assert (status["replicas"], status["readyReplicas"], status["desiredReplicas"]) == (6, 6, 6)
         assert status["shards"] == 3
+        # The scale subresource's pair is one shard's (all alike: the lowest index on a tie).
+        assert status["shardReplicas"] == 2
+        assert status["shardSelector"] == status["labelSelector"] + f",{SHARD_LABEL}=0"
+
+
+def _at(obj: dict[str, Any], path: str) -> Any:
+    """The value at a scale subresource path (`.spec.gateway.replicas`)."""
+    for key in path.lstrip(".").split("."):
+        obj = obj.get(key) or {}
+    return obj
+
+
+def _selected(kmock: Any, selector: str) -> list[str]:
+    """The pods a `k=v,k=v` selector string selects, as an HPA lists them."""
+    from kmock_world import PODS, items
+
+    wanted = dict(term.split("=", 1) for term in selector.split(","))
+    return [
+        p["metadata"]["name"]
+        for p in items(kmock, PODS)
+        if wanted.items() <= p["metadata"]["labels"].items()
+    ]
+
+
+async def test_the_scale_subresource_reads_and_writes_one_unit_per_shard(kmock: Any) -> None:
+    # An HPA on the cluster writes ceil(its metric's ratio x the pods its selector finds) to
+    # the spec path; `kubectl get --subresource=scale` shows the status path next to it: all
+    # three must count the same thing, one shard's pods.
+    scale = crd.crd()["spec"]["versions"][0]["subresources"]["scale"]
+    async with running_operator(kmock) as world:
+        world.load = lambda pod: 50 if pod.startswith("arena-s2-") else 7
+        await world.apply(
+            raw_spec(
+                gateway={"image": "ghcr.io/nommie/gamesync:0.1.0", "shards": 3, "replicas": 2},
+                autoscaling={"mode": "None"},  # the scale subresource sets the size
+            )
+        )
+        await world.eventually(
+            lambda: world.cluster().get("status", {}).get("connections") == 128, "every pod's load"
+        )
+        cluster = world.cluster()
+        spec_replicas = _at(cluster, scale["specReplicasPath"])
+        status_replicas = _at(cluster, scale["statusReplicasPath"])
+        selected = _selected(kmock, _at(cluster, scale["labelSelectorPath"]))
+        assert (spec_replicas, status_replicas, len(selected)) == (2, 2, 2)
+        assert all(n.startswith("arena-s2-") for n in selected)  # the busiest shard's pods
+        assert cluster["status"]["replicas"] == 6  # the fleet total keeps its name
 
 
 async def test_every_shard_is_scaled_for_the_busiest_one(kmock: Any) -> None:
@@ -202,6 +275,72 @@ async def test_every_shard_is_scaled_for_the_busiest_one(kmock: Any) -> None:
         await world.eventually(
             lambda: _deployments(world) == {"arena-s0": 5, "arena-s1": 5}, "both shards at max"
         )
+
+
+def _shard_loads(busy: int, first: int) -> Any:
+    """Load by pod: shard 0's pods hold `busy` each; shard 1's first pod `first`, the rest 0."""
+    seen: list[str] = []
+
+    def load(pod: str) -> int:
+        if pod.startswith("arena-s0-"):
+            return busy
+        if pod not in seen:
+            seen.append(pod)
+        return first if pod == seen[0] else 0
+
+    return load
+
+
+async def test_each_shard_is_rebalanced_toward_its_own_mean(kmock: Any) -> None:
+    spec = raw_spec(
+        gateway={"image": "ghcr.io/nommie/gamesync:0.1.0", "shards": 2},
+        autoscaling={"mode": "None"},
+    )
+    async with running_operator(kmock) as world:
+        # Fleet mean 550: shard 0's pods are above it, but a client they shed comes back to
+        # shard 0; shard 1's first pod is below it, but twice its own shard's mean of 150.
+        world.load = _shard_loads(busy=900, first=300)
+        await world.apply(spec)
+        shed = await world.eventually(
+            lambda: [(n, g.sheds) for n, g in world.gateways.items() if g.sheds], "a shed request"
+        )
+        [(pod, [request])] = shed
+        assert pod.startswith("arena-s1-")
+        assert request["connections"] == 150
+        await world.eventually(
+            lambda: world.cluster()["status"].get("rebalance", {}).get("reason") == "Rebalancing",
+            "status",
+        )
+        message = world.cluster()["status"]["rebalance"]["message"]
+        assert f"shard 1 toward its mean of 150 ({pod} 150)" in message, message
+        assert not any(g.sheds for n, g in world.gateways.items() if n.startswith("arena-s0-"))
+
+
+async def test_a_shard_with_an_unready_pod_does_not_hold_back_the_others(kmock: Any) -> None:
+    spec = raw_spec(
+        gateway={"image": "ghcr.io/nommie/gamesync:0.1.0", "shards": 2},
+        autoscaling={"mode": "None"},
+    )
+    async with running_operator(kmock) as world:
+        world.load = _shard_loads(busy=500, first=300)
+        world.pods_ready = False  # every pod starts unready: nothing is judged yet
+        await world.apply(spec)
+        await world.eventually(lambda: len(world.gateways) == 4, "four pods")
+        unready = min(n for n in world.gateways if n.startswith("arena-s0-"))
+        for name, gateway in world.gateways.items():
+            gateway.ready = name != unready  # shard 0 keeps one pod starting (a rollout)
+        await world.eventually(
+            lambda: any(g.sheds for n, g in world.gateways.items() if n.startswith("arena-s1-")),
+            "shard 1 rebalanced while shard 0 waits",
+        )
+        await world.eventually(
+            lambda: (
+                "shard 0 waits: "
+                in world.cluster()["status"].get("rebalance", {}).get("message", "")
+            ),
+            "status says shard 0 waits",
+        )
+        assert not any(g.sheds for n, g in world.gateways.items() if n.startswith("arena-s0-"))
 
 
 async def test_changing_the_shard_count_keeps_the_old_pods_until_the_new_shards_serve(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from gamesync_operator.rebalance import SETTLE_SECONDS, FleetLoad, ShedRequest, decide
+from gamesync_operator.rebalance import (
+    SETTLE_SECONDS,
+    FleetLoad,
+    ShedRequest,
+    decide,
+    decide_shards,
+)
 from gamesync_operator.spec import RebalanceSpec
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -64,3 +70,79 @@ def test_disabled_or_a_single_pod_never_sheds() -> None:
     assert decide(STABLE, off, 1000, 6.0, NOW, None).reason == "Disabled"
     alone = replace(STABLE, connections={"a": 900}, running=1, ready=1)
     assert decide(alone, POLICY, 1000, 6.0, NOW, None).requests == ()
+
+
+# game-affine shards: a client a pod sheds comes back to the same shard -------------------------
+
+
+def _shard(connections: dict[str, int], **changes: int | bool) -> FleetLoad:
+    """A settled shard of these pods, every one ready and reporting, but for `changes`."""
+    load = replace(
+        STABLE, connections=connections, running=len(connections), ready=len(connections)
+    )
+    return replace(load, **changes)  # type: ignore[arg-type]
+
+
+def test_a_busy_shard_is_not_asked_to_shed_toward_the_fleet_mean() -> None:
+    busy, quiet = _shard({"a": 900, "b": 900}), _shard({"c": 100, "d": 100})
+    d = decide_shards([busy, quiet], POLICY, 1000, 6.0, NOW, None)
+    # The fleet mean is 500: a and b would shed 400 each, only for their clients to come back.
+    assert (d.reason, d.requests) == ("Balanced", ())
+    assert (
+        d.message
+        == "every pod within the thresholds of its shard's mean (shard 0: 900, shard 1: 100)"
+    )
+
+
+def test_a_pod_above_its_shards_mean_sheds_toward_it_even_below_the_fleet_mean() -> None:
+    busy, quiet = _shard({"a": 1000, "b": 1000}), _shard({"c": 300, "d": 0})
+    d = decide_shards([busy, quiet], POLICY, 1000, 6.0, NOW, None)
+    # c holds 300, under the fleet mean of 575, but twice its shard's mean of 150.
+    assert d.requests == (ShedRequest("c", 150, 0.15, 6.0),)
+    assert d.reason == "Rebalancing"
+    assert d.message == (
+        "moving connections within each shard: shard 1 toward its mean of 150 (c 150); "
+        "at most 1000/s per pod"
+    )
+    assert d.next_after == NOW + dt.timedelta(seconds=6.15 + SETTLE_SECONDS)
+
+
+def test_a_shard_that_is_not_settled_does_not_hold_back_the_others() -> None:
+    quiet = _shard({"c": 300, "d": 0})
+    for why, rolling in {
+        "a rollout or scaling is under way": _shard({"a": 900, "b": 100}, settled=False),
+        "1 pod(s) not ready": _shard({"a": 900, "b": 100}, ready=1),
+        "1 pod(s) draining": _shard({"a": 900, "b": 100}, draining=1),
+        "1 pod(s) still shedding": _shard({"a": 900, "b": 100}, shedding=1),
+        "some pods did not report their connections": _shard({"a": 900, "b": 100}, running=3),
+    }.items():
+        d = decide_shards([rolling, quiet], POLICY, 1000, 6.0, NOW, None)
+        assert [r.pod for r in d.requests] == ["c"], why  # never a or b
+        assert d.message.endswith(f"; shard 0 waits: {why}"), d.message
+    # Nothing to move anywhere: the reason is the waiting shard's.
+    d = decide_shards(
+        [_shard({"a": 9, "b": 0}, settled=False), _shard({"c": 5})], POLICY, 1000, 6.0, NOW, None
+    )
+    assert (d.reason, d.message) == ("Waiting", "shard 0: a rollout or scaling is under way")
+
+
+def test_pods_of_no_current_shard_or_the_last_round_settling_hold_back_every_shard() -> None:
+    loads = [_shard({"a": 900, "b": 100}), _shard({"c": 300, "d": 0})]
+    strays = decide_shards(loads, POLICY, 1000, 6.0, NOW, None, strays=2)
+    assert (strays.reason, strays.message, strays.requests) == (
+        "Waiting",
+        "2 pod(s) outside the current shard layout",
+        (),
+    )
+    later = NOW + dt.timedelta(seconds=1)
+    settling = decide_shards(loads, POLICY, 1000, 6.0, NOW, later)
+    assert (settling.message, settling.next_after) == ("the last round is settling", later)
+    off = decide_shards(loads, replace(POLICY, enabled=False), 1000, 6.0, NOW, None)
+    assert off.reason == "Disabled"
+
+
+def test_one_shard_is_judged_exactly_as_the_fleet() -> None:
+    for load in (STABLE, replace(STABLE, ready=1), replace(STABLE, connections={"a": 5, "b": 5})):
+        assert decide_shards([load], POLICY, 1000, 6.0, NOW, None) == decide(
+            load, POLICY, 1000, 6.0, NOW, None
+        )
