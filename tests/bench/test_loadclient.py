@@ -1,8 +1,13 @@
-"""The load client's accounting per (connection, game): duplicates, out-of-order, skips, loss."""
+"""The load client: its accounting per (connection, game) and where it places connections."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from gamesync.bench.loadclient import ClientConfig, Conn, LoadClient
+from gamesync.shards import shard_of
 
 
 def snapshot(game: int, version: int, t: float = 1.0) -> bytes:
@@ -44,3 +49,30 @@ async def test_excluded_connections_stay_out_of_the_totals() -> None:
     assert report["delivered"] == 0
     assert report["lost"] == 0
     assert report["slow"][0]["delivered"] == 1
+
+
+def _config(placement: str, **extra: Any) -> ClientConfig:
+    targets = [("127.0.0.1", 1000 + i) for i in range(4)]
+    return ClientConfig("gamesync", targets, count=32, games=8, placement=placement, **extra)
+
+
+@pytest.mark.parametrize("placement", ["spread", "game", "affine"])
+def test_one_pod_alone_gets_exactly_the_connections_its_placement_gives_it(
+    placement: str,
+) -> None:
+    fleet = _config(placement)
+    alone = ClientConfig(
+        "gamesync", [("127.0.0.1", 1000)], 32, games=8, placement=placement, fleet=4, only=0
+    )
+    assert alone.servers == fleet.servers == 4
+    # the same server for every connection, whether the fleet's other pods run or not
+    assert [alone.server_of(i) for i in range(32)] == [fleet.server_of(i) for i in range(32)]
+    mine = [i for i in range(32) if fleet.server_of(i) == 0]
+    assert len(mine) == 8  # a quarter of the connections, every placement
+    games = {fleet.games_of(i)[0] for i in mine}
+    if placement == "spread":
+        assert games == set(range(1, 9))  # one watcher of every game
+    else:
+        assert len(games) == 2  # every watcher of a quarter of the games
+    if placement == "affine":
+        assert all(shard_of(g, 4) == 0 for g in games)

@@ -385,3 +385,29 @@ def test_affinity_puts_each_games_watchers_on_its_shard_and_loses_nothing(tmp_pa
     assert rows["spread"]["broker_cpu_pct_mean"] > rows["affine"]["broker_cpu_pct_mean"] > 0
     assert "ratio_broker_cpu_per_gateway" in result["summary"]
     assert rows["spread"]["envelopes_per_read"] > 0.5  # probes and confirmations are reads too
+
+
+@needs_redis
+@pytest.mark.redis
+def test_affinity_one_pod_runs_only_shard_0_with_its_own_clients(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path,
+        "affinity",
+        "--one-pod",
+        *("--clients", "32", "--games", "8", "--rate", "40", "--seconds", "2"),
+        *("--gateways", "4", "--runs", "1", "--no-plot"),
+        timeout=120,
+    )
+    check_shape(result, "affinity")
+    check_invariants(result)
+    assert result["params"]["one_pod"] is True
+    rows = {row["placement"]: row for row in result["runs"]}
+    for row in rows.values():
+        assert row["connected"] == 8  # the quarter of the 32 clients that shard 0 gets
+        assert len(row["server_cpu_pct_each"]) == 1
+        assert row["delivered"] == row["expected"] == 80  # 8 clients, 10 versions of each game
+    # spread: one watcher of each of the 8 games, so every publish; affine: its 2 games only
+    assert rows["spread"]["games_held"] == 8
+    assert rows["affine"]["games_held"] == 2
+    assert rows["spread"]["received_each"] == [80]
+    assert rows["affine"]["received_each"] == [20]

@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or keep a game's watchers on one server (game-affine routing)",
     )
     p.add_argument(
+        "--one-pod",
+        action="store_true",
+        help="affinity: run only shard 0 of the --gateways fleet, with the clients each "
+        "placement gives it, while the whole fleet's rate is published (one pod with a core "
+        "of its own)",
+    )
+    p.add_argument(
         "--gateway-src",
         type=Path,
         help="run the gateway from this source root (e.g. an exported commit) "
@@ -147,6 +154,7 @@ def resolve_options(args: argparse.Namespace, workdir: Path) -> Options:
         settle=args.settle,
         placement=args.placement,
         max_rate=args.max_rate,
+        one_pod=args.one_pod,
         hold=args.hold,
         connect_timeout=args.connect_timeout,
         **sizes,

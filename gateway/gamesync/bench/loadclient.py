@@ -46,6 +46,11 @@ class ClientConfig:
     poll_interval: float = 3.0
     placement: str = "spread"  # spread | game | affine (the gateways are shards 0..N-1)
     samples_path: str | None = None
+    #: The servers the placement spreads over (0: one per target). With `only` set, this
+    #: group opens just the connections the placement gives server `only` of `fleet`, all to
+    #: the one target: a single pod of a larger fleet, measured with no other pod beside it.
+    fleet: int = 0
+    only: int | None = None
 
     @classmethod
     def from_json(cls, text: str) -> ClientConfig:
@@ -56,6 +61,24 @@ class ClientConfig:
 
     def games_of(self, index: int) -> list[int]:
         return self.multi.get(index) or [self.game_base + index % self.games]
+
+    @property
+    def servers(self) -> int:
+        """How many servers the placement spreads the connections over."""
+        return self.fleet or len(self.targets)
+
+    def server_of(self, index: int) -> int:
+        """The server (0..servers-1) connection `index` goes to under the placement.
+
+        "spread" puts each game's watchers on every server (every server receives every
+        game's messages); "game" puts all of a game's watchers on one server, as game-affine
+        routing at the ingress would; "affine" puts them on the game's shard (server i is
+        shard i of `servers`).
+        """
+        if self.placement == "affine":
+            return shard_of(self.games_of(index)[0], self.servers)
+        key = index % self.games if self.placement == "game" else index // self.games
+        return key % self.servers
 
 
 class Conn(asyncio.Protocol):
@@ -101,7 +124,7 @@ class Conn(asyncio.Protocol):
             path = f"/ws/games/{game}"
             if self.client.config.placement == "affine":
                 # Game-affine (DESIGN §2): the game's shard path; target i is shard i.
-                path = f"/ws/s/{shard_of(game, len(self.client.config.targets))}/games/{game}"
+                path = f"/ws/s/{shard_of(game, self.client.config.servers)}/games/{game}"
             token = self.client.token(self.index)
             if token:
                 headers["Authorization"] = f"Bearer {token}"
@@ -309,15 +332,13 @@ class LoadClient:
         async def one(i: int) -> None:
             nonlocal done
             index = self.config.offset + i
-            # Connection i watches game i % games. "spread" puts each game's watchers on every
-            # server (every server receives every game's messages); "game" puts all of a game's
-            # watchers on one server, as game-affine routing at the ingress would.
-            targets = self.config.targets
-            games = self.config.games
-            key = index % games if self.config.placement == "game" else index // games
-            if self.config.placement == "affine":  # target i is shard i of len(targets)
-                key = shard_of(self.config.games_of(index)[0], len(targets))
-            host, port = targets[key % len(targets)]
+            server = self.config.server_of(index)
+            if self.config.only is None:
+                host, port = self.config.targets[server]
+            elif server == self.config.only:
+                host, port = self.config.targets[0]
+            else:
+                return  # another pod's connection: not part of this measurement
             async with sem:
                 remaining = deadline - time.monotonic()
                 try:

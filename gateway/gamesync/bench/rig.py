@@ -309,6 +309,8 @@ class Rig:
         offset: int = 0,
         placement: str = "spread",
         concurrency: int = 200,
+        fleet: int = 0,
+        only: int | None = None,
     ) -> ClientGroup:
         nproc = max(1, math.ceil(count / PER_CLIENT_PROCESS))
         per = math.ceil(count / nproc)
@@ -330,6 +332,8 @@ class Rig:
                 "poll_interval": poll_interval,
                 "placement": placement,
                 "concurrency": concurrency,
+                "fleet": fleet,
+                "only": only,
                 "samples_path": str(sample_path),
             }
             proc = await Proc.start(

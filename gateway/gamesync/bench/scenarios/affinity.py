@@ -19,6 +19,13 @@ issue 14.4's "per-process broker CPU", measured directly). From the two placemen
 publish-driven CPU (above idle) the summary also solves the two unit costs of a gateway: CPU per
 envelope received (the Redis read path, envelope handling, frame building, the wake-up) and per
 delivery (the socket write).
+
+The rig pins every server to one CPU, so the N gateways share a core: between two wake-ups of
+one gateway the others run, and the fewer envelopes a gateway gets, the colder each finds its
+caches. ``--one-pod`` measures one pod of the fleet with a core of its own instead: only shard
+0's gateway runs, with exactly the clients each placement gives it, while the publisher still
+publishes every game of the fleet at the full rate (a spread pod receives them all, an affine
+one its shard's).
 """
 
 from __future__ import annotations
@@ -106,7 +113,15 @@ async def _window(
 ) -> tuple[dict[str, Any], dict[int, int]]:
     """Connect the clients with ``placement``, measure idle, publish one window, disconnect."""
     opts = ctx.opts
-    group = await rig.clients("gamesync", servers, opts.clients, opts.games, placement=placement)
+    group = await rig.clients(
+        "gamesync",
+        servers,
+        opts.clients,
+        opts.games,
+        placement=placement,
+        fleet=opts.gateways,
+        only=0 if opts.one_pod else None,
+    )
     connected = await connect(ctx, group, f"{placement}: connecting {opts.clients}")
     held = await _games_held(servers)
     idle = await _idle_cpu(servers, opts.seconds)
@@ -165,13 +180,15 @@ async def run(ctx: Context) -> Measurement:
     opts = ctx.opts
     loadavg_start = [round(x, 2) for x in os.getloadavg()]
     n = opts.gateways
+    alone = " one pod alone" if opts.one_pod else ""
     creds = ctx.credentials(opts.clients)
     rows: list[dict[str, Any]] = []
     async with Rig(opts.workdir, creds) as rig:
         port, redis = await rig.redis()
         broker = f"redis://127.0.0.1:{port}/0"
         servers = [
-            await rig.gateway(broker, ["--shard", str(i), "--shards", str(n)]) for i in range(n)
+            await rig.gateway(broker, ["--shard", str(i), "--shards", str(n)])
+            for i in range(1 if opts.one_pod else n)
         ]
         target = {"kind": "redis", "host": "127.0.0.1", "port": port}
         publisher = await rig.publisher([target], opts.games, opts.size)
@@ -218,14 +235,14 @@ async def run(ctx: Context) -> Measurement:
     summary["unit_costs"] = unit_costs(rows)
     targets = [
         Target(
-            f"affinity: envelopes each gateway receives, affine / spread ({n} gateways)",
+            f"affinity: envelopes each gateway receives, affine / spread ({n} gateways{alone})",
             f"1/{n}",
             f"{received:.3f}x ({affine['received_per_s_per_gateway']:,.0f} vs "
             f"{spread['received_per_s_per_gateway']:,.0f}/s)",
             received <= 1.05 / n,
         ),
         Target(
-            f"affinity: broker receive-path CPU per gateway, affine / spread ({n} gateways)",
+            f"affinity: broker receive-path CPU per gateway, affine / spread ({n} gateways{alone})",
             f"≈ 1/{n} (≤ {BROKER_SLACK / n:.2f}x)",
             f"{broker:.3f}x ({affine['broker_cpu_pct_mean']:.2f} vs "
             f"{spread['broker_cpu_pct_mean']:.2f} % of a core; "
@@ -234,7 +251,7 @@ async def run(ctx: Context) -> Measurement:
             broker <= BROKER_SLACK / n,
         ),
         Target(
-            f"affinity: CPU per gateway, affine / spread ({n} gateways, {opts.rate:,.0f}/s)",
+            f"affinity: CPU per gateway, affine / spread ({n} gateways{alone}, {opts.rate:,.0f}/s)",
             f"≈ 1/{n} (≤ {GOAL}x)",
             f"{ratio:.2f}x ({affine['gateway_cpu_pct_mean']} vs "
             f"{spread['gateway_cpu_pct_mean']} % of a core)",
@@ -246,6 +263,7 @@ async def run(ctx: Context) -> Measurement:
         **push.params(opts),
         "placement": list(PLACEMENTS),
         "watchers_per_game": opts.clients / max(1, opts.games),
+        "one_pod": opts.one_pod,
         "loadavg_at_start": loadavg_start,
     }
     return Measurement(params, rows, summary, targets)

@@ -41,6 +41,7 @@ class Options:
     settle: float = 3.0
     placement: str = "spread"
     max_rate: float = 0.0
+    one_pod: bool = False
 
 
 @dataclass
