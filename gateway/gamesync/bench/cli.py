@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "of its own)",
     )
     p.add_argument(
+        "--keep-awake",
+        action="store_true",
+        help="affinity: a busy loop at idle priority keeps the servers' CPU from idling "
+        "between their wake-ups (a diagnostic of what an idle CPU's wake-up costs)",
+    )
+    p.add_argument(
         "--gateway-src",
         type=Path,
         help="run the gateway from this source root (e.g. an exported commit) "
@@ -155,6 +161,7 @@ def resolve_options(args: argparse.Namespace, workdir: Path) -> Options:
         placement=args.placement,
         max_rate=args.max_rate,
         one_pod=args.one_pod,
+        keep_awake=args.keep_awake,
         hold=args.hold,
         connect_timeout=args.connect_timeout,
         **sizes,

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,15 @@ PER_CLIENT_PROCESS = 9000
 #: back: `peer` on a quiet machine ran with 974 of its 5,000 clients never subscribed), and the
 #: figures would be the pacing's, not the gateway's.
 UNPACED = ["--admission-rate", "1000000", "--admission-burst", "1000000"]
+#: A busy loop at idle priority (SCHED_IDLE: it runs only when nothing else wants the CPU),
+#: bounded: it stops after an hour or once the bench that started it is gone.
+KEEP_AWAKE = (
+    "import os, time\n"
+    "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
+    "parent, end = os.getppid(), time.monotonic() + 3600\n"
+    "while time.monotonic() < end and os.getppid() == parent:\n"
+    "    pass\n"
+)
 
 
 @dataclass
@@ -194,6 +204,17 @@ class Rig:
         proc = await Proc.start(self._name(base), cmd, cpus=cpus, log_dir=self.logs)
         self.procs.append(proc)
         return proc
+
+    async def keep_awake(self) -> Proc | None:
+        """Keep the servers' CPU from idling between their wake-ups, or None when unpinned.
+
+        A diagnostic: on a VM an idle CPU halts, and a server woken on it finds its caches
+        cold, so a server woken less often pays more per wake-up (`affinity --keep-awake`).
+        """
+        cpus = server_cpus()
+        if cpus is None:
+            return None
+        return await self._start("keep-awake", [sys.executable, "-c", KEEP_AWAKE], cpus)
 
     # -- servers ---------------------------------------------------------------------------
     async def redis(self) -> tuple[int, Proc]:

@@ -180,7 +180,9 @@ async def run(ctx: Context) -> Measurement:
     opts = ctx.opts
     loadavg_start = [round(x, 2) for x in os.getloadavg()]
     n = opts.gateways
-    alone = " one pod alone" if opts.one_pod else ""
+    alone = (" one pod alone" if opts.one_pod else "") + (
+        ", core kept awake" if opts.keep_awake else ""
+    )
     creds = ctx.credentials(opts.clients)
     rows: list[dict[str, Any]] = []
     async with Rig(opts.workdir, creds) as rig:
@@ -190,6 +192,8 @@ async def run(ctx: Context) -> Measurement:
             await rig.gateway(broker, ["--shard", str(i), "--shards", str(n)])
             for i in range(1 if opts.one_pod else n)
         ]
+        if opts.keep_awake and await rig.keep_awake() is None:
+            ctx.display.note("[yellow]--keep-awake: servers are not pinned; nothing to keep awake")
         target = {"kind": "redis", "host": "127.0.0.1", "port": port}
         publisher = await rig.publisher([target], opts.games, opts.size)
         versions = {g: 0 for g in range(1, opts.games + 1)}
@@ -264,6 +268,7 @@ async def run(ctx: Context) -> Measurement:
         "placement": list(PLACEMENTS),
         "watchers_per_game": opts.clients / max(1, opts.games),
         "one_pod": opts.one_pod,
+        "keep_awake": opts.keep_awake,
         "loadavg_at_start": loadavg_start,
     }
     return Measurement(params, rows, summary, targets)

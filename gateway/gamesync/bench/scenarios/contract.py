@@ -42,6 +42,7 @@ class Options:
     placement: str = "spread"
     max_rate: float = 0.0
     one_pod: bool = False
+    keep_awake: bool = False
 
 
 @dataclass
