@@ -187,6 +187,7 @@ class Connection:
         "state",
         "stats",
         "subscriptions",
+        "sweep_due",
     )
 
     def __init__(self, socket: Socket, now: float, stats: DeliveryStats) -> None:
@@ -209,6 +210,8 @@ class Connection:
         self.frames_out = 0
         #: why it closes: set on entering CLOSING
         self.closing: Closing | None = None
+        #: loop time before which the sweeper has nothing to check here (0: look next tick)
+        self.sweep_due = 0.0
 
     # lifecycle ---------------------------------------------------------------------------
 

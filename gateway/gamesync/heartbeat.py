@@ -8,7 +8,7 @@ from enum import Enum
 from gamesync.connection import LIVE, ConnectionState
 from gamesync.protocol import Close
 
-__all__ = ["Action", "Limits", "Verdict", "decide"]
+__all__ = ["Action", "Limits", "Verdict", "decide", "next_check"]
 
 
 class Action(Enum):
@@ -96,3 +96,40 @@ def decide(
 
 def _too_slow(now: float, unwritable_since: float | None, limits: Limits) -> bool:
     return unwritable_since is not None and now - unwritable_since >= limits.slow_client_seconds
+
+
+def next_check(
+    *,
+    now: float,
+    wall_now: float,
+    state: ConnectionState,
+    expires_at: float | None,
+    last_seen: float,
+    ping_sent_at: float | None,
+    idle_since: float | None,
+    unwritable_since: float | None,
+    limits: Limits,
+    revoked_at: float | None = None,
+    spread: float = 0.0,
+) -> float:
+    """The loop time before which `decide` on these fields gives NOTHING (inf: never).
+
+    The earliest of the deadlines `decide` checks. Time passing is the only thing it assumes:
+    a field that moves later (a client heard from, a renewed token) only makes it early, and
+    the caller bounds how long a change that makes a deadline earlier may go unseen.
+    """
+    due = float("inf")
+    if unwritable_since is not None:
+        due = unwritable_since + limits.slow_client_seconds
+    if state not in LIVE:
+        return due if state is ConnectionState.CONNECTING else float("inf")
+    if expires_at is not None:
+        due = min(due, now + (expires_at + limits.token_leeway - wall_now))
+    if revoked_at is not None:
+        due = min(due, revoked_at + spread * limits.revoke_spread)
+    if idle_since is not None:
+        due = min(due, idle_since + limits.idle_timeout)
+    if ping_sent_at is not None and last_seen < ping_sent_at:
+        return min(due, ping_sent_at + limits.ping_timeout)
+    quiet_since = last_seen if ping_sent_at is None else max(last_seen, ping_sent_at)
+    return min(due, quiet_since + limits.ping_interval)

@@ -427,6 +427,7 @@ class Session:
             )
             return
         conn.identity = identity
+        conn.sweep_due = 0.0  # the new token may expire sooner: the sweeper looks again
         self.token = token
         self._welcome()
         if services.authorizer.policy is AuthzPolicy.CLAIM:

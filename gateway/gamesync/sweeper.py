@@ -3,6 +3,11 @@
 `heartbeat.decide` gives a pure verdict per connection; this module applies it to every session
 in the registry, a slice at a time. No timer handle per connection. One session's failure never
 stops the pass: it is logged (rate-limited) and that session's socket is dropped.
+
+A session is judged only when something may be due: each visit records when its next deadline
+falls (`heartbeat.next_check`, at most `horizon` ahead), and the passes in between skip it
+unless its socket stopped taking writes. A connected player that is heard from costs a visit
+every few seconds instead of one a tick, the same verdicts at the same times.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import math
 import time
 
 from gamesync.connection import SLOW_ABORT_SECONDS, Connection, DeliveryStats
-from gamesync.heartbeat import KEY_REVOKED, Action, Limits, decide
+from gamesync.heartbeat import KEY_REVOKED, Action, Limits, decide, next_check
 from gamesync.metrics import GatewayMetrics
 from gamesync.protocol import Close
 from gamesync.registry import Member, Registry
@@ -57,10 +62,22 @@ class Sweeper:
         limits = self.limits
         return min(1.0, limits.ping_interval / 4, limits.idle_timeout / 4, limits.ping_timeout / 4)
 
+    @property
+    def horizon(self) -> float:
+        """The longest a live session goes unjudged: a change that brings one of its deadlines
+        forward (it turned idle, it was admitted) is seen within this. A quarter of the
+        shortest ping or idle timer, at least a tick."""
+        limits = self.limits
+        shortest = min(limits.ping_interval, limits.ping_timeout, limits.idle_timeout)
+        return max(self.tick, shortest / 4)
+
     def revoke(self, kids: set[str], now: float) -> None:
         """The key set lost `kids` (at loop time `now`); kids back in the set are restored."""
         for kid in kids:
             self.revoked.setdefault(kid, now)
+        if kids:
+            for member in self.registry.members():  # each session looks at its key next tick
+                member.conn.sweep_due = 0.0
 
     def restore(self, kids: set[str]) -> None:
         """`kids` are in the key set (again): their sessions stay."""
@@ -87,6 +104,11 @@ class Sweeper:
     def sweep(self, now: float, wall_now: float, members: list[Member] | None = None) -> None:
         """Check `members` (default: every session) at loop time `now`, Unix time `wall_now`."""
         for member in self.registry.members() if members is None else members:
+            conn = member.conn
+            # Nothing due: skipped without a verdict. A socket that stopped taking writes is
+            # judged every tick, since it may have stopped after this session's last visit.
+            if conn.sweep_due > now and conn.socket.unwritable_since is None:
+                continue
             try:
                 self._visit(member, now, wall_now)
             except Exception as exc:
@@ -111,11 +133,12 @@ class Sweeper:
             revoked_at = self.revoked.get(identity.kid)
             if revoked_at is not None:
                 spread = _spread(conn)
+        expires_at = identity.expires_at if identity is not None else None
         verdict = decide(
             now=now,
             wall_now=wall_now,
             state=conn.state,
-            expires_at=identity.expires_at if identity is not None else None,
+            expires_at=expires_at,
             last_seen=socket.last_seen,
             ping_sent_at=conn.ping_sent_at,
             idle_since=conn.idle_since,
@@ -137,6 +160,21 @@ class Sweeper:
                 else:
                     self._metrics.auth_failed("token expired on a live connection")
             member.close(verdict.code, verdict.reason, error=verdict.error, abort_after=abort_after)
+        # When to look again: the fields as the verdict left them (a ping just sent, a close).
+        due = next_check(
+            now=now,
+            wall_now=wall_now,
+            state=conn.state,
+            expires_at=expires_at,
+            last_seen=socket.last_seen,
+            ping_sent_at=conn.ping_sent_at,
+            idle_since=conn.idle_since,
+            unwritable_since=socket.unwritable_since,
+            limits=self.limits,
+            revoked_at=revoked_at,
+            spread=spread,
+        )
+        conn.sweep_due = min(due, now + self.horizon)
 
     def _forget_revoked(self, now: float) -> None:
         horizon = self.limits.revoke_spread + _REVOKED_KEPT_SECONDS
