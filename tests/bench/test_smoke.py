@@ -262,6 +262,10 @@ def test_idle_holds_connections_and_reports_memory_per_connection(tmp_path: Path
     assert row["connected"] == row["held"] == 60
     assert row["kib_per_conn"] > 0
     assert row["admission_rate"] >= 1e6  # a crowd above the pacing's burst is not turned away
+    # what holding them cost: the servers' CPU over the hold (10 ms ticks: may read 0 here)
+    assert row["hold_cpu_pct"] >= 0
+    assert row["us_per_conn_s"] >= 0
+    assert result["summary"]["gamesync:60"]["us_per_conn_s"] == row["us_per_conn_s"]
 
 
 @needs_redis

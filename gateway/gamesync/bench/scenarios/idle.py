@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any
 
 from gamesync.bench.accounting import INVARIANTS, counts, merge_counts
 from gamesync.bench.results import Target
 from gamesync.bench.rig import Rig, admission_limits
 from gamesync.bench.scenarios.contract import Context, Measurement, Scenario
-from gamesync.bench.scenarios.steps import MIB, connect, med
+from gamesync.bench.scenarios.steps import MIB, connect, med, pct
 
 __all__ = ["SCENARIO"]
 
@@ -56,7 +57,12 @@ async def run(ctx: Context) -> Measurement:
                     c2 = await connect(ctx, second, f"{system}: opening {n - half} more")
                     await asyncio.sleep(opts.settle)  # 3 s by default, as in the probe's method
                     after = sum(s.proc.rss() for s in servers)
+                    # What holding them costs: the servers' CPU over the hold (a hold of a ping
+                    # interval or more, 20 s by default, includes every connection's ping).
+                    cpu0, t0 = sum(s.proc.cpu() for s in servers), time.monotonic()
                     await asyncio.sleep(opts.hold)
+                    hold_cpu = sum(s.proc.cpu() for s in servers) - cpu0
+                    hold_secs = time.monotonic() - t0
                     held_rss = sum(s.proc.rss() for s in servers)
                     rep1, _ = await first.report({})
                     rep2, _ = await second.report({})
@@ -87,6 +93,9 @@ async def run(ctx: Context) -> Measurement:
                         "rss_half_mib": round(mid / MIB, 1),
                         "kib_per_conn": round(per, 2),
                         "kib_per_conn_from_base": round(per_from_base, 2),
+                        "hold_cpu_pct": pct(hold_cpu, hold_secs),
+                        # server CPU per held connection per second (SCALING's c_conn)
+                        "us_per_conn_s": round(1e6 * hold_cpu / hold_secs / max(1, held), 2),
                         # Nothing is published: only duplicates or reordering could show.
                         **counts(rep1, rep2, keys=INVARIANTS),
                         "closed": closed,
@@ -106,6 +115,7 @@ async def run(ctx: Context) -> Measurement:
                 "kib_per_conn": kib,
                 "held_min": held,
                 "rss_mib": med(mine, "rss_mib"),
+                "us_per_conn_s": med(mine, "us_per_conn_s"),
             }
             if system == "gamesync":
                 targets.append(
@@ -144,6 +154,8 @@ SCENARIO = Scenario(
         "rss_mib",
         "kib_per_conn",
         "kib_per_conn_from_base",
+        "hold_cpu_pct",
+        "us_per_conn_s",
         "accept_rate",
     ),
 )
