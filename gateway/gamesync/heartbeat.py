@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypedDict
 
 from gamesync.connection import LIVE, ConnectionState
 from gamesync.protocol import Close
 
-__all__ = ["Action", "Limits", "Verdict", "decide", "next_check"]
+__all__ = ["Action", "Limits", "Timers", "Verdict", "decide", "next_check"]
 
 
 class Action(Enum):
@@ -36,6 +37,19 @@ class Verdict:
     reason: str = ""
     #: the `error` frame's code sent before the close, if any
     error: str | None = None
+
+
+class Timers(TypedDict):
+    """What `decide` and `next_check` read of one connection, besides the clocks and limits."""
+
+    state: ConnectionState
+    expires_at: float | None
+    last_seen: float
+    ping_sent_at: float | None
+    idle_since: float | None
+    unwritable_since: float | None
+    revoked_at: float | None
+    spread: float
 
 
 NOTHING = Verdict(Action.NONE)

@@ -19,7 +19,7 @@ import math
 import time
 
 from gamesync.connection import SLOW_ABORT_SECONDS, Connection, DeliveryStats
-from gamesync.heartbeat import KEY_REVOKED, Action, Limits, decide, next_check
+from gamesync.heartbeat import KEY_REVOKED, Action, Limits, Timers, decide, next_check
 from gamesync.metrics import GatewayMetrics
 from gamesync.protocol import Close
 from gamesync.registry import Member, Registry
@@ -125,28 +125,7 @@ class Sweeper:
 
     def _visit(self, member: Member, now: float, wall_now: float) -> None:
         conn = member.conn
-        socket = conn.socket
-        identity = conn.identity
-        revoked_at = None
-        spread = 0.0
-        if self.revoked and identity is not None and identity.kid is not None:
-            revoked_at = self.revoked.get(identity.kid)
-            if revoked_at is not None:
-                spread = _spread(conn)
-        expires_at = identity.expires_at if identity is not None else None
-        verdict = decide(
-            now=now,
-            wall_now=wall_now,
-            state=conn.state,
-            expires_at=expires_at,
-            last_seen=socket.last_seen,
-            ping_sent_at=conn.ping_sent_at,
-            idle_since=conn.idle_since,
-            unwritable_since=socket.unwritable_since,
-            limits=self.limits,
-            revoked_at=revoked_at,
-            spread=spread,
-        )
+        verdict = decide(now=now, wall_now=wall_now, limits=self.limits, **self._timers(conn))
         if verdict.action is Action.PING:
             conn.ping(now)
         elif verdict.action is Action.CLOSE:
@@ -161,20 +140,25 @@ class Sweeper:
                     self._metrics.auth_failed("token expired on a live connection")
             member.close(verdict.code, verdict.reason, error=verdict.error, abort_after=abort_after)
         # When to look again: the fields as the verdict left them (a ping just sent, a close).
-        due = next_check(
-            now=now,
-            wall_now=wall_now,
+        due = next_check(now=now, wall_now=wall_now, limits=self.limits, **self._timers(conn))
+        conn.sweep_due = min(due, now + self.horizon)
+
+    def _timers(self, conn: Connection) -> Timers:
+        """The connection's fields the verdict and the next check read, as they are now."""
+        identity = conn.identity
+        revoked_at = None
+        if self.revoked and identity is not None and identity.kid is not None:
+            revoked_at = self.revoked.get(identity.kid)
+        return Timers(
             state=conn.state,
-            expires_at=expires_at,
-            last_seen=socket.last_seen,
+            expires_at=identity.expires_at if identity is not None else None,
+            last_seen=conn.socket.last_seen,
             ping_sent_at=conn.ping_sent_at,
             idle_since=conn.idle_since,
-            unwritable_since=socket.unwritable_since,
-            limits=self.limits,
+            unwritable_since=conn.socket.unwritable_since,
             revoked_at=revoked_at,
-            spread=spread,
+            spread=_spread(conn) if revoked_at is not None else 0.0,
         )
-        conn.sweep_due = min(due, now + self.horizon)
 
     def _forget_revoked(self, now: float) -> None:
         horizon = self.limits.revoke_spread + _REVOKED_KEPT_SECONDS
